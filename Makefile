@@ -1,0 +1,52 @@
+# The few verbs a newcomer types. Every target does its own set-up first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BROKERS ?= 1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-all lint demo kafka-jars kafka-up kafka-down kafka-status clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed kafka-jars  ## .venv with the package and its extras, and the Kafka jars (re-runs are no-ops)
+
+# Re-installs only when pyproject.toml changes; torch alone is ~4 GB the first time.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train,dev]'
+	@touch $@
+
+kafka-jars: .kafka/lib/.stamp  ## fetch Apache Kafka's jars from Maven Central (deploy/kafka/pom.xml)
+
+.kafka/lib/.stamp: deploy/kafka/pom.xml
+	rm -rf .kafka/lib
+	mvn -q -B -f deploy/kafka/pom.xml package
+	@touch $@
+
+kafka-up: kafka-jars  ## start a local Kafka on localhost:9092 (BROKERS=3 for a 3-node cluster on 9092-9094)
+	deploy/kafka/kafka.sh up --brokers $(BROKERS)
+
+kafka-down:  ## stop the local Kafka (no Java process is left)
+	deploy/kafka/kafka.sh down
+
+kafka-status:  ## is the local Kafka running?
+	deploy/kafka/kafka.sh status
+
+lint: $(VENV)/.installed  ## ruff
+	$(PY) -m ruff check .
+
+test: setup lint  ## the whole suite, Kafka integration tests included (they start their own broker)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup lint  ## the suite including the slow quality runs
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup kafka-up  ## records through a real local Kafka, decoded, with a dead-lettered one
+	$(PY) -m demo
+
+clean: kafka-down  ## stop Kafka and remove its data (keeps .venv and the jars)
+	rm -rf .kafka/run

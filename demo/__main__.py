@@ -1,0 +1,5 @@
+import sys
+
+from demo.roundtrip import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""The model bundle's manifest: the contract between `training` (writes it) and `worker` (trusts it).
+
+A bundle is a folder `<repository>/<name>/<version>/` holding `model.onnx`, optional
+extra ONNX files and figures, and `manifest.json`, which validates as `ModelManifest`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+
+
+class TensorSpec(BaseModel):
+    """A named graph input or output; `shape` excludes the dynamic batch axis."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    shape: list[PositiveInt]
+    dtype: Literal["float32"] = "float32"
+
+
+class ImagePreprocessing(BaseModel):
+    """How an image record becomes the model input: pixels to float32 in [0, 1]."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["image"] = "image"
+    uint8_scale: float = Field(1.0 / 255.0, description="uint8 pixels are multiplied by this")
+    record_shape: list[PositiveInt] = Field(..., description="Shape a record must have, e.g. [28, 28]")
+
+
+class ScoreSpec(BaseModel):
+    """What the graph's score output means."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str = Field(..., description="e.g. 'bce_sum': summed binary cross-entropy over pixels")
+    latent: Literal["mean"] = Field("mean", description="Scored from the latent mean: deterministic")
+    higher_is_anomalous: Literal[True] = True
+
+
+class Calibration(BaseModel):
+    """How the threshold was chosen, and how a score maps to a severity in [0, 1]."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: Literal["percentile", "mean-std"]
+    percentile: float | None = Field(None, gt=0, lt=100, description="method=percentile")
+    k: float | None = Field(None, description="method=mean-std: threshold = mean + k*std")
+    threshold: float
+    score_min: float = Field(..., description="Lowest calibration score (severity normalisation)")
+    score_max: float = Field(..., description="Highest calibration score (severity normalisation)")
+    percentiles: dict[str, float] = Field(
+        default_factory=dict, description="Calibration score percentiles, e.g. {'p50': ..., 'p99': ...}"
+    )
+    n_scores: PositiveInt = Field(..., description="How many scores the calibration saw")
+    data: str = Field(..., description="Which data the calibration scores came from")
+
+    def severity(self, score: float) -> float:
+        """Min-max normalised score in [0, 1], with the threshold at 0.5 (anomalib's convention)."""
+        span = max(self.score_max - self.score_min, 1e-12)
+        return float(min(1.0, max(0.0, (score - self.threshold) / span + 0.5)))
+
+
+class ModelManifest(BaseModel):
+    """manifest.json of a model bundle."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    schema_version: Literal[1] = 1
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: Literal["image", "metric"]
+    created_at: datetime
+    input: TensorSpec
+    outputs: dict[str, TensorSpec] = Field(
+        ..., description="Graph outputs by role: at least 'score' (shape [] per record)"
+    )
+    opset: PositiveInt
+    preprocessing: ImagePreprocessing
+    score: ScoreSpec
+    threshold: float
+    calibration: Calibration
+    training: dict[str, object] = Field(default_factory=dict, description="Data, arch, hyper-parameters")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation figures")
+    files: dict[str, str] = Field(..., description="sha256 of every file in the bundle but this one")
+    package_versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def model_file(self) -> str:
+        return MODEL_FILE

@@ -1,0 +1,54 @@
+"""What the worker publishes: alerts, and (optionally) the score of every record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SourcePosition(BaseModel):
+    """Where a record was read from, so anyone can find the original message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int = Field(..., ge=0)
+    offset: int = Field(..., ge=0)
+
+
+class AnomalyAlert(BaseModel):
+    """Published to the alerts topic for every record scored at or above the threshold.
+
+    Kafka key: the record id (images) or the series key (metrics).
+    """
+
+    record_id: str
+    kind: Literal["image", "metric"]
+    model: str
+    model_version: str
+    score: float
+    threshold: float
+    severity: float | None = Field(
+        None, ge=0.0, le=1.0, description="Min-max normalised score; 0.5 is the threshold."
+    )
+    ts: datetime | None = Field(None, description="The record's own timestamp, if it had one.")
+    detected_at: datetime
+    source: SourcePosition
+    series: str | None = Field(None, description="Metric alerts: series name.")
+    labels: dict[str, str] | None = Field(None, description="Metric alerts: series labels.")
+    value: float | None = Field(None, description="Metric alerts: value of the window's last point.")
+
+
+class ScoreMessage(BaseModel):
+    """Published to the optional scores topic for every scored record that is not an alert."""
+
+    record_id: str
+    kind: Literal["image", "metric"]
+    model: str
+    model_version: str
+    score: float
+    threshold: float
+    ts: datetime | None = None
+    source: SourcePosition

@@ -1,0 +1,43 @@
+"""Settings from CLI flags and environment variables, with errors a person can act on.
+
+Every program has one frozen pydantic-settings model; `load_settings` parses the
+command line (kebab-case flags) over the environment (the model's env prefix) and
+turns a validation error into one line per bad option that names both spellings.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, CliApp
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """Bad configuration: the message says which flag / variable and why. Exits 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+def load_settings(cls: type[S], argv: list[str] | None = None) -> S:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return CliApp.run(cls, cli_args=args)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(cls, exc)) from None
+
+
+def describe_errors(cls: type[BaseSettings], exc: ValidationError) -> str:
+    prefix = cls.model_config.get("env_prefix", "")
+    lines = []
+    for err in exc.errors(include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        flag = "--" + field.replace("_", "-")
+        env = (prefix + field).upper()
+        lines.append(f"invalid {flag} / {env}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

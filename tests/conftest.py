@@ -1,0 +1,79 @@
+"""Shared fixtures: one real Kafka broker per test session, and unique topics per test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.kafka_broker import BrokerError, LocalKafka, reachable
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real Kafka: $KAFKA_BOOTSTRAP_SERVERS, or a broker started here.
+
+    Never skips: a test that needs Kafka and cannot have it fails, in CI and out of it.
+    """
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        if not reachable(external):
+            pytest.fail(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer; start it or unset it")
+        yield external
+        return
+    broker = LocalKafka(home=tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Make topics with unique names for this test: `new_topic(partitions=1)` -> name."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
+    made: list[str] = []
+
+    def make(partitions: int = 1, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        made.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        with contextlib.suppress(Exception):
+            admin.delete_topics(made)
+        admin.close()
+
+
+# --- CI guard: a run in which no integration test passed is a failed run. ---------------
+
+_integration_passed = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _integration_passed
+    if report.when == "call" and report.passed and "integration" in report.keywords:
+        _integration_passed += 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    terminalreporter.write_line(f"integration tests passed against a real Kafka: {_integration_passed}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    required = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+    selected_integration = any("integration" in item.keywords for item in session.items)
+    if required and selected_integration and _integration_passed == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
