@@ -6,7 +6,7 @@ BROKERS ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint demo kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint demo train kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: setup lint  ## the whole suite, Kafka integration tests included (they sta
 
 test-all: setup lint  ## the suite including the slow quality runs
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+train: $(VENV)/.installed  ## train the default MNIST bundle into models/mnist-vae/<next version> (~1 min on 2 cores)
+	$(PY) -m training train
 
 demo: setup kafka-up  ## records through a real local Kafka, decoded, with a dead-lettered one
 	$(PY) -m demo

@@ -41,6 +41,7 @@ class ScoreSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     function: str = Field(..., description="e.g. 'bce_sum': summed binary cross-entropy over pixels")
+    description: str = Field("", description="What the score means, in words")
     latent: Literal["mean"] = Field("mean", description="Scored from the latent mean: deterministic")
     higher_is_anomalous: Literal[True] = True
 

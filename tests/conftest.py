@@ -77,3 +77,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     selected_integration = any("integration" in item.keywords for item in session.items)
     if required and selected_integration and _integration_passed == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- A tiny model bundle, trained once per session (the training -> ONNX -> worker round trip). ---
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
+    """A real bundle (training.pipeline.TrainedBundle) from seconds of training on real MNIST."""
+    from training.pipeline import train_bundle
+    from training.settings import TrainSettings
+
+    out = tmp_path_factory.mktemp("models") / "tiny-vae" / "1"
+    return train_bundle(TrainSettings(out=out, arch="dense", latent_dim=4, epochs=1, progress=False))

@@ -1,0 +1,125 @@
+"""PNG figures for a bundle: loss curves, reconstructions, score histogram, ROC, latent PCA, top anomalies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.metrics import roc_curve
+
+DPI = 110
+
+
+def _save(fig: plt.Figure, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path.name
+
+
+def loss_curves(history: list[dict[str, float]], best_epoch: int, path: Path) -> str:
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, style in (("train", "-"), ("val", "--")):
+        axes[0].plot(epochs, [h[f"{key}_loss"] for h in history], style, label=f"{key} loss (ELBO)")
+        axes[1].plot(epochs, [h[f"{key}_recon"] for h in history], style, label=f"{key} reconstruction")
+        axes[1].plot(epochs, [h[f"{key}_kl"] for h in history], style, label=f"{key} KL")
+    for ax in axes:
+        ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"best epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    axes[0].set_title("loss per record")
+    axes[1].set_title("loss terms per record")
+    return _save(fig, path)
+
+
+def reconstructions(
+    normal: np.ndarray, normal_rec: np.ndarray, anomal: np.ndarray, anomal_rec: np.ndarray, path: Path
+) -> str:
+    n = min(len(normal), len(anomal), 10)
+    fig, axes = plt.subplots(4, n, figsize=(n * 1.1, 4.8))
+    rows = [
+        (normal, "normal"),
+        (normal_rec, "reconstructed"),
+        (anomal, "anomaly"),
+        (anomal_rec, "reconstructed"),
+    ]
+    for r, (imgs, label) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle("inputs and their reconstructions from the latent mean")
+    return _save(fig, path)
+
+
+def score_histogram(scores: np.ndarray, labels: np.ndarray, threshold: float, path: Path) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    bins = np.geomspace(max(scores.min(), 1e-3), scores.max(), 80)
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomaly")
+    ax.axvline(threshold, color="red", lw=1.2, label=f"threshold {threshold:.1f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("anomaly score (log scale)")
+    ax.set_ylabel("records")
+    ax.legend()
+    ax.set_title("anomaly scores on the evaluation set")
+    return _save(fig, path)
+
+
+def roc(scores: np.ndarray, labels: np.ndarray, auc: float, path: Path) -> str:
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, log in zip(axes, (False, True), strict=True):
+        ax.plot(fpr, tpr, label=f"AUC {auc:.4f}")
+        ax.set_xlabel("false-alarm rate" + (" (log)" if log else ""))
+        ax.set_ylabel("recall")
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(1e-4, 1)
+        else:
+            ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls=":")
+        ax.legend(loc="lower right")
+    fig.suptitle("ROC curve on the evaluation set")
+    return _save(fig, path)
+
+
+def latent_pca(mu: np.ndarray, digits: np.ndarray, normal: tuple[int, ...], path: Path) -> str:
+    coords = PCA(n_components=2, random_state=0).fit_transform(mu)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    cmap = plt.get_cmap("tab10")
+    for d in range(10):
+        sel = digits == d
+        if sel.any():
+            ax.scatter(
+                coords[sel, 0],
+                coords[sel, 1],
+                s=4,
+                color=cmap(d),
+                alpha=0.6,
+                label=f"{d}{' (normal)' if d in normal else ''}",
+            )
+    ax.legend(markerscale=4, fontsize=8, loc="best")
+    ax.set_title("latent means, 2-D PCA (test set)")
+    return _save(fig, path)
+
+
+def top_anomalies(images: np.ndarray, scores: np.ndarray, digits: np.ndarray, path: Path, n: int = 24) -> str:
+    order = np.argsort(-scores)[:n]
+    cols = 8
+    rows = (len(order) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), order, strict=False):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{digits[i]}: {scores[i]:.0f}", fontsize=8)
+    fig.suptitle("most anomalous test images (digit: score)")
+    return _save(fig, path)

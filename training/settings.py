@@ -1,0 +1,92 @@
+"""Settings of `python -m training train` and `evaluate`: CLI flags over TRAINING_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, CliPositionalArg, SettingsConfigDict
+
+from training.data.mnist import BUNDLED_DIR
+
+_COMMON = dict(env_prefix="TRAINING_", cli_kebab_case=True, frozen=True, cli_implicit_flags=True)
+
+
+class TrainSettings(BaseSettings):
+    """Fit a VAE on normal digits, calibrate its threshold, export an ONNX bundle, evaluate it."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m training train", **_COMMON)
+
+    dataset: Literal["mnist"] = Field("mnist", description="training data (metric CSVs come later)")
+    data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
+    normal: str = Field("1,4", description="normal digits, comma-separated: the model trains on these only")
+    anomaly: str = Field("5", description="anomaly digits, for evaluation only")
+    out: Path | None = Field(
+        None,
+        description="bundle folder <repository>/<name>/<version>; must not exist "
+        "(default: models/mnist-vae/<next version>)",
+    )
+    name: str | None = Field(
+        None, description="model name in the manifest (default: the --out parent folder)"
+    )
+    arch: Literal["conv", "dense"] = Field("conv", description="convolutional or dense encoder/decoder")
+    latent_dim: int = Field(16, ge=1, le=512, description="size of the latent space")
+    beta: float = Field(1.0, ge=0.0, description="weight of the KL term in the ELBO")
+    epochs: int = Field(20, ge=1, le=1000, description="most epochs (early stopping may end sooner)")
+    patience: int = Field(5, ge=1, description="epochs without a better validation loss before stopping")
+    batch_size: int = Field(128, ge=1, description="training batch size")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate of the one-cycle schedule (AdamW)")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
+    val_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=0.5,
+        description="share of training normals held out for "
+        "early stopping (and calibration with --calibrate-on val)",
+    )
+    seed: int = Field(0, description="seed for the split, initialisation and batches")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="torch device; auto = cuda if present")
+    score: Literal["bce-excess", "bce"] = Field(
+        "bce-excess",
+        description="anomaly score: summed BCE minus the input's own entropy (0 for a "
+        "perfect reconstruction), or the raw summed BCE of the published tutorial",
+    )
+    calibration: Literal["percentile", "mean-std"] = Field("percentile", description="threshold method")
+    percentile: float = Field(
+        99.0, gt=0, lt=100, description="--calibration percentile: this percentile of normal scores"
+    )
+    k: float = Field(3.0, description="--calibration mean-std: threshold = mean + k * std")
+    calibrate_on: Literal["all", "train", "val"] = Field(
+        "all", description="normal scores to calibrate on: all training-set normals, or one split"
+    )
+    report: bool = Field(True, description="draw the PNG figures into the bundle")
+    progress: bool = Field(True, description="show a progress bar")
+
+    def out_dir(self) -> Path:
+        if self.out is not None:
+            return self.out
+        repo = Path("models") / (self.name or "mnist-vae")
+        versions = [int(p.name) for p in repo.glob("*") if p.is_dir() and p.name.isdigit()]
+        return repo / str(max(versions, default=0) + 1)
+
+    def model_name(self) -> str:
+        return self.name or self.out_dir().resolve().parent.name
+
+    def torch_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: torch sees no CUDA GPU here; use --device cpu or auto")
+        return self.device
+
+
+class EvaluateSettings(BaseSettings):
+    """Re-score a bundle with plain onnxruntime on the evaluation protocol its manifest names."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m training evaluate", **_COMMON)
+
+    bundle: CliPositionalArg[Path] = Field(description="bundle folder holding manifest.json and model.onnx")
+    data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
