@@ -144,6 +144,7 @@ def run(settings: DemoSettings) -> int:
                 reason=result.reason,
                 error=result.error,
                 original=base64.b64encode(msg.value).decode(),
+                original_size=len(msg.value),
                 original_key=base64.b64encode(msg.key).decode() if msg.key else None,
                 source=SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
                 dead_lettered_at=datetime.now(UTC),

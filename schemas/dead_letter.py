@@ -32,6 +32,10 @@ class DeadLetter(BaseModel):
     reason: Reason
     error: str = Field(..., description="Human-readable explanation, with what to fix.")
     original: str = Field(..., description="base64 of the original message value, byte for byte.")
+    original_size: int = Field(..., ge=0, description="Size of the original value in bytes.")
+    original_truncated: bool = Field(
+        False, description="True if `original` holds only the first bytes (a value too large to re-publish)."
+    )
     original_key: str | None = Field(None, description="base64 of the original message key.")
     source: SourcePosition
     dead_lettered_at: datetime

@@ -1,0 +1,206 @@
+"""The worker's loop, wired top to bottom like the data flow:
+
+  source (poll) -> route (decode, pick the model) -> batch -> score -> publish -> commit
+
+At least once: input offsets are committed only after the producer has acknowledged
+every output (alert, score, dead letter) of the records below them. Stopping is a
+state: stop() lets the loop finish, then the batches in hand are scored, the outputs
+flushed, the offsets committed and the consumer closed (leaving the group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from prometheus_client import CollectorRegistry
+
+from schemas import Reason, Rejection
+from worker.batch import Batch, Batcher
+from worker.health import Health
+from worker.metrics import Metrics
+from worker.offsets import OffsetTracker
+from worker.publish import Publisher
+from worker.registry import ModelRegistry
+from worker.route import route
+from worker.score import score_batch
+from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+LAG_EVERY_S = 5.0
+IDLE_POLL_MS = 200
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        models: ModelRegistry,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        metrics: Metrics,
+        health: Health,
+    ) -> None:
+        self.s = settings
+        self.models = models
+        self.consumer = consumer
+        self.metrics = metrics
+        self.health = health
+        self.publisher = Publisher(
+            producer, settings.alerts_topic, settings.dead_letter_topic, settings.scores_topic, metrics
+        )
+        self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
+        self.offsets = OffsetTracker()
+        self._stop = threading.Event()
+        self._fatal: BaseException | None = None
+        self._last_commit = time.monotonic()
+        self._last_lag = 0.0
+        for m in models:
+            metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
+        metrics.model_info.info({m.key: ",".join(m.providers) for m in models})
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish (signal handlers call this); safe from any thread."""
+        self._stop.set()
+        self.health.stopping = True
+
+    def run(self) -> None:
+        """Consume until stop(); raises DeliveryError (nothing more committed) if an output is lost."""
+        self.consumer.subscribe(self.s.topics, listener=_Rebalance(self))
+        try:
+            while not self._stop.is_set():
+                self.step()
+            self.drain()
+        finally:
+            self.consumer.close(autocommit=False)
+            self.publisher.producer.close(timeout=10)
+
+    def step(self) -> None:
+        """One turn of the loop: poll, route, score what is ready, commit if it is time."""
+        self.health.beat()
+        polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.s.max_poll_records)
+        if self._fatal is not None:
+            raise self._fatal
+        for tp, messages in polled.items():
+            self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
+            for message in messages:
+                self._handle(message)
+        for batch in self.batcher.due():
+            self._score(batch)
+        if time.monotonic() - self._last_commit >= self.s.commit_interval_ms / 1000.0:
+            self.commit()
+        if time.monotonic() - self._last_lag >= LAG_EVERY_S:
+            self._update_lag()
+
+    def drain(self) -> None:
+        """Score every batch in hand, flush the outputs, commit."""
+        for batch in self.batcher.drain():
+            self._score(batch)
+        self.commit()
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _handle(self, message: ConsumerRecord) -> None:
+        self.offsets.seen(message.topic, message.partition, message.offset)
+        routed = route(message, self.models, self.s.max_message_bytes)
+        if isinstance(routed, Rejection):
+            self.publisher.dead_letter(message, routed.reason, routed.error)
+            return
+        model, item = routed
+        full = self.batcher.add(model, item)
+        if full is not None:
+            self._score(full)
+
+    def _score(self, batch: Batch) -> None:
+        model, items = batch.model, batch.items
+        t0 = time.perf_counter()
+        try:
+            scores = score_batch(model, batch.inputs(), self.s.max_batch)
+        except Exception as exc:  # a model that raises must not stop the stream or lose records
+            log.exception("model %s failed on a batch of %d records", model.key, len(items))
+            for item in items:
+                self.publisher.dead_letter(
+                    item.message, Reason.SCORING_FAILED, f"{type(exc).__name__}: {exc}"
+                )
+            return
+        self.metrics.inference_seconds.labels(model=model.key).observe(time.perf_counter() - t0)
+        self.metrics.batch_size.labels(model=model.key).observe(len(items))
+        detected_at = datetime.now(UTC)
+        alerts = self.publisher.outcomes(model, items, scores, detected_at)
+        self.metrics.scored.labels(model=model.key).inc(len(items))
+        self.metrics.alerts.labels(model=model.key).inc(alerts)
+        now_ms = time.time() * 1000.0
+        e2e = self.metrics.end_to_end_seconds.labels(model=model.key)
+        for item in items:
+            if item.message.timestamp and item.message.timestamp > 0:
+                e2e.observe(max(0.0, now_ms - item.message.timestamp) / 1000.0)
+
+    def commit(self) -> None:
+        """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
+        self.publisher.flush()
+        offsets = self.offsets.committable(self.batcher.pending_offsets())
+        if offsets:
+            self.consumer.commit(offsets)
+            self.offsets.committed(offsets)
+            self.metrics.commits.inc()
+        self._last_commit = time.monotonic()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _poll_timeout_ms(self) -> int:
+        due = self.batcher.seconds_to_next_due()
+        return IDLE_POLL_MS if due is None else max(0, min(IDLE_POLL_MS, int(due * 1000)))
+
+    def _update_lag(self) -> None:
+        self._last_lag = time.monotonic()
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            position = self.consumer.position(tp) if end is not None else None
+            if end is not None and position is not None:
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, end - position)
+                )
+
+    def on_revoked(self, partitions: list[TopicPartition]) -> None:
+        # Finish and commit what we hold before another worker takes the partitions over.
+        try:
+            self.drain()
+        except BaseException as exc:  # kafka-python would swallow it; re-raised after the poll
+            self._fatal = exc
+        self.offsets.forget(partitions)
+        for tp in partitions:
+            with contextlib.suppress(KeyError):  # no lag was measured for it yet
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    def on_assigned(self, partitions: list[TopicPartition]) -> None:
+        assigned = self.consumer.assignment()
+        self.metrics.assigned_partitions.set(len(assigned))
+        self.health.partitions_assigned = bool(assigned)
+        log.info(
+            "assigned partitions: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned))
+        )
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker.on_revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.worker.on_assigned(list(assigned))
+
+
+def new_metrics(registry: CollectorRegistry | None = None) -> tuple[Metrics, CollectorRegistry]:
+    registry = registry or CollectorRegistry()
+    return Metrics.create(registry), registry

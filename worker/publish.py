@@ -1,0 +1,109 @@
+"""Publish alerts, scores and dead letters (acks=all); report whether every one was acknowledged."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import UTC, datetime
+
+from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from schemas import AnomalyAlert, DeadLetter, Reason, ScoreMessage, SourcePosition
+from worker.batch import Item
+from worker.metrics import Metrics
+from worker.registry import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(RuntimeError):
+    """An output was not acknowledged: the inputs behind it must not be committed."""
+
+
+def source_of(message: ConsumerRecord) -> SourcePosition:
+    return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
+
+
+class Publisher:
+    # Base64 grows a value by a third: this keeps a dead letter under Kafka's default 1 MiB limit.
+    MAX_ORIGINAL_BYTES = 700_000
+
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        alerts_topic: str,
+        dead_letter_topic: str,
+        scores_topic: str | None,
+        metrics: Metrics,
+    ) -> None:
+        self.producer = producer
+        self.alerts_topic = alerts_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.scores_topic = scores_topic
+        self.metrics = metrics
+        self._in_flight: list = []
+
+    def outcomes(self, model: LoadedModel, items: list[Item], scores, detected_at: datetime) -> int:
+        """An alert for each score at or above the threshold, a score message for the rest. Returns alerts."""
+        m = model.manifest
+        alerts = 0
+        for item, score in zip(items, scores.tolist(), strict=True):
+            if score >= m.threshold:
+                alert = AnomalyAlert(
+                    record_id=item.record_id,
+                    kind="image",
+                    model=m.name,
+                    model_version=m.version,
+                    score=score,
+                    threshold=m.threshold,
+                    severity=m.calibration.severity(score),
+                    ts=item.record.ts,
+                    detected_at=detected_at,
+                    source=source_of(item.message),
+                )
+                self._send(self.alerts_topic, item.record_id.encode(), alert.model_dump_json(exclude_none=True).encode())
+                alerts += 1
+            elif self.scores_topic:
+                msg = ScoreMessage(
+                    record_id=item.record_id,
+                    kind="image",
+                    model=m.name,
+                    model_version=m.version,
+                    score=score,
+                    threshold=m.threshold,
+                    ts=item.record.ts,
+                    source=source_of(item.message),
+                )
+                self._send(self.scores_topic, item.record_id.encode(), msg.model_dump_json(exclude_none=True).encode())
+        return alerts
+
+    def dead_letter(self, message: ConsumerRecord, reason: Reason, error: str) -> None:
+        value = message.value or b""
+        letter = DeadLetter(
+            reason=reason,
+            error=error[:2000],
+            original=base64.b64encode(value[: self.MAX_ORIGINAL_BYTES]).decode(),
+            original_size=len(value),
+            original_truncated=len(value) > self.MAX_ORIGINAL_BYTES,
+            original_key=base64.b64encode(message.key).decode() if message.key is not None else None,
+            source=source_of(message),
+            dead_lettered_at=datetime.now(UTC),
+        )
+        self._send(self.dead_letter_topic, message.key, letter.model_dump_json().encode())
+        self.metrics.dead_letters.labels(reason=reason.value).inc()
+
+    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._in_flight.append(self.producer.send(topic, key=key, value=value))
+
+    def flush(self, timeout_s: float = 60.0) -> int:
+        """Wait for every output sent so far; raise DeliveryError unless all were acknowledged."""
+        self.producer.flush(timeout=timeout_s)
+        failed = [f for f in self._in_flight if not f.succeeded()]
+        sent = len(self._in_flight)
+        self._in_flight = []
+        if failed:
+            self.metrics.produce_errors.inc(len(failed))
+            first = failed[0].exception if failed[0].is_done else "no acknowledgement before the timeout"
+            raise DeliveryError(f"{len(failed)} of {sent} outputs were not acknowledged: {first}")
+        return sent

@@ -1,0 +1,169 @@
+"""Load model bundles, refuse the ones that do not match their manifest, and serve them by name."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import ValidationError
+
+from schemas import MANIFEST_FILE, ModelManifest
+from worker.device import choose_providers
+
+log = logging.getLogger(__name__)
+
+
+class BundleError(RuntimeError):
+    """A bundle the worker will not serve; the message says which file and why."""
+
+
+@dataclass
+class LoadedModel:
+    manifest: ModelManifest
+    folder: Path
+    session: ort.InferenceSession
+    providers: list[str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.manifest.name}:{self.manifest.version}"
+
+    @property
+    def record_shape(self) -> tuple[int, ...]:
+        return tuple(self.manifest.preprocessing.record_shape)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_bundle(folder: Path, providers: list[str], intra_op_threads: int = 0) -> LoadedModel:
+    """Verify a bundle (manifest, hashes, graph shapes), open its session and warm it up."""
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(f"{folder}: no {MANIFEST_FILE}; is this a <name>/<version> bundle folder?")
+    try:
+        manifest = ModelManifest.model_validate_json(manifest_path.read_bytes())
+    except ValidationError as exc:
+        raise BundleError(f"{manifest_path}: not a valid manifest: {exc.errors()[0]['msg']}") from None
+    for name, expected in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise BundleError(f"{folder}: {name} is listed in the manifest but missing")
+        if _sha256(path) != expected:
+            raise BundleError(
+                f"{path}: sha256 does not match the manifest; the file was changed or corrupted "
+                "after export: re-export the bundle"
+            )
+    if manifest.model_file not in manifest.files:
+        raise BundleError(f"{folder}: the manifest has no hash for {manifest.model_file}")
+    session = _open_session(folder / manifest.model_file, providers, intra_op_threads)
+    _check_graph(session, manifest, folder)
+    model = LoadedModel(manifest, folder, session, session.get_providers())
+    _warm_up(model)
+    return model
+
+
+def _open_session(path: Path, providers: list[str], threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise BundleError(f"{path}: onnxruntime cannot load it: {exc}") from None
+
+
+def _check_graph(session: ort.InferenceSession, manifest: ModelManifest, folder: Path) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    spec = manifest.input
+    if spec.name not in inputs:
+        raise BundleError(f"{folder}: the graph has no input {spec.name!r} (it has {list(inputs)})")
+    shape = inputs[spec.name].shape
+    if [d for d in shape[1:]] != spec.shape:
+        raise BundleError(
+            f"{folder}: graph input shape {shape} does not match the manifest's [batch, *{spec.shape}]"
+        )
+    if tuple(manifest.preprocessing.record_shape) != tuple(spec.shape):
+        raise BundleError(f"{folder}: pre-processing record shape does not match the input shape")
+    outputs = {o.name for o in session.get_outputs()}
+    if manifest.outputs["score"].name not in outputs:
+        raise BundleError(f"{folder}: the graph has no score output {manifest.outputs['score'].name!r}")
+
+
+def _warm_up(model: LoadedModel) -> None:
+    """One run at start, so the first real batch does not pay for allocations (or CUDA set-up)."""
+    x = np.zeros((2, *model.record_shape), dtype=np.float32)
+    score_name = model.manifest.outputs["score"].name
+    [scores] = model.session.run([score_name], {model.manifest.input.name: x})
+    if scores.shape != (2,) or not np.isfinite(scores).all():
+        raise BundleError(
+            f"{model.folder}: warm-up gave scores of shape {scores.shape}: expected one per record"
+        )
+
+
+class ModelRegistry:
+    """Every bundle under a repository (or those asked for), by 'name' (latest version) and 'name:version'."""
+
+    def __init__(self, models: list[LoadedModel], default: str | None) -> None:
+        self._by_key = {m.key: m for m in models}
+        self._latest: dict[str, LoadedModel] = {}
+        for m in sorted(models, key=lambda m: _version_key(m.manifest.version)):
+            self._latest[m.manifest.name] = m
+        self.default = self.resolve(default) if default else (models[0] if len(models) == 1 else None)
+        if default and self.default is None:
+            raise BundleError(f"--default-model {default!r} is not among the loaded models: {self.names()}")
+
+    @classmethod
+    def load(
+        cls, repository: Path, device: str, wanted: str | None, default: str | None, threads: int = 0
+    ) -> ModelRegistry:
+        if not repository.is_dir():
+            raise BundleError(
+                f"model repository {repository} does not exist; train a bundle with "
+                "'python -m training train' or set --model-repository"
+            )
+        providers = choose_providers(device)
+        folders = sorted(p.parent for p in repository.glob(f"*/*/{MANIFEST_FILE}"))
+        if wanted:
+            keys = [w.strip() for w in wanted.split(",") if w.strip()]
+            folders = [f for f in folders if _selected(f, keys)]
+        if not folders:
+            raise BundleError(
+                f"no model bundles (<name>/<version>/{MANIFEST_FILE}) under {repository}"
+                + (f" matching --models {wanted}" if wanted else "")
+            )
+        models = [load_bundle(f, providers, threads) for f in folders]
+        return cls(models, default)
+
+    def resolve(self, name: str | None) -> LoadedModel | None:
+        """'name:version', 'name' (latest version), or None for the default model."""
+        if not name:
+            return self.default
+        if ":" in name:
+            return self._by_key.get(name)
+        return self._latest.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_key)
+
+    def __iter__(self):
+        return iter(self._by_key.values())
+
+
+def _selected(folder: Path, keys: list[str]) -> bool:
+    name, version = folder.parent.name, folder.name
+    return name in keys or f"{name}:{version}" in keys
+
+
+def _version_key(version: str) -> tuple[int, int | str]:
+    return (0, int(version)) if version.isdigit() else (1, version)

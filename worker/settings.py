@@ -1,0 +1,109 @@
+"""WorkerSettings: every option as a CLI flag (--max-batch) and an environment variable (WORKER_MAX_BATCH)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import DEFAULT_MAX_BYTES
+
+
+class WorkerSettings(BaseSettings):
+    """Score image and metric records from Kafka with a VAE bundle; publish alerts and dead letters."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKER_",
+        cli_kebab_case=True,
+        cli_prog_name="python -m worker",
+        cli_implicit_flags=True,
+        frozen=True,
+    )
+
+    # Kafka
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers, host:port,...")
+    input_topics: str = Field("images", description="comma-separated topics to consume")
+    alerts_topic: str = Field("alerts", description="topic for AnomalyAlert messages")
+    dead_letter_topic: str = Field("dead-letters", description="topic for records that cannot be scored")
+    scores_topic: str | None = Field(
+        None, description="optional topic for the score of every record that is not an alert"
+    )
+    group_id: str = Field(
+        "anomaly-worker", description="consumer group; workers of one group share partitions"
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new group starts reading"
+    )
+    max_poll_records: int = Field(2000, ge=1, description="most records one poll returns")
+    commit_interval_ms: int = Field(
+        1000, ge=0, description="commit (after flushing the outputs) at most this often; 0 = every batch"
+    )
+    max_message_bytes: int = Field(DEFAULT_MAX_BYTES, ge=64, description="larger records are dead-lettered")
+
+    # Models
+    model_repository: Path = Field(Path("models"), description="folder of <name>/<version>/ bundles")
+    default_model: str | None = Field(
+        None,
+        description="model for records that name none: 'name' (its latest version) or 'name:version'; "
+        "default: the only model, if there is one",
+    )
+    models: str | None = Field(
+        None, description="comma-separated models to load (name or name:version); default: all"
+    )
+    max_batch: int = Field(256, ge=1, le=65536, description="most records per inference call")
+    max_wait_ms: int = Field(20, ge=0, description="longest a record waits for its batch to fill")
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="auto: CUDA when a GPU is present, else CPU"
+    )
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per inference (0 = all cores)")
+
+    # Observability
+    metrics_host: str = Field("0.0.0.0", description="address of the /metrics, /healthz, /readyz server")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="port of that server (0 = no server)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    log_json: bool = Field(False, description="log one JSON object per line")
+
+    # Kafka security
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security.protocol"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="Kafka sasl.mechanism"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    ssl_cafile: Path | None = Field(None, description="CA certificate file (PEM)")
+    ssl_certfile: Path | None = Field(None, description="client certificate file (PEM)")
+    ssl_keyfile: Path | None = Field(None, description="client private key file (PEM)")
+
+    @field_validator("input_topics")
+    @classmethod
+    def _topics_not_empty(cls, value: str) -> str:
+        if not [t for t in value.split(",") if t.strip()]:
+            raise ValueError("name at least one topic")
+        return value
+
+    @property
+    def topics(self) -> list[str]:
+        return [t.strip() for t in self.input_topics.split(",") if t.strip()]
+
+    def kafka_common(self) -> dict[str, object]:
+        """Connection options shared by the consumer and the producer."""
+        cfg: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            cfg["sasl_mechanism"] = self.sasl_mechanism
+            cfg["sasl_plain_username"] = self.sasl_username
+            cfg["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        for key, path in (
+            ("ssl_cafile", self.ssl_cafile),
+            ("ssl_certfile", self.ssl_certfile),
+            ("ssl_keyfile", self.ssl_keyfile),
+        ):
+            if path is not None:
+                cfg[key] = str(path)
+        return cfg
