@@ -107,7 +107,8 @@ def test_encoder_and_decoder_graphs_compose_to_the_reconstruction(tiny_bundle) -
     folder = tiny_bundle.folder
     images = load_split("test").images[:50].astype(np.float32) / 255.0
     mu, logvar = session(folder / "encoder.onnx").run(None, {"images": images})
-    assert mu.shape == logvar.shape == (50, 4)
+    latent = tiny_bundle.manifest.training["latent_dim"]
+    assert mu.shape == logvar.shape == (50, latent)
     [recon_dec] = session(folder / "decoder.onnx").run(None, {"z": mu})
     _, recon = session(folder / "model.onnx").run(None, {"images": images})
     np.testing.assert_allclose(recon_dec, recon, atol=1e-5)
@@ -118,8 +119,8 @@ def test_evaluation_is_stored_and_reproduced_by_the_cli(tiny_bundle) -> None:
     stored = json.loads((folder / "evaluation.json").read_text())
     assert stored["metrics"]["roc_auc_scores"] == pytest.approx(evaluation.metrics["roc_auc_scores"])
     assert set(stored["auroc_one_vs_rest"]) == {"0", "2", "3", "5", "6", "7", "8", "9"}
-    # Even one epoch of a dense VAE tells 5s from 1s and 4s far better than chance.
-    assert evaluation.metrics["roc_auc_scores"] > 0.9
+    # Even six epochs tell 5s from 1s and 4s far better than chance.
+    assert evaluation.metrics["roc_auc_scores"] > 0.99
     done = subprocess.run(
         [sys.executable, "-m", "training", "evaluate", str(folder)],
         cwd=REPO,

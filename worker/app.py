@@ -6,6 +6,11 @@ At least once: input offsets are committed only after the producer has acknowled
 every output (alert, score, dead letter) of the records below them. Stopping is a
 state: stop() lets the loop finish, then the batches in hand are scored, the outputs
 flushed, the offsets committed and the consumer closed (leaving the group).
+
+On a rebalance, the records of revoked partitions still waiting in a batch are dropped:
+their next owner reads them again from our last commit (at most --commit-interval-ms
+of work is repeated). kafka-python runs rebalance callbacks on its IO thread, where
+nothing may block, so committing there is not an option.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import UTC, datetime
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, RebalanceInProgressError, RetriableError
 from prometheus_client import CollectorRegistry
 
 from schemas import Reason, Rejection
@@ -59,12 +65,14 @@ class Worker:
         self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
         self.offsets = OffsetTracker()
         self._stop = threading.Event()
-        self._fatal: BaseException | None = None
+        self._revoked: list[TopicPartition] = []  # moved to another worker; applied after the poll
+        self._revoked_pending: set[TopicPartition] = set()
+        self._revoked_lock = threading.Lock()
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         for m in models:
             metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
-        metrics.model_info.info({m.key: ",".join(m.providers) for m in models})
+            metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -88,8 +96,7 @@ class Worker:
         """One turn of the loop: poll, route, score what is ready, commit if it is time."""
         self.health.beat()
         polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.s.max_poll_records)
-        if self._fatal is not None:
-            raise self._fatal
+        self._apply_revocations()
         for tp, messages in polled.items():
             self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
             for message in messages:
@@ -148,11 +155,17 @@ class Worker:
         """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
         self.publisher.flush()
         offsets = self.offsets.committable(self.batcher.pending_offsets())
-        if offsets:
-            self.consumer.commit(offsets)
-            self.offsets.committed(offsets)
-            self.metrics.commits.inc()
         self._last_commit = time.monotonic()
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except (CommitFailedError, RetriableError, RebalanceInProgressError) as exc:
+            # A rebalance is under way: the next commit (or the next owner) covers these records.
+            log.warning("commit skipped (%s); the records will be committed later or re-read", exc)
+            return
+        self.offsets.committed(offsets)
+        self.metrics.commits.inc()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -171,23 +184,42 @@ class Worker:
                 )
 
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
-        # Finish and commit what we hold before another worker takes the partitions over.
-        try:
-            self.drain()
-        except BaseException as exc:  # kafka-python would swallow it; re-raised after the poll
-            self._fatal = exc
-        self.offsets.forget(partitions)
-        for tp in partitions:
-            with contextlib.suppress(KeyError):  # no lag was measured for it yet
-                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        """Runs on kafka-python's IO thread, where nothing may block: only take note.
+
+        With the eager protocol every partition is "revoked" at the start of a rebalance,
+        including those that come straight back (their positions are kept), so what moved
+        away is known only once the new assignment arrives.
+        """
+        with self._revoked_lock:
+            self._revoked_pending.update(partitions)
 
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
-        assigned = self.consumer.assignment()
+        assigned = set(partitions)
+        with self._revoked_lock:
+            self._revoked.extend(tp for tp in self._revoked_pending if tp not in assigned)
+            self._revoked_pending.clear()
         self.metrics.assigned_partitions.set(len(assigned))
         self.health.partitions_assigned = bool(assigned)
         log.info(
             "assigned partitions: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned))
         )
+
+    def _apply_revocations(self) -> None:
+        """Drop what we hold of partitions that moved away; their next owner starts at our last commit.
+
+        Records handled since that commit may be scored twice (at least once, never lost).
+        """
+        with self._revoked_lock:
+            revoked, self._revoked = self._revoked, []
+        if not revoked:
+            return
+        dropped = self.batcher.discard({(tp.topic, tp.partition) for tp in revoked})
+        self.offsets.forget(revoked)
+        for tp in revoked:
+            with contextlib.suppress(KeyError):  # no lag was measured for it yet
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        log.info("partitions revoked: %s (%d unscored records left to their next owner)",
+                 ", ".join(f"{tp.topic}:{tp.partition}" for tp in revoked), dropped)  # fmt: skip
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -22,7 +22,7 @@ class Metrics(NamedTuple):
     commits: Counter
     produce_errors: Counter
     assigned_partitions: Gauge
-    model_info: Info
+    model_info: Gauge
     model_threshold: Gauge
 
     @classmethod
@@ -80,7 +80,12 @@ class Metrics(NamedTuple):
             assigned_partitions=Gauge(
                 p + "assigned_partitions", "Input partitions assigned to this worker", registry=registry
             ),
-            model_info=Info(p + "model", "Loaded models: name:version -> provider", registry=registry),
+            model_info=Gauge(
+                p + "model_info",
+                "1 for each loaded model",
+                ["model", "version", "provider"],
+                registry=registry,
+            ),
             model_threshold=Gauge(
                 p + "model_threshold", "Alert threshold of each model", ["model"], registry=registry
             ),

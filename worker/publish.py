@@ -62,7 +62,11 @@ class Publisher:
                     detected_at=detected_at,
                     source=source_of(item.message),
                 )
-                self._send(self.alerts_topic, item.record_id.encode(), alert.model_dump_json(exclude_none=True).encode())
+                self._send(
+                    self.alerts_topic,
+                    item.record_id.encode(),
+                    alert.model_dump_json(exclude_none=True).encode(),
+                )
                 alerts += 1
             elif self.scores_topic:
                 msg = ScoreMessage(
@@ -75,7 +79,11 @@ class Publisher:
                     ts=item.record.ts,
                     source=source_of(item.message),
                 )
-                self._send(self.scores_topic, item.record_id.encode(), msg.model_dump_json(exclude_none=True).encode())
+                self._send(
+                    self.scores_topic,
+                    item.record_id.encode(),
+                    msg.model_dump_json(exclude_none=True).encode(),
+                )
         return alerts
 
     def dead_letter(self, message: ConsumerRecord, reason: Reason, error: str) -> None:

@@ -1,0 +1,212 @@
+"""Worker pieces without Kafka: batching, offsets, routing, bundle checks, device choice, settings, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from schemas import Reason, Rejection, image_message, metric_message
+from worker.batch import Batcher
+from worker.device import CPU, choose_providers, cuda_device_count
+from worker.offsets import OffsetTracker
+from worker.registry import BundleError, ModelRegistry, load_bundle
+from worker.route import route
+from worker.score import score_batch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def message(value: bytes, offset: int = 0, partition: int = 0, topic: str = "in") -> ConsumerRecord:
+    return ConsumerRecord(topic, partition, -1, offset, 0, 0, None, value, [], None, -1, len(value), -1)
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_bundle) -> ModelRegistry:
+    return ModelRegistry.load(tiny_bundle.folder.parent.parent, "cpu", None, None)
+
+
+def routed(raw: bytes, registry: ModelRegistry, offset: int = 0, partition: int = 0):
+    return route(message(raw, offset, partition), registry, 1 << 20)
+
+
+def test_route_gives_the_default_model_and_a_default_id(registry) -> None:
+    model, item = routed(image_message(np.zeros((28, 28), np.uint8)), registry, offset=7)
+    assert model.key == "tiny-vae:1" and item.record_id == "in:0:7"
+    model, item = routed(image_message(np.zeros((28, 28), np.uint8), id="x", model="tiny-vae:1"), registry)
+    assert item.record_id == "x"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (image_message(np.zeros((28, 28), np.uint8), model="other"), Reason.UNKNOWN_MODEL),
+        (image_message(np.zeros((28, 28), np.uint8), model="tiny-vae:9"), Reason.UNKNOWN_MODEL),
+        (image_message(np.zeros((14, 14), np.uint8)), Reason.SHAPE_MISMATCH),
+        (metric_message("cpu", 1.0)[1], Reason.UNKNOWN_MODEL),
+        (b"nope", Reason.INVALID_JSON),
+    ],
+)
+def test_route_rejections(registry, raw: bytes, reason: Reason) -> None:
+    result = routed(raw, registry)
+    assert isinstance(result, Rejection) and result.reason is reason and result.error
+
+
+def test_batcher_by_size_by_time_and_pending_offsets(registry) -> None:
+    model = registry.resolve(None)
+    batcher = Batcher(max_batch=3, max_wait_ms=50)
+    raw = image_message(np.zeros((28, 28), np.uint8))
+    items = [routed(raw, registry, offset=o, partition=o % 2)[1] for o in range(5)]
+    assert batcher.add(model, items[0]) is None and batcher.add(model, items[1]) is None
+    full = batcher.add(model, items[2])
+    assert full is not None and [i.message.offset for i in full.items] == [0, 1, 2]
+    batcher.add(model, items[3])
+    batcher.add(model, items[4])
+    assert batcher.pending_offsets() == {("in", 1): 3, ("in", 0): 4}
+    opened = batcher._open[model.key].opened_at
+    assert batcher.due(now=opened + 0.01) == []
+    assert 0 < batcher.seconds_to_next_due(now=opened + 0.01) <= 0.05
+    [due] = batcher.due(now=opened + 0.06)
+    assert len(due.items) == 2 and len(batcher) == 0 and batcher.pending_offsets() == {}
+
+
+def test_batcher_discards_revoked_partitions(registry) -> None:
+    model = registry.resolve(None)
+    batcher = Batcher(max_batch=10, max_wait_ms=50)
+    raw = image_message(np.zeros((28, 28), np.uint8))
+    for o in range(4):
+        batcher.add(model, routed(raw, registry, offset=o, partition=o % 2)[1])
+    assert batcher.discard({("in", 1)}) == 2
+    assert batcher.pending_offsets() == {("in", 0): 0}
+
+
+def test_offsets_stay_below_waiting_records_and_never_go_back() -> None:
+    t = OffsetTracker()
+    for o in range(10):
+        t.seen("in", 0, o)
+    t.seen("in", 1, 4)
+    offsets = t.committable({("in", 0): 6})
+    assert {(tp.partition, m.offset) for tp, m in offsets.items()} == {(0, 6), (1, 5)}
+    t.committed(offsets)
+    assert t.committable({("in", 0): 6}) == {}  # nothing new
+    assert {tp.partition: m.offset for tp, m in t.committable({}).items()} == {0: 10}
+    t.forget([TopicPartition("in", 0)])
+    assert t.committable({}) == {}
+
+
+def test_score_batch_slices_to_max_batch_and_matches_one_run(registry) -> None:
+    model = registry.resolve(None)
+    x = np.random.default_rng(0).random((70, 28, 28), dtype=np.float32)
+    sliced = score_batch(model, x, max_batch=16)
+    whole = score_batch(model, x, max_batch=1024)
+    assert sliced.shape == (70,)
+    np.testing.assert_allclose(sliced, whole, rtol=1e-5)
+
+
+def copy_bundle(tiny_bundle, tmp_path: Path) -> Path:
+    dest = tmp_path / "repo" / "tiny-vae" / "1"
+    shutil.copytree(tiny_bundle.folder, dest)
+    return dest
+
+
+def test_corrupted_model_is_refused_with_the_reason(tiny_bundle, tmp_path: Path) -> None:
+    folder = copy_bundle(tiny_bundle, tmp_path)
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"model.onnx: sha256 does not match the manifest"):
+        load_bundle(folder, [CPU])
+
+
+def test_bundle_with_a_missing_file_or_a_bad_manifest_is_refused(tiny_bundle, tmp_path: Path) -> None:
+    folder = copy_bundle(tiny_bundle, tmp_path)
+    (folder / "decoder.onnx").unlink()
+    with pytest.raises(BundleError, match=r"decoder\.onnx is listed in the manifest but missing"):
+        load_bundle(folder, [CPU])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["input"]["shape"] = [32, 32]
+    manifest["preprocessing"]["record_shape"] = [32, 32]
+    del manifest["files"]["decoder.onnx"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"graph input shape .* does not match the manifest"):
+        load_bundle(folder, [CPU])
+    (folder / "manifest.json").write_text("{}")
+    with pytest.raises(BundleError, match="not a valid manifest"):
+        load_bundle(folder, [CPU])
+
+
+def test_registry_versions_and_default(tiny_bundle, tmp_path: Path) -> None:
+    v1 = copy_bundle(tiny_bundle, tmp_path)
+    v2 = v1.parent / "2"
+    shutil.copytree(v1, v2)
+    manifest = json.loads((v2 / "manifest.json").read_text())
+    manifest["version"] = "2"
+    (v2 / "manifest.json").write_text(json.dumps(manifest))
+    reg = ModelRegistry.load(tmp_path / "repo", "cpu", None, None)
+    assert reg.names() == ["tiny-vae:1", "tiny-vae:2"]
+    assert reg.resolve("tiny-vae").key == "tiny-vae:2" and reg.resolve("tiny-vae:1").key == "tiny-vae:1"
+    assert reg.default is None  # two models and no --default-model: records must name one
+    assert ModelRegistry.load(tmp_path / "repo", "cpu", None, "tiny-vae:1").default.key == "tiny-vae:1"
+    with pytest.raises(BundleError, match="not among the loaded models"):
+        ModelRegistry.load(tmp_path / "repo", "cpu", None, "nope")
+    with pytest.raises(BundleError, match="no model bundles"):
+        ModelRegistry.load(tmp_path / "repo", "cpu", "other", None)
+
+
+def test_cpu_machine_gets_the_cpu_provider_without_asking_for_cuda() -> None:
+    assert choose_providers("cpu") == [CPU]
+    if cuda_device_count() == 0:  # CI and the development machine have no GPU
+        assert choose_providers("auto") == [CPU]
+        with pytest.raises(RuntimeError, match="--device cuda"):
+            choose_providers("cuda")
+
+
+def run_worker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worker", "--metrics-port", "0", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def test_cli_missing_model_repository_is_one_line(tmp_path: Path) -> None:
+    done = run_worker("--model-repository", str(tmp_path / "none"))
+    assert done.returncode == 1
+    assert "model repository" in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_corrupted_bundle_is_one_line(tiny_bundle, tmp_path: Path) -> None:
+    folder = copy_bundle(tiny_bundle, tmp_path)
+    (folder / "model.onnx").write_bytes(b"not a model")
+    done = run_worker("--model-repository", str(tmp_path / "repo"))
+    assert done.returncode == 1 and "sha256 does not match" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_bad_option_names_flag_and_variable() -> None:
+    done = run_worker("--max-batch", "0")
+    assert done.returncode == 2
+    assert "--max-batch / WORKER_MAX_BATCH" in done.stderr
+
+
+def test_cli_help_lists_every_public_option() -> None:
+    done = run_worker("--help")
+    for flag in ("--bootstrap-servers", "--input-topics", "--alerts-topic", "--dead-letter-topic",
+                 "--scores-topic", "--group-id", "--model-repository", "--default-model", "--max-batch",
+                 "--max-wait-ms", "--device", "--metrics-host", "--metrics-port", "--log-level", "--log-json",
+                 "--security-protocol", "--sasl-mechanism", "--sasl-username", "--sasl-password",
+                 "--ssl-cafile", "--ssl-certfile", "--ssl-keyfile"):  # fmt: skip
+        assert flag in done.stdout
+
+
+def test_secrets_never_reach_a_repr() -> None:
+    from worker.settings import WorkerSettings
+
+    s = WorkerSettings(sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter2")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
+    assert s.kafka_common()["sasl_plain_password"] == "hunter2"
