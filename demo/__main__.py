@@ -1,5 +1,5 @@
 import sys
 
-from demo.roundtrip import main
+from demo.stream import main
 
 sys.exit(main())

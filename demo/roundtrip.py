@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, NoBrokersAvailable
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,7 +40,7 @@ class DemoSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DEMO_",
         cli_kebab_case=True,
-        cli_prog_name="python -m demo",
+        cli_prog_name="python -m demo.roundtrip",
         frozen=True,
         cli_implicit_flags=True,
     )
@@ -98,7 +98,7 @@ def run(settings: DemoSettings) -> int:
     dead_topic = f"{settings.topic_prefix}.dead-letters-{run_id}"
     servers = settings.bootstrap_servers.split(",")
 
-    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="demo", bootstrap_timeout_ms=10_000)
+    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="demo")
     admin.create_topics([NewTopic(input_topic, 1, 1), NewTopic(dead_topic, 1, 1)])
     admin.close()
     print(f"Kafka at {settings.bootstrap_servers}: topics {input_topic}, {dead_topic}\n")
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(settings)
-    except KafkaTimeoutError:
+    except NoBrokersAvailable:
         print(
             f"demo: no Kafka broker answers at {settings.bootstrap_servers}; start one with "
             "'make kafka-up' or set --bootstrap-servers / DEMO_BOOTSTRAP_SERVERS",
@@ -212,3 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaError as exc:
         print(f"demo: Kafka error: {exc}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

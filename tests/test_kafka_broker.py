@@ -100,13 +100,12 @@ def test_three_broker_mode_replicates_and_stops_clean(tmp_path: Path) -> None:
         while replicas != [3, 3] and time.monotonic() < deadline:
             time.sleep(0.2)
             topic = admin.describe_topics(["replicated"])[0]
-            replicas = sorted(len(p["replica_nodes"]) for p in topic["partitions"])
+            replicas = sorted(len(p["replicas"]) for p in topic["partitions"])
         assert replicas == [3, 3]
-        config = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all"
-        )["broker"]["1"]
-        assert config["min.insync.replicas"]["value"] == "2"
-        assert config["default.replication.factor"]["value"] == "3"
+        [response] = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+        config = {entry[0]: entry[1] for entry in response.resources[0][4]}
+        assert config["min.insync.replicas"] == "2"
+        assert config["default.replication.factor"] == "3"
         admin.close()
         produce(cluster.bootstrap_servers, "replicated", [(None, b"x")] * 10)
     finally:

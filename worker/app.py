@@ -7,15 +7,13 @@ every output (alert, score, dead letter) of the records below them. Stopping is 
 state: stop() lets the loop finish, then the batches in hand are scored, the outputs
 flushed, the offsets committed and the consumer closed (leaving the group).
 
-On a rebalance, the records of revoked partitions still waiting in a batch are dropped:
-their next owner reads them again from our last commit (at most --commit-interval-ms
-of work is repeated). kafka-python runs rebalance callbacks on its IO thread, where
-nothing may block, so committing there is not an option.
+On a rebalance (kafka-python runs the listener inside poll(), on this thread) the
+batches in hand are scored, the outputs flushed and the offsets committed before the
+partitions are given up, so their next owner starts exactly where we stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -24,7 +22,7 @@ from datetime import UTC, datetime
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, RebalanceInProgressError, RetriableError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from prometheus_client import CollectorRegistry
 
 from schemas import Reason, Rejection
@@ -65,9 +63,7 @@ class Worker:
         self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
         self.offsets = OffsetTracker()
         self._stop = threading.Event()
-        self._revoked: list[TopicPartition] = []  # moved to another worker; applied after the poll
-        self._revoked_pending: set[TopicPartition] = set()
-        self._revoked_lock = threading.Lock()
+        self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         for m in models:
@@ -96,7 +92,8 @@ class Worker:
         """One turn of the loop: poll, route, score what is ready, commit if it is time."""
         self.health.beat()
         polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.s.max_poll_records)
-        self._apply_revocations()
+        if self._fatal is not None:
+            raise self._fatal
         for tp, messages in polled.items():
             self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
             for message in messages:
@@ -157,15 +154,17 @@ class Worker:
         offsets = self.offsets.committable(self.batcher.pending_offsets())
         self._last_commit = time.monotonic()
         if not offsets:
+            self.health.committed()
             return
         try:
             self.consumer.commit(offsets)
-        except (CommitFailedError, RetriableError, RebalanceInProgressError) as exc:
+        except (CommitFailedError, RebalanceInProgressError) as exc:
             # A rebalance is under way: the next commit (or the next owner) covers these records.
             log.warning("commit skipped (%s); the records will be committed later or re-read", exc)
             return
         self.offsets.committed(offsets)
         self.metrics.commits.inc()
+        self.health.committed()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -174,52 +173,39 @@ class Worker:
         return IDLE_POLL_MS if due is None else max(0, min(IDLE_POLL_MS, int(due * 1000)))
 
     def _update_lag(self) -> None:
+        # Our position is one past the last offset we were handed. consumer.position() is not
+        # used: it can block on the coordinator, and a blocked loop stalls a rebalance.
         self._last_lag = time.monotonic()
         for tp in self.consumer.assignment():
             end = self.consumer.highwater(tp)
-            position = self.consumer.position(tp) if end is not None else None
+            position = self.offsets.position(tp.topic, tp.partition)
             if end is not None and position is not None:
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, end - position)
                 )
 
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
-        """Runs on kafka-python's IO thread, where nothing may block: only take note.
-
-        With the eager protocol every partition is "revoked" at the start of a rebalance,
-        including those that come straight back (their positions are kept), so what moved
-        away is known only once the new assignment arrives.
-        """
-        with self._revoked_lock:
-            self._revoked_pending.update(partitions)
+        """Before giving partitions up: score what we hold, flush, commit."""
+        try:
+            self.drain()
+        except (KafkaError, RuntimeError) as exc:  # kafka-python would only log it
+            self._fatal = exc
 
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
         assigned = set(partitions)
-        with self._revoked_lock:
-            self._revoked.extend(tp for tp in self._revoked_pending if tp not in assigned)
-            self._revoked_pending.clear()
+        self.offsets.keep_only({(tp.topic, tp.partition) for tp in assigned})
+        for topic, partition in list(self.metrics_lag_labels()):
+            if TopicPartition(topic, int(partition)) not in assigned:
+                self.metrics.consumer_lag.remove(topic, partition)
         self.metrics.assigned_partitions.set(len(assigned))
         self.health.partitions_assigned = bool(assigned)
         log.info(
             "assigned partitions: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned))
         )
 
-    def _apply_revocations(self) -> None:
-        """Drop what we hold of partitions that moved away; their next owner starts at our last commit.
-
-        Records handled since that commit may be scored twice (at least once, never lost).
-        """
-        with self._revoked_lock:
-            revoked, self._revoked = self._revoked, []
-        if not revoked:
-            return
-        dropped = self.batcher.discard({(tp.topic, tp.partition) for tp in revoked})
-        self.offsets.forget(revoked)
-        for tp in revoked:
-            with contextlib.suppress(KeyError):  # no lag was measured for it yet
-                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
-        log.info("partitions revoked: %s (%d unscored records left to their next owner)",
-                 ", ".join(f"{tp.topic}:{tp.partition}" for tp in revoked), dropped)  # fmt: skip
+    def metrics_lag_labels(self) -> set[tuple[str, str]]:
+        return {(s.labels["topic"], s.labels["partition"]) for m in self.metrics.consumer_lag.collect()
+                for s in m.samples}  # fmt: skip
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -61,19 +61,6 @@ class Batcher:
         self._open.clear()
         return batches
 
-    def discard(self, partitions: set[tuple[str, int]]) -> int:
-        """Drop the items of these partitions (revoked); returns how many were dropped."""
-        dropped = 0
-        for key in list(self._open):
-            batch = self._open[key]
-            kept = [i for i in batch.items if (i.message.topic, i.message.partition) not in partitions]
-            dropped += len(batch.items) - len(kept)
-            if kept:
-                batch.items = kept
-            else:
-                del self._open[key]
-        return dropped
-
     def seconds_to_next_due(self, now: float | None = None) -> float | None:
         if not self._open:
             return None

@@ -14,7 +14,7 @@ from types import FrameType
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, NoBrokersAvailable
 
 from schemas.settings import SettingsError, load_settings
 from worker import logs
@@ -45,7 +45,6 @@ def build_clients(s: WorkerSettings) -> tuple[KafkaConsumer, KafkaProducer]:
             fetch_max_bytes=64 * 1024 * 1024,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
-            bootstrap_timeout_ms=15_000,
             **common,
         )
         producer = KafkaProducer(
@@ -55,10 +54,9 @@ def build_clients(s: WorkerSettings) -> tuple[KafkaConsumer, KafkaProducer]:
             batch_size=256 * 1024,
             retries=5,
             max_in_flight_requests_per_connection=5,
-            bootstrap_timeout_ms=15_000,
             **common,
         )
-    except KafkaTimeoutError as exc:
+    except NoBrokersAvailable as exc:
         raise StartupError(
             f"cannot reach Kafka at {s.bootstrap_servers} ({exc}); check --bootstrap-servers / "
             "WORKER_BOOTSTRAP_SERVERS and that the broker is up ('make kafka-up' starts a local one)"

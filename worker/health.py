@@ -17,15 +17,22 @@ class Health:
         self.partitions_assigned = False
         self.stopping = False
         self.last_loop = time.monotonic()
+        self.last_commit = time.monotonic()  # or the last time there was nothing to commit
         self.stall_after_s = stall_after_s
 
     def beat(self) -> None:
         self.last_loop = time.monotonic()
 
+    def committed(self) -> None:
+        self.last_commit = time.monotonic()
+
     def alive(self) -> tuple[bool, str]:
-        idle = time.monotonic() - self.last_loop
-        if idle > self.stall_after_s:
-            return False, f"the consume loop has not turned for {idle:.0f} s"
+        """Unhealthy (so an orchestrator restarts us) if the loop or the commits are stuck."""
+        now = time.monotonic()
+        if now - self.last_loop > self.stall_after_s:
+            return False, f"the consume loop has not turned for {now - self.last_loop:.0f} s"
+        if now - self.last_commit > self.stall_after_s:
+            return False, f"no offset commit has succeeded for {now - self.last_commit:.0f} s"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:

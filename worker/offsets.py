@@ -16,6 +16,10 @@ class OffsetTracker:
         if offset + 1 > self._next.get(tp, -1):
             self._next[tp] = offset + 1
 
+    def position(self, topic: str, partition: int) -> int | None:
+        """One past the last offset handed to the pipeline, if any was."""
+        return self._next.get((topic, partition))
+
     def committable(self, waiting: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
         """Offsets to commit: per partition, the lowest offset still waiting, else one past the last seen.
 
@@ -32,8 +36,8 @@ class OffsetTracker:
         for tp, meta in offsets.items():
             self._committed[(tp.topic, tp.partition)] = meta.offset
 
-    def forget(self, partitions: list[TopicPartition]) -> None:
-        """A revoked partition: its next owner starts from the committed offset."""
-        for tp in partitions:
-            self._next.pop((tp.topic, tp.partition), None)
-            self._committed.pop((tp.topic, tp.partition), None)
+    def keep_only(self, partitions: set[tuple[str, int]]) -> None:
+        """After a rebalance: forget partitions now owned by another worker."""
+        for tp in [tp for tp in self._next if tp not in partitions]:
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)

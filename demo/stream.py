@@ -1,0 +1,288 @@
+"""The end-to-end demo: real MNIST through a real Kafka and the worker, alerts as they arrive.
+
+Trains a bundle if there is none, starts `python -m worker` as its own process (as a
+deployment would), streams test-set 1s and 4s (normal) and 5s (anomalies) plus a few
+malformed records, prints the alerts as they arrive, then a summary against the labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from demo.roundtrip import malformed_messages
+from schemas import image_message
+from schemas.settings import SettingsError, load_settings
+from training.data.mnist import BUNDLED_DIR, load_split
+
+REPO = Path(__file__).resolve().parents[1]
+SHOWN_ALERTS = 20
+
+
+class StreamDemoSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEMO_",
+        cli_kebab_case=True,
+        cli_prog_name="python -m demo",
+        frozen=True,
+        cli_implicit_flags=True,
+    )
+
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers (host:port,...)")
+    model_repository: Path = Field(Path("models"), description="where bundles live; one is trained if empty")
+    model_name: str = Field("mnist-vae", description="model to use (trained into <repository>/<name>/1)")
+    data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
+    normals: int = Field(800, ge=0, le=2117, description="test-set 1s and 4s to stream")
+    anomalies: int = Field(200, ge=0, le=892, description="test-set 5s to stream")
+    rate: float = Field(500.0, gt=0, description="records per second")
+    metrics_port: int = Field(9108, ge=1, le=65535, description="the worker's /metrics port")
+
+
+def ensure_bundle(s: StreamDemoSettings) -> None:
+    if list((s.model_repository / s.model_name).glob("*/manifest.json")):
+        print(f"using the bundle(s) in {s.model_repository / s.model_name}")
+        return
+    print(f"no bundle in {s.model_repository / s.model_name}: training one (about a minute on 2 cores)")
+    out = s.model_repository / s.model_name / "1"
+    subprocess.run(
+        [sys.executable, "-m", "training", "train", "--data-dir", str(s.data_dir), "--out", str(out)],
+        cwd=REPO,
+        check=True,
+    )
+
+
+def make_topics(s: StreamDemoSettings, run: str) -> dict[str, str]:
+    topics = {
+        "input": f"demo.images-{run}",
+        "alerts": f"demo.alerts-{run}",
+        "dead": f"demo.dead-letters-{run}",
+        "scores": f"demo.scores-{run}",
+    }
+    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap_servers.split(","))
+    admin.create_topics(
+        [NewTopic(topics["input"], 2, 1)] + [NewTopic(t, 1, 1) for k, t in topics.items() if k != "input"]
+    )
+    admin.close()
+    return topics
+
+
+def start_worker(s: StreamDemoSettings, topics: dict[str, str], run: str) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        WORKER_BOOTSTRAP_SERVERS=s.bootstrap_servers,
+        WORKER_INPUT_TOPICS=topics["input"],
+        WORKER_ALERTS_TOPIC=topics["alerts"],
+        WORKER_DEAD_LETTER_TOPIC=topics["dead"],
+        WORKER_SCORES_TOPIC=topics["scores"],
+        WORKER_GROUP_ID=f"demo-{run}",
+        WORKER_MODEL_REPOSITORY=str(s.model_repository),
+        WORKER_DEFAULT_MODEL=s.model_name,
+        WORKER_METRICS_PORT=str(s.metrics_port),
+        WORKER_LOG_LEVEL="WARNING",
+    )
+    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env)
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {proc.returncode} before it was ready")
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s")
+
+
+def build_stream(s: StreamDemoSettings) -> tuple[list[bytes], dict[str, int]]:
+    """Messages in a fixed shuffled order, and the digit behind each record id."""
+    test = load_split("test", s.data_dir)
+    normal_idx = np.flatnonzero(np.isin(test.labels, (1, 4)))[: s.normals]
+    five_idx = np.flatnonzero(test.labels == 5)[: s.anomalies]
+    order = np.random.default_rng(0).permutation(np.concatenate([normal_idx, five_idx]))
+    digits = {f"mnist-test/{i}": int(test.labels[i]) for i in order}
+    messages = [image_message(test.images[i], id=f"mnist-test/{i}", source="mnist-demo") for i in order]
+    for k, bad in enumerate(malformed_messages()):  # spread the malformed ones through the stream
+        messages.insert((k + 1) * len(messages) // (len(malformed_messages()) + 1), bad)
+    return messages, digits
+
+
+class Outputs:
+    """Reads alerts, scores and dead letters as they arrive; prints the alerts."""
+
+    def __init__(self, s: StreamDemoSettings, topics: dict[str, str], digits: dict[str, int]) -> None:
+        self.topics, self.digits = topics, digits
+        self.alerts: list[dict] = []
+        self.scores: list[dict] = []
+        self.dead: list[dict] = []
+        self.received_at: dict[str, float] = {}
+        self._stop = threading.Event()
+        self.consumer = KafkaConsumer(
+            topics["alerts"],
+            topics["scores"],
+            topics["dead"],
+            bootstrap_servers=s.bootstrap_servers.split(","),
+            group_id=f"demo-reader-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def count(self) -> int:
+        return len(self.alerts) + len(self.scores) + len(self.dead)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for batch in self.consumer.poll(timeout_ms=200).values():
+                for m in batch:
+                    self._take(m.topic, json.loads(m.value))
+
+    def _take(self, topic: str, out: dict) -> None:
+        if topic == self.topics["dead"]:
+            self.dead.append(out)
+            print(f"  dead letter  {out['reason']:<15} {out['error'][:70]}")
+            return
+        self.received_at[out["record_id"]] = time.time()
+        if topic == self.topics["scores"]:
+            self.scores.append(out)
+            return
+        self.alerts.append(out)
+        if len(self.alerts) <= SHOWN_ALERTS:
+            digit = self.digits.get(out["record_id"], "?")
+            print(
+                f"  ALERT  {out['record_id']:<16} (a {digit})  score {out['score']:7.1f} >= "
+                f"{out['threshold']:.1f}  severity {out['severity']:.2f}"
+            )
+        elif len(self.alerts) == SHOWN_ALERTS + 1:
+            print("  ... (more alerts; the summary counts them all)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.consumer.close()
+
+
+def stream(s: StreamDemoSettings, topic: str, messages: list[bytes]) -> dict[str, float]:
+    """Send at --rate records/s; returns when each record id was sent (for latency)."""
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers.split(","), acks="all", linger_ms=2)
+    sent_at: dict[str, float] = {}
+    t0 = time.monotonic()
+    for n, raw in enumerate(messages):
+        delay = t0 + n / s.rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        with contextlib.suppress(ValueError, KeyError):  # the malformed ones have no id
+            sent_at[json.loads(raw)["id"]] = time.time()
+        producer.send(topic, raw)
+    producer.flush()
+    producer.close()
+    return sent_at
+
+
+def summary(out: Outputs, digits: dict[str, int], sent_at: dict[str, float], n_sent: int) -> None:
+    alerted = {a["record_id"] for a in out.alerts}
+    fives = [r for r, d in digits.items() if d == 5]
+    normals = [r for r, d in digits.items() if d != 5]
+    recall = np.mean([r in alerted for r in fives]) if fives else float("nan")
+    false_alarms = np.mean([r in alerted for r in normals]) if normals else float("nan")
+    lat = np.array([out.received_at[r] - sent_at[r] for r in out.received_at if r in sent_at]) * 1000
+    reasons = Counter(d["reason"] for d in out.dead)
+    print("\nsummary")
+    print(
+        f"  records sent        {n_sent} ({len(fives)} fives, {len(normals)} ones and fours, "
+        f"{n_sent - len(digits)} malformed)"
+    )
+    print(
+        f"  outcomes            {len(out.alerts)} alerts, {len(out.scores)} scored normal, "
+        f"{len(out.dead)} dead letters"
+    )
+    print(f"  recall on 5s        {recall:.3f}")
+    print(f"  false alarms (1/4)  {false_alarms:.3f}")
+    print(f"  dead letters        {', '.join(f'{r}: {n}' for r, n in reasons.items()) or 'none'}")
+    if len(lat):
+        print(
+            f"  produce -> output   p50 {np.percentile(lat, 50):.0f} ms, p99 {np.percentile(lat, 99):.0f} ms"
+        )
+
+
+def run(s: StreamDemoSettings) -> int:
+    ensure_bundle(s)
+    run_id = uuid.uuid4().hex[:6]
+    topics = make_topics(s, run_id)
+    worker = start_worker(s, topics, run_id)
+    try:
+        wait_ready(s.metrics_port, worker)
+        print(
+            f"worker ready: metrics at http://localhost:{s.metrics_port}/metrics "
+            f"(also /healthz, /readyz); topics {', '.join(topics.values())}\n"
+        )
+        messages, digits = build_stream(s)
+        out = Outputs(s, topics, digits)
+        print(f"streaming {len(messages)} records at {s.rate:.0f}/s:")
+        sent_at = stream(s, topics["input"], messages)
+        deadline = time.monotonic() + 60
+        while out.count() < len(messages) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        out.close()
+        summary(out, digits, sent_at, len(messages))
+        scraped = (
+            urllib.request.urlopen(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=2).read().decode()
+        )
+        print("\nfrom /metrics:")
+        for line in scraped.splitlines():
+            if line.startswith(
+                (
+                    "anomaly_worker_records_",
+                    "anomaly_worker_alerts_total",
+                    "anomaly_worker_dead_letters_total",
+                )
+            ):
+                print(f"  {line}")
+        complete = out.count() >= len(messages)
+    finally:
+        worker.terminate()  # SIGTERM: drain, flush, commit, leave the group
+        code = worker.wait(60)
+    print(f"\nworker stopped with exit code {code}; the broker keeps running ('make kafka-down' stops it)")
+    if not complete:
+        print("demo: not every record came back within 60 s", file=sys.stderr)
+    return 0 if complete and code == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        s = load_settings(StreamDemoSettings, argv)
+    except SettingsError as exc:
+        print(f"demo: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        return run(s)
+    except NoBrokersAvailable:
+        print(
+            f"demo: no Kafka broker answers at {s.bootstrap_servers}; start one with 'make kafka-up' "
+            "or set --bootstrap-servers / DEMO_BOOTSTRAP_SERVERS",
+            file=sys.stderr,
+        )
+        return 1
+    except (KafkaError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
