@@ -6,7 +6,7 @@ BROKERS ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint demo train kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint demo train bench kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ test-all: setup lint  ## the suite including the slow quality runs
 
 train: $(VENV)/.installed  ## train the default MNIST bundle into models/mnist-vae/<next version> (~1 min on 2 cores)
 	$(PY) -m training train
+
+bench: setup  ## throughput and latency of each stage on a private broker (trains a bundle first if none)
+	@ls models/*/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
+	$(PY) -m bench.run
 
 demo: setup kafka-up  ## records through a real local Kafka, decoded, with a dead-lettered one
 	$(PY) -m demo

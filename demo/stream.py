@@ -250,7 +250,7 @@ def run(s: StreamDemoSettings) -> int:
         )
         print("\nfrom /metrics:")
         for line in scraped.splitlines():
-            if line.startswith(
+            if "_created" not in line and line.startswith(
                 (
                     "anomaly_worker_records_",
                     "anomaly_worker_alerts_total",

@@ -1,6 +1,6 @@
 """The worker's loop, wired top to bottom like the data flow:
 
-  source (poll) -> route (decode, pick the model) -> batch -> score -> publish -> commit
+  source (poll) -> route (decode, pick the model) -> batch -> score (own thread) -> publish -> commit
 
 At least once: input offsets are committed only after the producer has acknowledged
 every output (alert, score, dead letter) of the records below them. Stopping is a
@@ -33,7 +33,7 @@ from worker.offsets import OffsetTracker
 from worker.publish import Publisher
 from worker.registry import ModelRegistry
 from worker.route import route
-from worker.score import score_batch
+from worker.score import ScoreStage, score_batch
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class Worker:
             producer, settings.alerts_topic, settings.dead_letter_topic, settings.scores_topic, metrics
         )
         self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
+        self.scoring = ScoreStage(self._score)
         self.offsets = OffsetTracker()
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
@@ -85,6 +86,7 @@ class Worker:
                 self.step()
             self.drain()
         finally:
+            self.scoring.close()
             self.consumer.close(autocommit=False)
             self.publisher.producer.close(timeout=10)
 
@@ -94,12 +96,14 @@ class Worker:
         polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.s.max_poll_records)
         if self._fatal is not None:
             raise self._fatal
+        if self.scoring.error is not None:
+            raise self.scoring.error
         for tp, messages in polled.items():
             self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
             for message in messages:
                 self._handle(message)
         for batch in self.batcher.due():
-            self._score(batch)
+            self.scoring.submit(batch)
         if time.monotonic() - self._last_commit >= self.s.commit_interval_ms / 1000.0:
             self.commit()
         if time.monotonic() - self._last_lag >= LAG_EVERY_S:
@@ -108,7 +112,8 @@ class Worker:
     def drain(self) -> None:
         """Score every batch in hand, flush the outputs, commit."""
         for batch in self.batcher.drain():
-            self._score(batch)
+            self.scoring.submit(batch)
+        self.scoring.wait_idle()
         self.commit()
 
     # -- stages ------------------------------------------------------------------------------
@@ -122,9 +127,10 @@ class Worker:
         model, item = routed
         full = self.batcher.add(model, item)
         if full is not None:
-            self._score(full)
+            self.scoring.submit(full)
 
     def _score(self, batch: Batch) -> None:
+        """On the scoring thread: one inference, then the batch's outputs handed to the producer."""
         model, items = batch.model, batch.items
         t0 = time.perf_counter()
         try:
@@ -150,8 +156,13 @@ class Worker:
 
     def commit(self) -> None:
         """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
+        # Snapshot what is still waiting BEFORE the flush: a batch that finishes in between
+        # sent its outputs before it left the scoring stage, so this flush covers them.
+        waiting = self.batcher.pending_offsets()
+        for tp, offset in self.scoring.pending_offsets().items():
+            waiting[tp] = min(offset, waiting.get(tp, offset))
         self.publisher.flush()
-        offsets = self.offsets.committable(self.batcher.pending_offsets())
+        offsets = self.offsets.committable(waiting)
         self._last_commit = time.monotonic()
         if not offsets:
             self.health.committed()

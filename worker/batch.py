@@ -30,6 +30,14 @@ class Batch:
     def inputs(self) -> np.ndarray:
         return np.stack([item.record.pixels for item in self.items])
 
+    def low_offsets(self) -> dict[tuple[str, int], int]:
+        low: dict[tuple[str, int], int] = {}
+        for item in self.items:
+            tp = (item.message.topic, item.message.partition)
+            if item.message.offset < low.get(tp, item.message.offset + 1):
+                low[tp] = item.message.offset
+        return low
+
 
 class Batcher:
     """Collects items per model and hands out batches; knows which offsets are still waiting."""
@@ -71,10 +79,9 @@ class Batcher:
         """Lowest offset still waiting in a batch, per (topic, partition): the commit must stay below it."""
         low: dict[tuple[str, int], int] = {}
         for batch in self._open.values():
-            for item in batch.items:
-                tp = (item.message.topic, item.message.partition)
-                if tp not in low or item.message.offset < low[tp]:
-                    low[tp] = item.message.offset
+            for tp, offset in batch.low_offsets().items():
+                if offset < low.get(tp, offset + 1):
+                    low[tp] = offset
         return low
 
     def __len__(self) -> int:

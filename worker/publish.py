@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
@@ -43,6 +44,7 @@ class Publisher:
         self.scores_topic = scores_topic
         self.metrics = metrics
         self._in_flight: list = []
+        self._lock = threading.Lock()  # outputs come from the loop (dead letters) and the scoring thread
 
     def outcomes(self, model: LoadedModel, items: list[Item], scores, detected_at: datetime) -> int:
         """An alert for each score at or above the threshold, a score message for the rest. Returns alerts."""
@@ -102,14 +104,17 @@ class Publisher:
         self.metrics.dead_letters.labels(reason=reason.value).inc()
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._in_flight.append(self.producer.send(topic, key=key, value=value))
+        future = self.producer.send(topic, key=key, value=value)
+        with self._lock:
+            self._in_flight.append(future)
 
     def flush(self, timeout_s: float = 60.0) -> int:
         """Wait for every output sent so far; raise DeliveryError unless all were acknowledged."""
+        with self._lock:
+            in_flight, self._in_flight = self._in_flight, []
         self.producer.flush(timeout=timeout_s)
-        failed = [f for f in self._in_flight if not f.succeeded()]
-        sent = len(self._in_flight)
-        self._in_flight = []
+        failed = [f for f in in_flight if not f.succeeded()]
+        sent = len(in_flight)
         if failed:
             self.metrics.produce_errors.inc(len(failed))
             first = failed[0].exception if failed[0].is_done else "no acknowledgement before the timeout"

@@ -1,0 +1,258 @@
+"""`make bench`: throughput and latency of each stage, measured in one run on a real broker.
+
+  (a) bare kafka-python consume rate of the input topic
+  (b) onnxruntime scoring rate alone, at the worker's batch size
+  (c) the worker's drain rate (alerts only), as its own process
+  (d) the same worker with --max-batch 1
+  (e) produce-to-alert latency at a steady rate (alerts topic stamped by the broker)
+
+Prints a table; asserts nothing (figures, not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from schemas import image_message
+from tests.kafka_broker import LocalKafka, free_port_block
+from training.data.mnist import load_split
+from worker.device import choose_providers
+from worker.registry import load_bundle
+from worker.score import score_batch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mnist_messages(n: int) -> list[bytes]:
+    test, train = load_split("test"), load_split("train")
+    images = np.concatenate([test.images, train.images])[:n]
+    return [image_message(img, id=f"bench/{i}") for i, img in enumerate(images)]
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, str] | None = None) -> str:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
+    admin.close()
+    return name
+
+
+def produce_all(bootstrap: str, topic: str, messages: list[bytes]) -> float:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    t0 = time.perf_counter()
+    for m in messages:
+        producer.send(topic, m)
+    producer.flush()
+    producer.close()
+    return len(messages) / (time.perf_counter() - t0)
+
+
+def bare_consume_rate(bootstrap: str, topic: str, n: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning()
+    got, t0 = 0, time.perf_counter()
+    while got < n:
+        for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
+            got += len(batch)
+    rate = got / (time.perf_counter() - t0)
+    consumer.close()
+    return rate
+
+
+def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int) -> float:
+    from schemas import decode
+
+    model = load_bundle(bundle, choose_providers("auto"))
+    x = np.stack([decode(m).pixels for m in messages])
+    score_batch(model, x[:max_batch], max_batch)  # warm
+    t0 = time.perf_counter()
+    score_batch(model, x, max_batch)
+    return len(x) / (time.perf_counter() - t0)
+
+
+def start_worker(
+    bootstrap: str, repo: Path, topic: str, alerts: str, port: int, **extra: str
+) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        WORKER_BOOTSTRAP_SERVERS=bootstrap,
+        WORKER_INPUT_TOPICS=topic,
+        WORKER_ALERTS_TOPIC=alerts,
+        WORKER_DEAD_LETTER_TOPIC=f"{alerts}-dead",
+        WORKER_GROUP_ID=f"bench-{uuid.uuid4().hex[:8]}",
+        WORKER_MODEL_REPOSITORY=str(repo),
+        WORKER_METRICS_PORT=str(port),
+        WORKER_LOG_LEVEL="WARNING",
+    )
+    env.update({f"WORKER_{k.upper()}": v for k, v in extra.items()})
+    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env)
+
+
+def scored(port: int) -> float:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("anomaly_worker_records_scored_total{")
+    )
+
+
+def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: str) -> float:
+    """Records/s from the first record scored to the last (the topic is full before the start)."""
+    port = free_port_block(1)
+    alerts = create_topic(bootstrap, f"bench-alerts-{uuid.uuid4().hex[:8]}", 1)
+    proc = start_worker(bootstrap, repo, topic, alerts, port, **extra)
+    try:
+        first = last = None
+        while True:
+            done = scored(port)
+            now = time.perf_counter()
+            if done > 0 and first is None:
+                first, first_count = now, done
+            if done >= n:
+                last = now
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with {proc.returncode}")
+            time.sleep(0.02)
+        return (n - first_count) / (last - first)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def latency(bootstrap: str, repo: Path, rate: float, seconds: float) -> tuple[float, float, int]:
+    """p50/p99 ms from the input's create time to the alert's broker append time, at `rate` rec/s."""
+    train = load_split("train")
+    fives = train.images[train.labels == 5]  # anomalies: every record becomes an alert
+    topic = create_topic(bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", 2)
+    alerts = create_topic(
+        bootstrap,
+        f"bench-latency-alerts-{uuid.uuid4().hex[:8]}",
+        1,
+        {"message.timestamp.type": "LogAppendTime"},
+    )
+    port = free_port_block(1)
+    proc = start_worker(bootstrap, repo, topic, alerts, port)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+        n = int(rate * seconds)
+        sent: dict[str, int] = {}
+        t0 = time.perf_counter()
+        for i in range(n):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            rid = f"lat/{i}"
+            future = producer.send(topic, image_message(fives[i % len(fives)], id=rid))
+            sent[rid] = future  # the record's create time comes back in its metadata
+        producer.flush()
+        created = {rid: f.get(timeout=10).timestamp for rid, f in sent.items()}
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer.assign([TopicPartition(alerts, 0)])
+        consumer.seek_to_beginning()
+        import json
+
+        lat, deadline = [], time.monotonic() + 60
+        while len(lat) < n and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                for m in batch:
+                    rid = json.loads(m.value)["record_id"]
+                    lat.append(m.timestamp - created[rid])
+        consumer.close()
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    arr = np.array(lat, dtype=float)
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), len(arr)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--records", type=int, default=20_000, help="MNIST records in the input topic")
+    p.add_argument("--batch1-records", type=int, default=5_000, help="records for the --max-batch 1 run")
+    p.add_argument("--max-batch", type=int, default=256, help="the worker's --max-batch")
+    p.add_argument("--model-repository", type=Path, default=REPO / "models", help="bundles to serve")
+    p.add_argument("--rate", type=float, default=1000.0, help="records/s for the latency run")
+    p.add_argument("--seconds", type=float, default=15.0, help="length of the latency run")
+    args = p.parse_args()
+
+    bundles = sorted(args.model_repository.glob("*/*/manifest.json"))
+    if not bundles:
+        print(f"bench: no bundle under {args.model_repository}; run 'make train' first", file=sys.stderr)
+        return 1
+    bundle = bundles[-1].parent
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-"))).start()
+    bootstrap = external or broker.bootstrap_servers
+    try:
+        print(f"broker {bootstrap}; model {bundle}; {args.records} MNIST records; 2 partitions\n")
+        messages = mnist_messages(args.records)
+        topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
+        produced = produce_all(bootstrap, topic, messages)
+        rows = [("produce (kafka-python, acks=all)", produced)]
+        a = bare_consume_rate(bootstrap, topic, args.records)
+        rows.append(("(a) bare consume (kafka-python)", a))
+        b = scoring_rate(bundle, messages, args.max_batch)
+        rows.append((f"(b) onnxruntime scoring alone, batch {args.max_batch}", b))
+        c = worker_drain_rate(
+            bootstrap, args.model_repository, topic, args.records, max_batch=str(args.max_batch)
+        )
+        rows.append((f"(c) worker drain, alerts only, --max-batch {args.max_batch}", c))
+        small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2)
+        produce_all(bootstrap, small, messages[: args.batch1_records])
+        d = worker_drain_rate(bootstrap, args.model_repository, small, args.batch1_records, max_batch="1")
+        rows.append(("(d) worker drain, --max-batch 1", d))
+        p50, p99, n = latency(bootstrap, args.model_repository, args.rate, args.seconds)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(f"{'stage':<52}{'records/s':>12}")
+    for name, rate in rows:
+        print(f"{name:<52}{rate:>12,.0f}")
+    print(
+        f"\n(e) produce -> alert at {args.rate:.0f} records/s for {args.seconds:.0f} s ({n} alerts): "
+        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+    )
+    print(
+        "\ntargets: (c) >= 0.7 x min((a), (b)) -> "
+        f"{c:,.0f} vs {0.7 * min(a, b):,.0f} [{'met' if c >= 0.7 * min(a, b) else 'NOT met'}]; "
+        f"(c) >= 5 x (d) -> {c / d:.1f}x [{'met' if c >= 5 * d else 'NOT met'}]; "
+        f"p99 (e) <= 100 ms [{'met' if p99 <= 100 else 'NOT met'}]"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
