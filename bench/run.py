@@ -35,10 +35,16 @@ from worker.score import score_batch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mnist_messages(n: int) -> list[bytes]:
+def mnist_messages(n: int) -> tuple[list[bytes], float]:
+    """Every MNIST 1 and 4 (normal), topped up with 5s (anomalies) to `n`, shuffled; and the anomaly share."""
     test, train = load_split("test"), load_split("train")
-    images = np.concatenate([test.images, train.images])[:n]
-    return [image_message(img, id=f"bench/{i}") for i, img in enumerate(images)]
+    images = np.concatenate([test.images, train.images])
+    labels = np.concatenate([test.labels, train.labels])
+    normal = np.flatnonzero(np.isin(labels, (1, 4)))
+    fives = np.flatnonzero(labels == 5)[: max(0, n - len(normal))]
+    idx = np.random.default_rng(0).permutation(np.concatenate([normal, fives]))[:n]
+    share = float(np.isin(idx, fives).mean())
+    return [image_message(images[i], id=f"bench/{k}") for k, i in enumerate(idx)], share
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, str] | None = None) -> str:
@@ -200,7 +206,7 @@ def main() -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--records", type=int, default=20_000, help="MNIST records in the input topic")
+    p.add_argument("--records", type=int, default=20_000, help="MNIST records in the input topic (<= 21,014)")
     p.add_argument("--batch1-records", type=int, default=5_000, help="records for the --max-batch 1 run")
     p.add_argument("--max-batch", type=int, default=256, help="the worker's --max-batch")
     p.add_argument("--model-repository", type=Path, default=REPO / "models", help="bundles to serve")
@@ -217,8 +223,11 @@ def main() -> int:
     broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-"))).start()
     bootstrap = external or broker.bootstrap_servers
     try:
-        print(f"broker {bootstrap}; model {bundle}; {args.records} MNIST records; 2 partitions\n")
-        messages = mnist_messages(args.records)
+        messages, share = mnist_messages(args.records)
+        print(
+            f"broker {bootstrap}; model {bundle}; {len(messages)} MNIST records (1s and 4s, and "
+            f"{share:.0%} 5s: anomalies); input topic of 2 partitions\n"
+        )
         topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
         produced = produce_all(bootstrap, topic, messages)
         rows = [("produce (kafka-python, acks=all)", produced)]

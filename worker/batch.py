@@ -24,11 +24,21 @@ class Item:
 @dataclass
 class Batch:
     model: LoadedModel
+    capacity: int
     items: list[Item] = field(default_factory=list)
     opened_at: float = 0.0
+    # The model input, filled row by row as records arrive (on the consume thread), so the
+    # scoring thread does not have to assemble it.
+    _rows: np.ndarray | None = None
+
+    def append(self, item: Item) -> None:
+        if self._rows is None:
+            self._rows = np.empty((self.capacity, *self.model.record_shape), dtype=np.float32)
+        self._rows[len(self.items)] = item.record.pixels
+        self.items.append(item)
 
     def inputs(self) -> np.ndarray:
-        return np.stack([item.record.pixels for item in self.items])
+        return self._rows[: len(self.items)]
 
     def low_offsets(self) -> dict[tuple[str, int], int]:
         low: dict[tuple[str, int], int] = {}
@@ -51,8 +61,8 @@ class Batcher:
         """Add an item; returns the model's batch if that filled it."""
         batch = self._open.get(model.key)
         if batch is None:
-            batch = self._open[model.key] = Batch(model, opened_at=time.monotonic())
-        batch.items.append(item)
+            batch = self._open[model.key] = Batch(model, self.max_batch, opened_at=time.monotonic())
+        batch.append(item)
         if len(batch.items) >= self.max_batch:
             return self._open.pop(model.key)
         return None

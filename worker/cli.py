@@ -41,8 +41,9 @@ def build_clients(s: WorkerSettings) -> tuple[KafkaConsumer, KafkaProducer]:
             enable_auto_commit=False,
             auto_offset_reset=s.auto_offset_reset,
             max_poll_records=s.max_poll_records,
-            max_partition_fetch_bytes=2 * 1024 * 1024,
-            fetch_max_bytes=4 * 1024 * 1024,  # kafka-python refuses larger response frames
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+            receive_message_max_bytes=32 * 1024 * 1024,  # must exceed fetch_max_bytes plus headers
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
             **common,
