@@ -14,10 +14,10 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from worker.app import Worker, new_metrics
-from worker.cli import build_clients, check_topics
 from worker.health import Health, serve
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
+from worker.source import build_clients, check_topics
 
 REPO = Path(__file__).resolve().parents[1]
 
