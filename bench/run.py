@@ -31,6 +31,7 @@ from training.data.mnist import load_split
 from worker.device import choose_providers
 from worker.registry import load_bundle
 from worker.score import score_batch
+from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,10 +84,10 @@ def bare_consume_rate(bootstrap: str, topic: str, n: int) -> float:
     return rate
 
 
-def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int) -> float:
+def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int, threads: int) -> float:
     from schemas import decode
 
-    model = load_bundle(bundle, choose_providers("auto"))
+    model = load_bundle(bundle, choose_providers("auto"), threads)
     x = np.stack([decode(m).pixels for m in messages])
     score_batch(model, x[:max_batch], max_batch)  # warm
     t0 = time.perf_counter()
@@ -233,8 +234,11 @@ def main() -> int:
         rows = [("produce (kafka-python, acks=all)", produced)]
         a = bare_consume_rate(bootstrap, topic, args.records)
         rows.append(("(a) bare consume (kafka-python)", a))
-        b = scoring_rate(bundle, messages, args.max_batch)
-        rows.append((f"(b) onnxruntime scoring alone, batch {args.max_batch}", b))
+        threads = WorkerSettings().intra_op_threads
+        b = scoring_rate(bundle, messages, args.max_batch, threads)
+        rows.append((f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", b))
+        b_all = scoring_rate(bundle, messages, args.max_batch, 0)
+        rows.append((f"(b') onnxruntime alone, batch {args.max_batch}, all cores", b_all))
         c = worker_drain_rate(
             bootstrap, args.model_repository, topic, args.records, max_batch=str(args.max_batch)
         )
@@ -247,9 +251,9 @@ def main() -> int:
     finally:
         if broker is not None:
             broker.stop()
-    print(f"{'stage':<52}{'records/s':>12}")
+    print(f"{'stage':<64}{'records/s':>12}")
     for name, rate in rows:
-        print(f"{name:<52}{rate:>12,.0f}")
+        print(f"{name:<64}{rate:>12,.0f}")
     print(
         f"\n(e) produce -> alert at {args.rate:.0f} records/s for {args.seconds:.0f} s ({n} alerts): "
         f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
