@@ -6,13 +6,24 @@ extra ONNX files and figures, and `manifest.json`, which validates as `ModelMani
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
+
+
+def sha256_file(path: Path) -> str:
+    """The hash the manifest records for each bundle file (and the worker checks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class TensorSpec(BaseModel):

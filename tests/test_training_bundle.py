@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from schemas import ModelManifest
-from training.bundle import sha256_file
+from schemas.manifest import sha256_file
 from training.data.mnist import load_split
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -12,20 +11,13 @@ from importlib import metadata
 from pathlib import Path
 
 from schemas import MANIFEST_FILE, ModelManifest
+from schemas.manifest import sha256_file
 
 RECORDED_PACKAGES = ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy", "scikit-learn", "pydantic")
 
 
 class BundleExistsError(FileExistsError):
     pass
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_hashes(folder: Path) -> dict[str, str]:

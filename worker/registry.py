@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import onnxruntime as ort
 from pydantic import ValidationError
 
 from schemas import MANIFEST_FILE, ModelManifest
+from schemas.manifest import sha256_file
 from worker.device import choose_providers
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ class LoadedModel:
         return tuple(self.manifest.preprocessing.record_shape)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_bundle(folder: Path, providers: list[str], intra_op_threads: int = 0) -> LoadedModel:
     """Verify a bundle (manifest, hashes, graph shapes), open its session and warm it up."""
     manifest_path = folder / MANIFEST_FILE
@@ -58,7 +50,7 @@ def load_bundle(folder: Path, providers: list[str], intra_op_threads: int = 0) -
         path = folder / name
         if not path.is_file():
             raise BundleError(f"{folder}: {name} is listed in the manifest but missing")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise BundleError(
                 f"{path}: sha256 does not match the manifest; the file was changed or corrupted "
                 "after export: re-export the bundle"
