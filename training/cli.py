@@ -9,7 +9,7 @@ from pathlib import Path
 
 from schemas.settings import SettingsError, load_settings
 
-USAGE = """usage: python -m training {train,evaluate} [options]
+USAGE = """usage: python -m training {train,evaluate,synth} [options]
 
 Fit a variational autoencoder on normal data, calibrate its threshold, export
 it to ONNX with a manifest (a model bundle the worker loads), and evaluate it.
@@ -17,6 +17,7 @@ it to ONNX with a manifest (a model bundle the worker loads), and evaluate it.
 commands:
   train      train, calibrate, export, verify and evaluate a bundle
   evaluate   re-score a bundle with plain onnxruntime and print the table
+  synth      write labelled synthetic KPI series (for the metric path's demos and tests)
 
 'python -m training COMMAND --help' lists every option of a command; each one
 can also be set as an environment variable TRAINING_<OPTION> (e.g. TRAINING_EPOCHS=30).
@@ -29,17 +30,18 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command not in {"train", "evaluate"}:
+    commands = {"train": train, "evaluate": evaluate, "synth": synth}
+    if command not in commands:
         print(
-            f"training: unknown command {command!r}; use 'train' or 'evaluate' (see --help)", file=sys.stderr
+            f"training: unknown command {command!r}; use {', '.join(commands)} (see --help)", file=sys.stderr
         )
         return 2
     try:
-        return train(rest) if command == "train" else evaluate(rest)
+        return commands[command](rest)
     except SettingsError as exc:
         print(f"training {command}: {exc.message}", file=sys.stderr)
         return 2
-    except (ValueError, OSError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:  # FileExistsError is an OSError
         if os.environ.get("TRAINING_DEBUG"):
             raise
         print(f"training {command}: {exc}", file=sys.stderr)
@@ -81,4 +83,14 @@ def evaluate(argv: list[str]) -> int:
     manifest, ev = evaluate_bundle(bundle, settings.data_dir)
     print(f"{manifest.name} version {manifest.version}: {ev.description}\n")
     print(format_table(ev.metrics, ev.per_digit_auroc))
+    return 0
+
+
+def synth(argv: list[str]) -> int:
+    from training.data.synth import synthesize
+    from training.settings import SynthSettings
+
+    s = load_settings(SynthSettings, argv)
+    path = synthesize(s.out, s.series, s.days, s.seed, s.interval_minutes)
+    print(f"wrote {s.series} series x {s.days} days at {s.interval_minutes}-minute steps to {path}")
     return 0

@@ -90,3 +90,15 @@ class EvaluateSettings(BaseSettings):
 
     bundle: CliPositionalArg[Path] = Field(description="bundle folder holding manifest.json and model.onnx")
     data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
+
+
+class SynthSettings(BaseSettings):
+    """Write labelled synthetic KPI series (seasonality, trend, noise, injected anomalies) as CSV."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m training synth", **_COMMON)
+
+    out: Path = Field(..., description="folder to write kpi.csv into (series,timestamp,value,label,kind)")
+    series: int = Field(10, ge=1, le=100_000, description="how many series")
+    days: int = Field(14, ge=2, le=3650, description="days per series (the first day has no anomalies)")
+    interval_minutes: int = Field(5, ge=1, le=1440, description="sampling interval")
+    seed: int = Field(0, description="random seed")
