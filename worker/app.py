@@ -1,6 +1,7 @@
 """The worker's loop, wired top to bottom like the data flow:
 
-  source (poll) -> route (decode, pick the model) -> batch -> score (own thread) -> publish -> commit
+  source (poll) -> route (decode, pick the model) -> batch -> score (inference on its own thread)
+  -> publish -> commit
 
 At least once: input offsets are committed only after the producer has acknowledged
 every output (alert, score, dead letter) of the records below them. Stopping is a
@@ -26,20 +27,21 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from prometheus_client import CollectorRegistry
 
 from schemas import Reason, Rejection
-from worker.batch import Batch, Batcher
+from worker.batch import Batcher
 from worker.health import Health
 from worker.metrics import Metrics
 from worker.offsets import OffsetTracker
 from worker.publish import Publisher
 from worker.registry import ModelRegistry
 from worker.route import route
-from worker.score import ScoreStage, score_batch
+from worker.score import Scored, ScoreStage
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 LAG_EVERY_S = 5.0
 IDLE_POLL_MS = 200
+BUSY_POLL_MS = 2
 
 
 class Worker:
@@ -61,7 +63,7 @@ class Worker:
             producer, settings.alerts_topic, settings.dead_letter_topic, settings.scores_topic, metrics
         )
         self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
-        self.scoring = ScoreStage(self._score)
+        self.scoring = ScoreStage(settings.max_batch)
         self.offsets = OffsetTracker()
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
@@ -96,14 +98,14 @@ class Worker:
         polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.s.max_poll_records)
         if self._fatal is not None:
             raise self._fatal
-        if self.scoring.error is not None:
-            raise self.scoring.error
         for tp, messages in polled.items():
             self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
             for message in messages:
                 self._handle(message)
         for batch in self.batcher.due():
             self.scoring.submit(batch)
+        for result in self.scoring.completed():
+            self._publish(result)
         if time.monotonic() - self._last_commit >= self.s.commit_interval_ms / 1000.0:
             self.commit()
         if time.monotonic() - self._last_lag >= LAG_EVERY_S:
@@ -113,7 +115,12 @@ class Worker:
         """Score every batch in hand, flush the outputs, commit."""
         for batch in self.batcher.drain():
             self.scoring.submit(batch)
-        self.scoring.wait_idle()
+        deadline = time.monotonic() + 120
+        while self.scoring.busy():
+            if time.monotonic() > deadline:
+                raise TimeoutError("scoring did not finish within 120 s")
+            for result in self.scoring.completed(wait_s=0.1):
+                self._publish(result)
         self.commit()
 
     # -- stages ------------------------------------------------------------------------------
@@ -129,35 +136,33 @@ class Worker:
         if full is not None:
             self.scoring.submit(full)
 
-    def _score(self, batch: Batch) -> None:
-        """On the scoring thread: one inference, then the batch's outputs handed to the producer."""
+    def _publish(self, result: Scored) -> None:
+        """Outputs of a scored batch: alerts, score messages, or dead letters if the model raised."""
+        batch = result.batch
         model, items = batch.model, batch.items
-        t0 = time.perf_counter()
-        try:
-            scores = score_batch(model, batch.inputs(), self.s.max_batch)
-        except Exception as exc:  # a model that raises must not stop the stream or lose records
-            log.exception("model %s failed on a batch of %d records", model.key, len(items))
+        if result.error is not None:
+            log.error("model %s failed on a batch of %d records: %s", model.key, len(items), result.error)
             for item in items:
                 self.publisher.dead_letter(
-                    item.message, Reason.SCORING_FAILED, f"{type(exc).__name__}: {exc}"
+                    item.message, Reason.SCORING_FAILED, f"{type(result.error).__name__}: {result.error}"
                 )
-            return
-        self.metrics.inference_seconds.labels(model=model.key).observe(time.perf_counter() - t0)
-        self.metrics.batch_size.labels(model=model.key).observe(len(items))
-        detected_at = datetime.now(UTC)
-        alerts = self.publisher.outcomes(model, items, scores, detected_at)
-        self.metrics.scored.labels(model=model.key).inc(len(items))
-        self.metrics.alerts.labels(model=model.key).inc(alerts)
-        now_ms = time.time() * 1000.0
-        e2e = self.metrics.end_to_end_seconds.labels(model=model.key)
-        for item in items:
-            if item.message.timestamp and item.message.timestamp > 0:
-                e2e.observe(max(0.0, now_ms - item.message.timestamp) / 1000.0)
+        else:
+            self.metrics.inference_seconds.labels(model=model.key).observe(result.seconds)
+            self.metrics.batch_size.labels(model=model.key).observe(len(items))
+            alerts = self.publisher.outcomes(model, items, result.scores, datetime.now(UTC))
+            self.metrics.scored.labels(model=model.key).inc(len(items))
+            self.metrics.alerts.labels(model=model.key).inc(alerts)
+            now_ms = time.time() * 1000.0
+            e2e = self.metrics.end_to_end_seconds.labels(model=model.key)
+            for item in items:
+                if item.message.timestamp and item.message.timestamp > 0:
+                    e2e.observe(max(0.0, now_ms - item.message.timestamp) / 1000.0)
+        self.scoring.finish(batch)
 
     def commit(self) -> None:
         """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
-        # Snapshot what is still waiting BEFORE the flush: a batch that finishes in between
-        # sent its outputs before it left the scoring stage, so this flush covers them.
+        # Every batch not in flight has had its outputs handed to the producer (on this
+        # thread), so the flush below covers them.
         waiting = self.batcher.pending_offsets()
         for tp, offset in self.scoring.pending_offsets().items():
             waiting[tp] = min(offset, waiting.get(tp, offset))
@@ -180,6 +185,8 @@ class Worker:
     # -- helpers -----------------------------------------------------------------------------
 
     def _poll_timeout_ms(self) -> int:
+        if self.scoring.busy():
+            return BUSY_POLL_MS  # a batch is being scored: come back soon to publish it
         due = self.batcher.seconds_to_next_due()
         return IDLE_POLL_MS if due is None else max(0, min(IDLE_POLL_MS, int(due * 1000)))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,43 +27,71 @@ def score_batch(model: LoadedModel, inputs: np.ndarray, max_batch: int) -> np.nd
     return scores
 
 
-class ScoreStage:
-    """Scores batches on a thread of its own, so consuming and decoding overlap with inference.
+@dataclass
+class Scored:
+    """A batch back from the scoring thread: its scores, or the exception the model raised."""
 
-    onnxruntime releases the GIL while it runs, so the consume loop keeps going. At most
-    `depth` batches wait, which bounds memory and keeps back-pressure on the consumer.
-    The loop commits only below the lowest offset of any batch queued or being scored.
+    batch: Batch
+    scores: np.ndarray | None
+    error: Exception | None
+    seconds: float
+
+
+class ScoreStage:
+    """Runs inference on a thread of its own; everything else stays on the loop's thread.
+
+    onnxruntime releases the GIL while it runs, so inference overlaps consuming, decoding
+    and publishing, and the scoring thread needs the GIL only to pick up and hand back a
+    batch. At most `depth` batches wait (memory bound, back-pressure on the consumer). A
+    batch counts as in flight until the loop has published its outputs (`finish`), and the
+    loop commits only below the lowest offset in flight.
     """
 
-    def __init__(self, work: Callable[[Batch], None], depth: int = 2) -> None:
-        self._work = work
+    def __init__(self, max_batch: int, depth: int = 2) -> None:
+        self.max_batch = max_batch
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=depth)
+        self._results: queue.Queue[Scored] = queue.Queue()
         self._lock = threading.Lock()
         self._in_flight: list[Batch] = []
-        self._idle = threading.Condition(self._lock)
-        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="score", daemon=True)
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
-        if self.error is not None:
-            raise self.error
         with self._lock:
             self._in_flight.append(batch)
         self._queue.put(batch)  # blocks while `depth` batches wait: back-pressure
 
     def _run(self) -> None:
         while (batch := self._queue.get()) is not None:
+            t0 = time.perf_counter()
             try:
-                self._work(batch)
-            except BaseException as exc:  # surfaced to the loop by submit()/wait_idle()
-                self.error = exc
-            with self._lock:
-                self._in_flight.remove(batch)
-                self._idle.notify_all()
+                result = Scored(batch, score_batch(batch.model, batch.inputs(), self.max_batch), None, 0.0)
+            except Exception as exc:  # a model that raises must not stop the stream or lose records
+                result = Scored(batch, None, exc, 0.0)
+            result.seconds = time.perf_counter() - t0
+            self._results.put(result)
+
+    def completed(self, wait_s: float = 0.0) -> list[Scored]:
+        """Batches scored so far; waits up to `wait_s` for the first one if none is ready."""
+        out = []
+        try:
+            out.append(self._results.get(timeout=wait_s) if wait_s > 0 else self._results.get_nowait())
+            while True:
+                out.append(self._results.get_nowait())
+        except queue.Empty:
+            return out
+
+    def finish(self, batch: Batch) -> None:
+        """The loop has handed this batch's outputs to the producer."""
+        with self._lock:
+            self._in_flight.remove(batch)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._in_flight)
 
     def pending_offsets(self) -> dict[tuple[str, int], int]:
-        """Lowest offset per partition of the batches not yet fully handed to the producer."""
+        """Lowest offset per partition of the batches whose outputs are not yet with the producer."""
         low: dict[tuple[str, int], int] = {}
         with self._lock:
             for batch in self._in_flight:
@@ -70,13 +99,6 @@ class ScoreStage:
                     if offset < low.get(tp, offset + 1):
                         low[tp] = offset
         return low
-
-    def wait_idle(self, timeout_s: float = 120.0) -> None:
-        with self._lock:
-            if not self._idle.wait_for(lambda: not self._in_flight, timeout=timeout_s):
-                raise TimeoutError(f"scoring did not finish within {timeout_s:.0f} s")
-        if self.error is not None:
-            raise self.error
 
     def close(self) -> None:
         self._queue.put(None)
