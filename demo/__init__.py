@@ -3,3 +3,6 @@
 python -m demo            the worker scoring a live stream (what `make demo` runs)
 python -m demo.roundtrip  records through the broker, decoded, one dead-lettered
 """
+
+# Shared by the demos' settings models: DEMO_* variables, kebab-case flags.
+DEMO_SETTINGS = dict(env_prefix="DEMO_", cli_kebab_case=True, frozen=True, cli_implicit_flags=True)

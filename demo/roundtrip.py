@@ -22,6 +22,7 @@ from kafka.errors import KafkaError, NoBrokersAvailable
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from demo import DEMO_SETTINGS
 from schemas import (
     DeadLetter,
     ImageRecord,
@@ -37,13 +38,7 @@ from training.data.mnist import BUNDLED_DIR, load_split
 
 
 class DemoSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="DEMO_",
-        cli_kebab_case=True,
-        cli_prog_name="python -m demo.roundtrip",
-        frozen=True,
-        cli_implicit_flags=True,
-    )
+    model_config = SettingsConfigDict(cli_prog_name="python -m demo.roundtrip", **DEMO_SETTINGS)
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers (host:port,...)")
     data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError, NoBrokersAvailable
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from demo import DEMO_SETTINGS
 from demo.roundtrip import malformed_messages
 from schemas import image_message
 from schemas.settings import SettingsError, load_settings
@@ -36,13 +37,7 @@ SHOWN_ALERTS = 20
 
 
 class StreamDemoSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="DEMO_",
-        cli_kebab_case=True,
-        cli_prog_name="python -m demo",
-        frozen=True,
-        cli_implicit_flags=True,
-    )
+    model_config = SettingsConfigDict(cli_prog_name="python -m demo", **DEMO_SETTINGS)
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers (host:port,...)")
     model_repository: Path = Field(Path("models"), description="where bundles live; one is trained if empty")

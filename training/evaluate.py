@@ -55,6 +55,16 @@ def detection_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) 
     }
 
 
+def one_vs_rest_auroc(scores: np.ndarray, digits: np.ndarray, normal: tuple[int, ...]) -> dict[int, float]:
+    """AUROC of the normal digits against each other digit, from one score per image."""
+    is_normal = np.isin(digits, normal)
+    out = {}
+    for digit in sorted(set(range(10)) - set(normal)):
+        sel = is_normal | (digits == digit)
+        out[digit] = float(roc_auc_score(digits[sel] == digit, scores[sel]))
+    return out
+
+
 def format_table(metrics: dict[str, object], per_digit_auroc: dict[int, float] | None = None) -> str:
     lines = [f"{'metric':<24}{'this model':>12}{'published':>12}{'target':>10}"]
     for key, label in ROWS:

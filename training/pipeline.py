@@ -22,13 +22,13 @@ from training.bundle import (
 from training.calibrate import calibrate
 from training.data.mnist import load_split
 from training.data.selection import (
+    EvalSet,
     TrainValSplit,
     normal_train_val,
-    one_vs_rest_sets,
     parse_digits,
     protocol_eval_set,
 )
-from training.evaluate import detection_metrics
+from training.evaluate import detection_metrics, one_vs_rest_auroc
 from training.export import OPSET, SCORE_INPUT, export_bundle_graphs, torch_scores
 from training.fit import FitConfig, FitResult, fit, score_images, seed_everything
 from training.loss import SCORE_DESCRIPTIONS, SCORE_FUNCTIONS
@@ -51,6 +51,8 @@ class Evaluation:
     scores: np.ndarray
     labels: np.ndarray
     description: str
+    protocol: EvalSet  # the images behind `scores` and `labels`
+    test_scores: np.ndarray  # every test-set image, in test-set order
 
 
 @dataclass
@@ -140,19 +142,15 @@ def check_parity(
 
 
 def evaluate_folder(model_path: Path, threshold: float, train, test, normal, anomaly) -> Evaluation:
-    """The published protocol and one-vs-rest AUROCs, scored by onnxruntime alone."""
-    from sklearn.metrics import roc_auc_score
-
+    """The published protocol and one-vs-rest AUROCs, scored by onnxruntime alone (each image once)."""
     session = cpu_session(model_path)
     proto = protocol_eval_set(train, test, normal, anomaly)
     scores, _ = onnx_outputs(session, proto.images)
+    test_scores, _ = onnx_outputs(session, test.images)
     metrics = detection_metrics(scores, proto.labels, threshold)
-    per_digit = {}
-    for digit, eset in one_vs_rest_sets(test, normal).items():
-        s, _ = onnx_outputs(session, eset.images)
-        per_digit[digit] = float(roc_auc_score(eset.labels, s))
+    per_digit = one_vs_rest_auroc(test_scores, test.labels, normal)
     metrics["auroc_one_vs_rest_mean"] = float(np.mean(list(per_digit.values())))
-    return Evaluation(metrics, per_digit, scores, proto.labels, proto.description)
+    return Evaluation(metrics, per_digit, scores, proto.labels, proto.description, proto, test_scores)
 
 
 def evaluation_json(ev: Evaluation) -> dict[str, object]:
@@ -166,7 +164,7 @@ def evaluation_json(ev: Evaluation) -> dict[str, object]:
 def write_figures(folder, model, fitted: FitResult, ev: Evaluation, train, test, normal, anomaly) -> None:
     report.loss_curves(fitted.history, fitted.best_epoch, folder / "loss_curves.png")
     session = cpu_session(folder / "model.onnx")
-    proto = protocol_eval_set(train, test, normal, anomaly)
+    proto = ev.protocol
     n_idx = np.flatnonzero(proto.labels == 0)[:10]
     a_idx = np.flatnonzero(proto.labels == 1)[:10]
     _, n_rec = onnx_outputs(session, proto.images[n_idx])
@@ -179,8 +177,7 @@ def write_figures(folder, model, fitted: FitResult, ev: Evaluation, train, test,
     with torch.no_grad():
         mu, _ = model.encode(torch.from_numpy(test.images[:5000].astype(np.float32) / 255.0))
     report.latent_pca(mu.numpy(), test.labels[:5000], normal, folder / "latent_pca.png")
-    test_scores, _ = onnx_outputs(session, test.images)
-    report.top_anomalies(test.images / 255.0, test_scores, test.labels, folder / "top_anomalies.png")
+    report.top_anomalies(test.images / 255.0, ev.test_scores, test.labels, folder / "top_anomalies.png")
 
 
 def build_manifest(

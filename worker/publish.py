@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
@@ -43,49 +42,32 @@ class Publisher:
         self.dead_letter_topic = dead_letter_topic
         self.scores_topic = scores_topic
         self.metrics = metrics
-        self._in_flight: list = []
-        self._lock = threading.Lock()  # outputs come from the loop (dead letters) and the scoring thread
+        self._in_flight: list = []  # futures since the last flush; touched only by the loop thread
 
     def outcomes(self, model: LoadedModel, items: list[Item], scores, detected_at: datetime) -> int:
         """An alert for each score at or above the threshold, a score message for the rest. Returns alerts."""
         m = model.manifest
         alerts = 0
         for item, score in zip(items, scores.tolist(), strict=True):
+            common = dict(
+                record_id=item.record_id,
+                kind="image",
+                model=m.name,
+                model_version=m.version,
+                score=score,
+                threshold=m.threshold,
+                ts=item.record.ts,
+                source=source_of(item.message),
+            )
             if score >= m.threshold:
-                alert = AnomalyAlert(
-                    record_id=item.record_id,
-                    kind="image",
-                    model=m.name,
-                    model_version=m.version,
-                    score=score,
-                    threshold=m.threshold,
-                    severity=m.calibration.severity(score),
-                    ts=item.record.ts,
-                    detected_at=detected_at,
-                    source=source_of(item.message),
-                )
-                self._send(
-                    self.alerts_topic,
-                    item.record_id.encode(),
-                    alert.model_dump_json(exclude_none=True).encode(),
-                )
+                msg = AnomalyAlert(**common, severity=m.calibration.severity(score), detected_at=detected_at)
+                topic = self.alerts_topic
                 alerts += 1
             elif self.scores_topic:
-                msg = ScoreMessage(
-                    record_id=item.record_id,
-                    kind="image",
-                    model=m.name,
-                    model_version=m.version,
-                    score=score,
-                    threshold=m.threshold,
-                    ts=item.record.ts,
-                    source=source_of(item.message),
-                )
-                self._send(
-                    self.scores_topic,
-                    item.record_id.encode(),
-                    msg.model_dump_json(exclude_none=True).encode(),
-                )
+                msg, topic = ScoreMessage(**common), self.scores_topic
+            else:
+                continue
+            self._send(topic, item.record_id.encode(), msg.model_dump_json(exclude_none=True).encode())
         return alerts
 
     def dead_letter(self, message: ConsumerRecord, reason: Reason, error: str) -> None:
@@ -104,14 +86,11 @@ class Publisher:
         self.metrics.dead_letters.labels(reason=reason.value).inc()
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        future = self.producer.send(topic, key=key, value=value)
-        with self._lock:
-            self._in_flight.append(future)
+        self._in_flight.append(self.producer.send(topic, key=key, value=value))
 
     def flush(self, timeout_s: float = 60.0) -> int:
         """Wait for every output sent so far; raise DeliveryError unless all were acknowledged."""
-        with self._lock:
-            in_flight, self._in_flight = self._in_flight, []
+        in_flight, self._in_flight = self._in_flight, []
         self.producer.flush(timeout=timeout_s)
         failed = [f for f in in_flight if not f.succeeded()]
         sent = len(in_flight)

@@ -77,18 +77,3 @@ def protocol_eval_set(
         f"images of digits {list(anomaly)} (training set, then test set)"
     )
     return EvalSet(images=images, labels=labels, digits=digits, description=desc)
-
-
-def one_vs_rest_sets(test: MnistSplit, normal: tuple[int, ...]) -> dict[int, EvalSet]:
-    """For each other digit: all test-set normals vs all test-set images of that digit."""
-    normal_images = test.images[np.isin(test.labels, normal)]
-    out = {}
-    for digit in sorted(set(range(10)) - set(normal)):
-        other = test.images[test.labels == digit]
-        out[digit] = EvalSet(
-            images=np.concatenate([normal_images, other]),
-            labels=np.concatenate([np.zeros(len(normal_images), np.int64), np.ones(len(other), np.int64)]),
-            digits=np.concatenate([test.labels[np.isin(test.labels, normal)], np.full(len(other), digit)]),
-            description=f"test set: digits {list(normal)} vs {digit}",
-        )
-    return out
