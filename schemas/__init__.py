@@ -8,8 +8,10 @@ from schemas.manifest import (
     MODEL_FILE,
     Calibration,
     ImagePreprocessing,
+    MetricPreprocessing,
     ModelManifest,
     ScoreSpec,
+    SeriesStats,
     TensorSpec,
 )
 from schemas.outputs import AnomalyAlert, ScoreMessage, SourcePosition
@@ -24,6 +26,7 @@ __all__ = [
     "DeadLetter",
     "ImagePreprocessing",
     "ImageRecord",
+    "MetricPreprocessing",
     "MetricPoint",
     "ModelManifest",
     "Reason",
@@ -31,6 +34,7 @@ __all__ = [
     "Rejection",
     "ScoreMessage",
     "ScoreSpec",
+    "SeriesStats",
     "SourcePosition",
     "TensorSpec",
     "decode",

@@ -46,6 +46,46 @@ class ImagePreprocessing(BaseModel):
     record_shape: list[PositiveInt] = Field(..., description="Shape a record must have, e.g. [28, 28]")
 
 
+class SeriesStats(BaseModel):
+    """What training learned about one series: its grid and its robust scale."""
+
+    model_config = ConfigDict(frozen=True)
+
+    center: float = Field(..., description="Median of the training values")
+    scale: float = Field(..., gt=0, description="Robust spread: IQR / 1.349 (floored, never 0)")
+    interval_s: float = Field(..., gt=0, description="Sampling interval of the series, seconds")
+    threshold: float | None = Field(
+        None, description="Per-series threshold, if calibrated per series; else the model's"
+    )
+
+
+class MetricPreprocessing(BaseModel):
+    """How metric points become model input: see schemas/timeseries.py, which both sides use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["metric"] = "metric"
+    window: PositiveInt = Field(..., description="W: points per window; the graph input is [batch, W]")
+    interval_s: float = Field(..., gt=0, description="Grid interval for series training did not see")
+    fill: Literal["linear"] = Field("linear", description="Missing grid points: linear between neighbours")
+    reset_gap: PositiveInt = Field(
+        ..., description="A gap of this many missing points or more restarts the series' window"
+    )
+    clip: float = Field(20.0, gt=0, description="Normalised values are clipped to [-clip, clip]")
+    normalisation: Literal["robust"] = Field("robust", description="(value - median) / (IQR / 1.349)")
+    series: dict[str, SeriesStats] = Field(
+        default_factory=dict, description="Per-series statistics by series key (series + sorted labels)"
+    )
+    unknown_series: Literal["first_window"] = Field(
+        "first_window",
+        description="A series training did not see is normalised by the robust stats of its first W points",
+    )
+
+    @property
+    def record_shape(self) -> list[int]:
+        return [self.window]
+
+
 class ScoreSpec(BaseModel):
     """What the graph's score output means."""
 
@@ -95,7 +135,7 @@ class ModelManifest(BaseModel):
         ..., description="Graph outputs by role: at least 'score' (shape [] per record)"
     )
     opset: PositiveInt
-    preprocessing: ImagePreprocessing
+    preprocessing: ImagePreprocessing | MetricPreprocessing = Field(..., discriminator="type")
     score: ScoreSpec
     threshold: float
     calibration: Calibration
