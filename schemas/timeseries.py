@@ -123,7 +123,7 @@ def to_grid(timestamps_s: np.ndarray, values: np.ndarray, interval_s: float, res
 
 
 def scoreable(grid: Grid, window: int) -> np.ndarray:
-    """Indices whose window (ending there) the worker would score: a real last point, W points in its segment."""
+    """Indices whose window the worker would score: a real last point with W points of its segment."""
     return np.flatnonzero((~grid.missing) & (grid.run_length >= window))
 
 
