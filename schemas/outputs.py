@@ -33,12 +33,18 @@ class AnomalyAlert(BaseModel):
     severity: float | None = Field(
         None, ge=0.0, le=1.0, description="Min-max normalised score; 0.5 is the threshold."
     )
-    ts: datetime | None = Field(None, description="The record's own timestamp, if it had one.")
+    ts: datetime | None = Field(
+        None, description="The record's own timestamp; metric points without one: their grid time."
+    )
     detected_at: datetime
     source: SourcePosition
+    series_key: str | None = Field(
+        None, description="Metric alerts: series plus sorted labels (the Kafka key)."
+    )
     series: str | None = Field(None, description="Metric alerts: series name.")
     labels: dict[str, str] | None = Field(None, description="Metric alerts: series labels.")
     value: float | None = Field(None, description="Metric alerts: value of the window's last point.")
+    window: int | None = Field(None, description="Metric alerts: points in the scored window.")
 
 
 class ScoreMessage(BaseModel):
@@ -52,3 +58,5 @@ class ScoreMessage(BaseModel):
     threshold: float
     ts: datetime | None = None
     source: SourcePosition
+    series_key: str | None = Field(None, description="Metric records: series plus sorted labels.")
+    value: float | None = Field(None, description="Metric records: value of the window's last point.")

@@ -139,7 +139,7 @@ def test_each_dead_letter_reason(kafka_bootstrap, topics, tiny_bundle) -> None:
     assert {s["record_id"] for s in scored} == {"ok"}
 
 
-def test_metric_points_are_dead_lettered_until_a_metric_model_exists(kafka_bootstrap, topics, tiny_bundle):
+def test_metric_points_are_dead_lettered_when_no_metric_model_is_served(kafka_bootstrap, topics, tiny_bundle):
     key, value = metric_message("cpu", 0.5, labels={"host": "a"})
     with WorkerThread(worker_settings(kafka_bootstrap, repository(tiny_bundle), topics)) as w:
         produce(kafka_bootstrap, topics["input"], [value], keys=[key])

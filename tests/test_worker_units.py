@@ -33,7 +33,7 @@ def registry(tiny_bundle) -> ModelRegistry:
 
 
 def routed(raw: bytes, registry: ModelRegistry, offset: int = 0, partition: int = 0):
-    return route(message(raw, offset, partition), registry, 1 << 20)
+    return route(message(raw, offset, partition), registry, 1 << 20, {})
 
 
 def test_route_gives_the_default_model_and_a_default_id(registry) -> None:

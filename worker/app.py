@@ -33,8 +33,9 @@ from worker.metrics import Metrics
 from worker.offsets import OffsetTracker
 from worker.publish import Publisher
 from worker.registry import ModelRegistry
-from worker.route import route
+from worker.route import Held, route
 from worker.score import Scored, ScoreStage
+from worker.series import SeriesWindows
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,12 @@ class Worker:
         self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
         self.scoring = ScoreStage(settings.max_batch)
         self.offsets = OffsetTracker()
+        self.windows = {
+            m.key: SeriesWindows(m.manifest.preprocessing, settings.max_series)
+            for m in models
+            if m.manifest.kind == "metric"
+        }
+        self._series_reported: dict[str, tuple[int, int]] = {k: (0, 0) for k in self.windows}
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self._last_commit = time.monotonic()
@@ -102,6 +109,8 @@ class Worker:
             self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
             for message in messages:
                 self._handle(message)
+        if polled and self.windows:
+            self._update_series_metrics()
         for batch in self.batcher.due():
             self.scoring.submit(batch)
         for result in self.scoring.completed():
@@ -127,10 +136,15 @@ class Worker:
 
     def _handle(self, message: ConsumerRecord) -> None:
         self.offsets.seen(message.topic, message.partition, message.offset)
-        routed = route(message, self.models, self.s.max_message_bytes)
+        routed = route(message, self.models, self.s.max_message_bytes, self.windows)
         if isinstance(routed, Rejection):
             self.publisher.dead_letter(message, routed.reason, routed.error)
             return
+        if isinstance(routed, Held):
+            self.metrics.metric_points.labels(model=routed.model.key, outcome=routed.outcome.value).inc()
+            return
+        if routed[1].point_ts is not None:
+            self.metrics.metric_points.labels(model=routed[0].key, outcome="scored").inc()
         model, item = routed
         full = self.batcher.add(model, item)
         if full is not None:
@@ -202,6 +216,15 @@ class Worker:
                     max(0, end - position)
                 )
 
+    def _update_series_metrics(self) -> None:
+        for key, store in self.windows.items():
+            self.metrics.series_active.labels(model=key).set(len(store))
+            self.metrics.series_warming.labels(model=key).set(store.warming)
+            evicted, resets = self._series_reported[key]
+            self.metrics.series_evicted.labels(model=key).inc(store.evicted - evicted)
+            self.metrics.series_resets.labels(model=key).inc(store.resets - resets)
+            self._series_reported[key] = (store.evicted, store.resets)
+
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""
         try:
@@ -211,7 +234,14 @@ class Worker:
 
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
         assigned = set(partitions)
-        self.offsets.keep_only({(tp.topic, tp.partition) for tp in assigned})
+        kept = {(tp.topic, tp.partition) for tp in assigned}
+        self.offsets.keep_only(kept)
+        # Series of partitions that moved away are another worker's now; those we keep go on
+        # where they were (the revocation committed exactly up to them).
+        for store in self.windows.values():
+            store.drop_partitions(kept)
+        if self.windows:
+            self._update_series_metrics()
         for topic, partition in list(self.metrics_lag_labels()):
             if TopicPartition(topic, int(partition)) not in assigned:
                 self.metrics.consumer_lag.remove(topic, partition)

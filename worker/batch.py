@@ -8,17 +8,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from kafka.consumer.fetcher import ConsumerRecord
 
-from schemas import ImageRecord
+from schemas import ImageRecord, MetricPoint
 from worker.registry import LoadedModel
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
-    """A decoded record waiting to be scored, with the message it came from."""
+    """A decoded record waiting to be scored, with the message it came from and its model input."""
 
     message: ConsumerRecord
-    record: ImageRecord
+    record: ImageRecord | MetricPoint
     record_id: str
+    row: np.ndarray  # the model input of this record: the image, or the series' normalised window
+    threshold: float | None = None  # a metric series' own threshold, if training calibrated one
+    point_ts: float | None = None  # metric points: grid time of the point, seconds since the epoch
 
 
 @dataclass
@@ -34,7 +37,7 @@ class Batch:
     def append(self, item: Item) -> None:
         if self._rows is None:
             self._rows = np.empty((self.capacity, *self.model.record_shape), dtype=np.float32)
-        self._rows[len(self.items)] = item.record.pixels
+        self._rows[len(self.items)] = item.row
         self.items.append(item)
 
     def inputs(self) -> np.ndarray:

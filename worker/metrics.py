@@ -24,6 +24,11 @@ class Metrics(NamedTuple):
     assigned_partitions: Gauge
     model_info: Gauge
     model_threshold: Gauge
+    metric_points: Counter
+    series_active: Gauge
+    series_warming: Gauge
+    series_evicted: Counter
+    series_resets: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -88,5 +93,33 @@ class Metrics(NamedTuple):
             ),
             model_threshold=Gauge(
                 p + "model_threshold", "Alert threshold of each model", ["model"], registry=registry
+            ),
+            metric_points=Counter(
+                p + "metric_points_total",
+                "Metric points by outcome: scored (completed a window), warming (series has fewer "
+                "than W points), duplicate (slot already filled), late (before the series' last point)",
+                ["model", "outcome"],
+                registry=registry,
+            ),
+            series_active=Gauge(
+                p + "series_active", "Metric series held in memory", ["model"], registry=registry
+            ),
+            series_warming=Gauge(
+                p + "series_warming",
+                "Metric series holding fewer than W points (new, restarted, evicted or after a long gap)",
+                ["model"],
+                registry=registry,
+            ),
+            series_evicted=Counter(
+                p + "series_evicted_total",
+                "Series evicted to stay within --max-series (least recently updated first)",
+                ["model"],
+                registry=registry,
+            ),
+            series_resets=Counter(
+                p + "series_window_resets_total",
+                "Windows restarted by a gap of reset_gap or more missing points",
+                ["model"],
+                registry=registry,
             ),
         )

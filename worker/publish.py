@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
-from schemas import AnomalyAlert, DeadLetter, Reason, ScoreMessage, SourcePosition
+from schemas import AnomalyAlert, DeadLetter, MetricPoint, Reason, ScoreMessage, SourcePosition
 from worker.batch import Item
 from worker.metrics import Metrics
 from worker.registry import LoadedModel
@@ -49,25 +49,39 @@ class Publisher:
         m = model.manifest
         alerts = 0
         for item, score in zip(items, scores.tolist(), strict=True):
+            threshold = m.threshold if item.threshold is None else item.threshold
             common = dict(
                 record_id=item.record_id,
-                kind="image",
+                kind=m.kind,
                 model=m.name,
                 model_version=m.version,
                 score=score,
-                threshold=m.threshold,
+                threshold=threshold,
                 ts=item.record.ts,
                 source=source_of(item.message),
             )
-            if score >= m.threshold:
-                msg = AnomalyAlert(**common, severity=m.calibration.severity(score), detected_at=detected_at)
+            key = item.record_id
+            extra: dict[str, object] = {}
+            if isinstance(item.record, MetricPoint):
+                key = item.record.series_key
+                common.update(series_key=key, value=item.record.value)
+                if common["ts"] is None and item.point_ts is not None:
+                    common["ts"] = datetime.fromtimestamp(item.point_ts, UTC)
+                extra = dict(series=item.record.series, labels=item.record.labels, window=len(item.row))
+            if score >= threshold:
+                msg = AnomalyAlert(
+                    **common,
+                    **extra,
+                    severity=m.calibration.severity(score, item.threshold),
+                    detected_at=detected_at,
+                )
                 topic = self.alerts_topic
                 alerts += 1
             elif self.scores_topic:
                 msg, topic = ScoreMessage(**common), self.scores_topic
             else:
                 continue
-            self._send(topic, item.record_id.encode(), msg.model_dump_json(exclude_none=True).encode())
+            self._send(topic, key.encode(), msg.model_dump_json(exclude_none=True).encode())
         return alerts
 
     def dead_letter(self, message: ConsumerRecord, reason: Reason, error: str) -> None:

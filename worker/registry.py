@@ -145,6 +145,16 @@ class ModelRegistry:
             return self._by_key.get(name)
         return self._latest.get(name)
 
+    def resolve_for(self, name: str | None, kind: str) -> LoadedModel | None:
+        """Like resolve, but a record that names no model gets the default model of its kind:
+        --default-model if it scores this kind, else the latest version of the only model that does."""
+        if name:
+            return self.resolve(name)
+        if self.default is not None and self.default.manifest.kind == kind:
+            return self.default
+        of_kind = {m.manifest.name for m in self._latest.values() if m.manifest.kind == kind}
+        return self._latest[of_kind.pop()] if len(of_kind) == 1 else None
+
     def names(self) -> list[str]:
         return sorted(self._by_key)
 

@@ -54,6 +54,12 @@ class WorkerSettings(BaseSettings):
     )
     max_batch: int = Field(256, ge=1, le=65536, description="most records per inference call")
     max_wait_ms: int = Field(20, ge=0, description="longest a record waits for its batch to fill")
+    max_series: int = Field(
+        100_000,
+        ge=1,
+        description="metric series held per metric model; beyond it the least recently updated "
+        "series is evicted (and warms up again if it returns)",
+    )
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when a GPU is present, else CPU"
     )

@@ -1,0 +1,177 @@
+"""Per-series sliding windows for metric points: the grid, gaps, late and duplicate points, eviction.
+
+One `SeriesWindows` per metric model. Each series keeps its last W raw values in a row of
+one preallocated float64 matrix (a ring), so memory is W * 8 bytes plus a small state
+object per series, and at most `max_series` series are held: the one updated longest ago
+is evicted to make room (it warms up again if it comes back).
+
+What a point does (same rules as schemas/timeseries.py applies to a CSV in training):
+- on the grid slot after the series' last one, or later: the gap (if any) is filled
+  linearly; a gap of `reset_gap` slots or more restarts the window instead. Once the
+  series holds W points, the window ending at this point is returned for scoring.
+- in the slot of the series' last point: a duplicate (at-least-once redelivery, or a
+  producer retry); it is not scored again.
+- in an earlier slot: late; the windows it belonged to are already scored, so it is not.
+- without a timestamp: it takes the slot after the series' last point.
+
+State lives in memory only. After a restart, or when a partition moves to another worker,
+each series warms up again: its first W - 1 points are counted as `warming` and not scored.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.manifest import MetricPreprocessing
+from schemas.timeseries import interpolate_gap, normalise, robust_stats, slot_of
+
+
+class PointOutcome(enum.StrEnum):
+    SCORED = "scored"
+    WARMING = "warming"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+@dataclass(slots=True)
+class _Series:
+    row: int
+    last_slot: int
+    filled: int  # points in the ring since the last reset (capped at W)
+    head: int  # ring position the next point goes to
+    center: float | None
+    scale: float | None
+    interval_s: float
+    threshold: float | None
+    partition: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A full window, normalised and ready for the model, and the point that completed it."""
+
+    values: np.ndarray  # float32 [W]
+    slot_ts: float  # grid time of the last point, seconds since the epoch
+    threshold: float | None  # the series' own threshold, if training calibrated one
+
+
+class SeriesWindows:
+    def __init__(self, prep: MetricPreprocessing, max_series: int) -> None:
+        self.prep = prep
+        self.window = prep.window
+        self.max_series = max_series
+        self._series: OrderedDict[str, _Series] = OrderedDict()
+        self._values = np.zeros((min(max_series, 1024), self.window), dtype=np.float64)
+        self._free: list[int] = list(range(self._values.shape[0] - 1, -1, -1))
+        self._positions = np.arange(self.window)
+        self.evicted = 0
+        self.resets = 0
+        self.warming = 0  # series holding fewer than W points
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def push(
+        self, key: str, ts_s: float | None, value: float, partition: tuple[str, int]
+    ) -> Window | PointOutcome:
+        s = self._series.get(key)
+        if s is None:
+            s = self._new(key, ts_s, partition)
+            self._append(s, value)
+            return self._complete(s)
+        self._series.move_to_end(key)
+        s.partition = partition
+        slot = s.last_slot + 1 if ts_s is None else int(slot_of(ts_s, s.interval_s))
+        if slot == s.last_slot:
+            return PointOutcome.DUPLICATE
+        if slot < s.last_slot:
+            return PointOutcome.LATE
+        gap = slot - s.last_slot - 1
+        if gap >= self.prep.reset_gap:
+            self._reset(s)
+        elif gap:
+            before = self._values[s.row, (s.head - 1) % self.window]
+            for filled in interpolate_gap(before, value, gap):
+                self._append(s, filled)
+        s.last_slot = slot
+        self._append(s, value)
+        return self._complete(s)
+
+    def drop_partitions(self, keep: set[tuple[str, int]]) -> int:
+        """Forget the series of partitions no longer assigned here; returns how many."""
+        gone = [k for k, s in self._series.items() if s.partition not in keep]
+        for key in gone:
+            self._forget(key)
+        return len(gone)
+
+    def bytes_per_series(self) -> int:
+        """Window storage per series (the ring row); the state object and dict entry come on top."""
+        return self.window * self._values.itemsize
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _new(self, key: str, ts_s: float | None, partition: tuple[str, int]) -> _Series:
+        if len(self._series) >= self.max_series:
+            oldest = next(iter(self._series))
+            self._forget(oldest)
+            self.evicted += 1
+        known = self.prep.series.get(key)
+        interval = known.interval_s if known else self.prep.interval_s
+        slot = 0 if ts_s is None else int(slot_of(ts_s, interval))
+        s = _Series(
+            row=self._row(),
+            last_slot=slot,
+            filled=0,
+            head=0,
+            center=known.center if known else None,
+            scale=known.scale if known else None,
+            interval_s=interval,
+            threshold=known.threshold if known else None,
+            partition=partition,
+        )
+        self._series[key] = s
+        self.warming += 1
+        return s
+
+    def _append(self, s: _Series, value: float) -> None:
+        self._values[s.row, s.head] = value
+        s.head = (s.head + 1) % self.window
+        if s.filled < self.window:
+            s.filled += 1
+            if s.filled == self.window:
+                self.warming -= 1
+
+    def _reset(self, s: _Series) -> None:
+        if s.filled >= self.window:
+            self.warming += 1
+        s.filled = 0
+        s.head = 0
+        self.resets += 1
+
+    def _complete(self, s: _Series) -> Window | PointOutcome:
+        if s.filled < self.window:
+            return PointOutcome.WARMING
+        raw = self._values[s.row, (self._positions + s.head) % self.window]  # oldest first
+        if s.center is None:
+            # A series training did not see: its first full window sets its scale, for good.
+            s.center, s.scale = robust_stats(raw)
+        values = normalise(raw, s.center, s.scale, self.prep.clip)
+        return Window(values, s.last_slot * s.interval_s, s.threshold)
+
+    def _forget(self, key: str) -> None:
+        s = self._series.pop(key)
+        if s.filled < self.window:
+            self.warming -= 1
+        self._free.append(s.row)
+
+    def _row(self) -> int:
+        if not self._free:
+            old = self._values.shape[0]
+            new = min(self.max_series, old * 2)
+            self._values = np.concatenate([self._values, np.zeros((new - old, self.window))])
+            self._free = list(range(new - 1, old - 1, -1))
+        return self._free.pop()
