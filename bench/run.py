@@ -5,6 +5,7 @@
   (c) the worker's drain rate (alerts only), as its own process
   (d) the same worker with --max-batch 1
   (e) produce-to-alert latency at a steady rate (alerts topic stamped by the broker)
+  (f)-(h) the metric path: memory per series, windows/s with 10,000 series, point latency (bench/kpi.py)
 
 Prints a table; asserts nothing (figures, not tests).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,17 +23,16 @@ from pathlib import Path
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
-from schemas import image_message
+from bench import kpi
+from bench.common import REPO, create_topic, start_worker, wait_ready
+from schemas import ModelManifest, image_message
 from tests.kafka_broker import LocalKafka, free_port_block
 from training.data.mnist import load_split
 from worker.device import choose_providers
 from worker.registry import load_bundle
 from worker.score import score_batch
 from worker.settings import WorkerSettings
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def mnist_messages(n: int) -> tuple[list[bytes], float]:
@@ -46,13 +45,6 @@ def mnist_messages(n: int) -> tuple[list[bytes], float]:
     idx = np.random.default_rng(0).permutation(np.concatenate([normal, fives]))[:n]
     share = float(np.isin(idx, fives).mean())
     return [image_message(images[i], id=f"bench/{k}") for k, i in enumerate(idx)], share
-
-
-def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, str] | None = None) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
-    admin.close()
-    return name
 
 
 def produce_all(bootstrap: str, topic: str, messages: list[bytes]) -> float:
@@ -95,24 +87,6 @@ def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int, threads: i
     return len(x) / (time.perf_counter() - t0)
 
 
-def start_worker(
-    bootstrap: str, repo: Path, topic: str, alerts: str, port: int, **extra: str
-) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        WORKER_BOOTSTRAP_SERVERS=bootstrap,
-        WORKER_INPUT_TOPICS=topic,
-        WORKER_ALERTS_TOPIC=alerts,
-        WORKER_DEAD_LETTER_TOPIC=f"{alerts}-dead",
-        WORKER_GROUP_ID=f"bench-{uuid.uuid4().hex[:8]}",
-        WORKER_MODEL_REPOSITORY=str(repo),
-        WORKER_METRICS_PORT=str(port),
-        WORKER_LOG_LEVEL="WARNING",
-    )
-    env.update({f"WORKER_{k.upper()}": v for k, v in extra.items()})
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env)
-
-
 def scored(port: int) -> float:
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
@@ -149,7 +123,7 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: s
         proc.wait(60)
 
 
-def latency(bootstrap: str, repo: Path, rate: float, seconds: float) -> tuple[float, float, int]:
+def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str) -> tuple[float, float, int]:
     """p50/p99 ms from the input's create time to the alert's broker append time, at `rate` rec/s."""
     train = load_split("train")
     fives = train.images[train.labels == 5]  # anomalies: every record becomes an alert
@@ -161,15 +135,9 @@ def latency(bootstrap: str, repo: Path, rate: float, seconds: float) -> tuple[fl
         {"message.timestamp.type": "LogAppendTime"},
     )
     port = free_port_block(1)
-    proc = start_worker(bootstrap, repo, topic, alerts, port)
+    proc = start_worker(bootstrap, repo, topic, alerts, port, default_model=model)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(port)
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
         n = int(rate * seconds)
         sent: dict[str, int] = {}
@@ -203,54 +171,82 @@ def latency(bootstrap: str, repo: Path, rate: float, seconds: float) -> tuple[fl
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), len(arr)
 
 
+def latest_bundle(repository: Path, kind: str) -> Path | None:
+    found = [
+        (m.stat().st_mtime, m.parent)
+        for m in repository.glob("*/*/manifest.json")
+        if ModelManifest.model_validate_json(m.read_bytes()).kind == kind
+    ]
+    return max(found)[1] if found else None
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--only", choices=["images", "metrics"], help="run one half (default: both)")
     p.add_argument("--records", type=int, default=20_000, help="MNIST records in the input topic (<= 21,014)")
     p.add_argument("--batch1-records", type=int, default=5_000, help="records for the --max-batch 1 run")
     p.add_argument("--max-batch", type=int, default=256, help="the worker's --max-batch")
     p.add_argument("--model-repository", type=Path, default=REPO / "models", help="bundles to serve")
-    p.add_argument("--rate", type=float, default=1000.0, help="records/s for the latency run")
-    p.add_argument("--seconds", type=float, default=15.0, help="length of the latency run")
+    p.add_argument("--rate", type=float, default=1000.0, help="records (points) per s for the latency runs")
+    p.add_argument("--seconds", type=float, default=15.0, help="length of the latency runs")
+    p.add_argument("--series", type=int, default=10_000, help="active metric series")
+    p.add_argument("--scored-steps", type=int, default=5, help="points per series scored in (g)")
     args = p.parse_args()
 
-    bundles = sorted(args.model_repository.glob("*/*/manifest.json"))
-    if not bundles:
-        print(f"bench: no bundle under {args.model_repository}; run 'make train' first", file=sys.stderr)
-        return 1
-    bundle = bundles[-1].parent
+    image_bundle = latest_bundle(args.model_repository, "image") if args.only != "metrics" else None
+    metric_bundle = latest_bundle(args.model_repository, "metric") if args.only != "images" else None
+    for kind, bundle, wanted in (("image", image_bundle, "images"), ("metric", metric_bundle, "metrics")):
+        if bundle is None and args.only in (None, wanted):
+            print(f"bench: no {kind} bundle under {args.model_repository}; run 'make train' first",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-"))).start()
     bootstrap = external or broker.bootstrap_servers
     try:
-        messages, share = mnist_messages(args.records)
-        print(
-            f"broker {bootstrap}; model {bundle}; {len(messages)} MNIST records (1s and 4s, and "
-            f"{share:.0%} 5s: anomalies); input topic of 2 partitions\n"
-        )
-        topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
-        produced = produce_all(bootstrap, topic, messages)
-        rows = [("produce (kafka-python, acks=all)", produced)]
-        a = bare_consume_rate(bootstrap, topic, args.records)
-        rows.append(("(a) bare consume (kafka-python)", a))
-        threads = WorkerSettings().intra_op_threads
-        b = scoring_rate(bundle, messages, args.max_batch, threads)
-        rows.append((f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", b))
-        b_all = scoring_rate(bundle, messages, args.max_batch, 0)
-        rows.append((f"(b') onnxruntime alone, batch {args.max_batch}, all cores", b_all))
-        c = worker_drain_rate(
-            bootstrap, args.model_repository, topic, args.records, max_batch=str(args.max_batch)
-        )
-        rows.append((f"(c) worker drain, alerts only, --max-batch {args.max_batch}", c))
-        small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2)
-        produce_all(bootstrap, small, messages[: args.batch1_records])
-        d = worker_drain_rate(bootstrap, args.model_repository, small, args.batch1_records, max_batch="1")
-        rows.append(("(d) worker drain, --max-batch 1", d))
-        p50, p99, n = latency(bootstrap, args.model_repository, args.rate, args.seconds)
+        if image_bundle is not None:
+            image_bench(bootstrap, image_bundle, args)
+        if metric_bundle is not None:
+            print()
+            for line in kpi.run(bootstrap, args.model_repository, metric_bundle, args.series,
+                                args.scored_steps, args.rate, args.seconds):  # fmt: skip
+                print(line, flush=True)
     finally:
         if broker is not None:
             broker.stop()
+    return 0
+
+
+def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
+    messages, share = mnist_messages(args.records)
+    print(
+        f"broker {bootstrap}; model {bundle}; {len(messages)} MNIST records (1s and 4s, and "
+        f"{share:.0%} 5s: anomalies); input topic of 2 partitions\n",
+        flush=True,
+    )
+    topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
+    produced = produce_all(bootstrap, topic, messages)
+    rows = [("produce (kafka-python, acks=all)", produced)]
+    a = bare_consume_rate(bootstrap, topic, args.records)
+    rows.append(("(a) bare consume (kafka-python)", a))
+    threads = WorkerSettings().intra_op_threads
+    b = scoring_rate(bundle, messages, args.max_batch, threads)
+    rows.append((f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", b))
+    b_all = scoring_rate(bundle, messages, args.max_batch, 0)
+    rows.append((f"(b') onnxruntime alone, batch {args.max_batch}, all cores", b_all))
+    model = f"{bundle.parent.name}:{bundle.name}"
+    repo = args.model_repository
+    c = worker_drain_rate(
+        bootstrap, repo, topic, args.records, max_batch=str(args.max_batch), default_model=model
+    )
+    rows.append((f"(c) worker drain, alerts only, --max-batch {args.max_batch}", c))
+    small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2)
+    produce_all(bootstrap, small, messages[: args.batch1_records])
+    d = worker_drain_rate(bootstrap, repo, small, args.batch1_records, max_batch="1", default_model=model)
+    rows.append(("(d) worker drain, --max-batch 1", d))
+    p50, p99, n = latency(bootstrap, repo, args.rate, args.seconds, model)
     print(f"{'stage':<64}{'records/s':>12}")
     for name, rate in rows:
         print(f"{name:<64}{rate:>12,.0f}")
@@ -262,9 +258,9 @@ def main() -> int:
         "\ntargets: (c) >= 0.7 x min((a), (b)) -> "
         f"{c:,.0f} vs {0.7 * min(a, b):,.0f} [{'met' if c >= 0.7 * min(a, b) else 'NOT met'}]; "
         f"(c) >= 5 x (d) -> {c / d:.1f}x [{'met' if c >= 5 * d else 'NOT met'}]; "
-        f"p99 (e) <= 100 ms [{'met' if p99 <= 100 else 'NOT met'}]"
+        f"p99 (e) <= 100 ms [{'met' if p99 <= 100 else 'NOT met'}]",
+        flush=True,
     )
-    return 0
 
 
 if __name__ == "__main__":

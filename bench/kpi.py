@@ -1,0 +1,193 @@
+"""The metric path under load: many series, one worker process, one broker.
+
+  (f) memory per series: the worker's RSS growth while 10,000 series fill their windows,
+      and the window store's own bytes per series (tracemalloc, in this process)
+  (g) windows scored per second with 10,000 active (warm) series
+  (h) point -> output latency (alert or score message, broker append time) at a steady rate
+
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.common import create_topic, start_worker, wait_ready
+from schemas import ModelManifest, metric_message
+from tests.kafka_broker import free_port_block
+from worker.series import SeriesWindows
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def series_values(n_series: int, steps: int, start: int = 0) -> np.ndarray:
+    """[steps, n_series] of daily-seasonal noisy values: normal traffic, nothing for the model to flag."""
+    rng = np.random.default_rng(start)
+    t = np.arange(start, start + steps)[:, None]
+    phase = np.random.default_rng(7).uniform(0, 2 * np.pi, n_series)[None, :]
+    level = np.random.default_rng(8).uniform(50, 500, n_series)[None, :]
+    noise = rng.normal(0, 0.03, (steps, n_series))
+    return level * (1 + 0.3 * np.sin(2 * np.pi * t / 288 + phase) + noise)
+
+
+def messages(n_series: int, steps: int, start: int, interval_s: float) -> tuple[list[bytes], list[bytes]]:
+    values = series_values(n_series, steps, start)
+    keys, out = [], []
+    for step in range(steps):
+        ts = T0 + timedelta(seconds=interval_s * (start + step))
+        for s in range(n_series):
+            k, v = metric_message(f"bench_{s:05d}", float(values[step, s]), ts=ts)
+            keys.append(k)
+            out.append(v)
+    return keys, out
+
+
+def store_bytes_per_series(manifest: ModelManifest, n_series: int) -> float:
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    store = SeriesWindows(manifest.preprocessing, n_series)
+    w, interval = manifest.preprocessing.window, manifest.preprocessing.interval_s
+    for step in range(w):
+        for s in range(n_series):
+            store.push(f"bench_{s:05d}", interval * step, float(step), ("t", 0))
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / n_series
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def metric_points(port: int, outcome: str) -> float:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0.0
+    prefix = "anomaly_worker_metric_points_total{"
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix) and f'outcome="{outcome}"' in line
+    )
+
+
+def produce(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    for k, v in zip(keys, values, strict=True):
+        producer.send(topic, key=k, value=v)
+    producer.flush()
+    producer.close()
+
+
+def wait_count(port: int, outcome: str, target: float, proc, timeout_s: float = 600) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if metric_points(port, outcome) >= target:
+            return time.perf_counter()
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {proc.returncode}")
+        time.sleep(0.05)
+    raise TimeoutError(f"the worker did not reach {target:.0f} {outcome} points in {timeout_s} s")
+
+
+def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: int, rate: float,
+        seconds: float) -> list[str]:  # fmt: skip
+    manifest = ModelManifest.model_validate_json((bundle / "manifest.json").read_bytes())
+    w, interval = manifest.preprocessing.window, manifest.preprocessing.interval_s
+    lines = [f"metric model {bundle} (W = {w}); {n_series:,} series; topic of 2 partitions"]
+    per_store = store_bytes_per_series(manifest, n_series)
+
+    topic = create_topic(bootstrap, f"bench-kpi-{uuid.uuid4().hex[:8]}", 2)
+    append_time = {"message.timestamp.type": "LogAppendTime"}
+    alerts = create_topic(bootstrap, f"bench-kpi-alerts-{uuid.uuid4().hex[:8]}", 1, append_time)
+    scores = create_topic(bootstrap, f"bench-kpi-scores-{uuid.uuid4().hex[:8]}", 1, append_time)
+    port = free_port_block(1)
+    model = f"{manifest.name}:{manifest.version}"
+    proc = start_worker(bootstrap, repo, topic, alerts, port, scores_topic=scores, default_model=model,
+                        max_series=str(n_series))  # fmt: skip
+    try:
+        wait_ready(port)
+        rss0 = rss_bytes(proc.pid)
+        keys, values = messages(n_series, w - 1, 0, interval)
+        produce(bootstrap, topic, keys, values)
+        wait_count(port, "warming", len(values), proc)
+        rss1 = rss_bytes(proc.pid)
+        lines.append(
+            f"(f) memory per series: worker RSS +{(rss1 - rss0) / n_series:,.0f} bytes/series "
+            f"({n_series:,} series x {w - 1} points); window store alone {per_store:,.0f} bytes/series "
+            f"(ring {w * 8} bytes)"
+        )
+        keys, values = messages(n_series, scored_steps, w - 1, interval)
+        produce(bootstrap, topic, keys, values)  # the topic holds them all before the clock starts
+        first = wait_count(port, "scored", 1, proc)
+        last = wait_count(port, "scored", len(values), proc)
+        lines.append(
+            f"(g) windows scored/s with {n_series:,} warm series: {len(values) / (last - first):,.0f} "
+            f"({len(values):,} windows)"
+        )
+        p50, p99, n = steady_latency(bootstrap, topic, [alerts, scores], n_series, w - 1 + scored_steps,
+                                     interval, rate, seconds)  # fmt: skip
+        lines.append(
+            f"(h) point -> output (alert or score) at {rate:,.0f} points/s for {seconds:.0f} s "
+            f"({n:,} outputs): p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    return lines
+
+
+def steady_latency(bootstrap: str, topic: str, outputs: list[str], n_series: int, start: int,
+                   interval: float, rate: float, seconds: float) -> tuple[float, float, int]:  # fmt: skip
+    n = int(rate * seconds)
+    steps = -(-n // n_series)
+    keys, values = messages(n_series, steps, start, interval)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    futures = {}
+    t0 = time.perf_counter()
+    for i in range(n):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        futures[(keys[i], i // n_series)] = producer.send(topic, key=keys[i], value=values[i])
+    producer.flush()
+    created = {k: f.get(timeout=10).timestamp for k, f in futures.items()}
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(t, 0) for t in outputs])
+    for t in outputs:
+        consumer.seek_to_end(TopicPartition(t, 0))
+    # Outputs of the steady phase are the last n of the two topics: read back from their ends.
+    for tp in consumer.assignment():
+        end = consumer.position(tp)
+        consumer.seek(tp, max(0, end - n))
+    lat: list[float] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(lat) < n:
+        for batch in consumer.poll(timeout_ms=500).values():
+            for m in batch:
+                out = json.loads(m.value)
+                step = (
+                    round(datetime.fromisoformat(out["ts"]).timestamp() / interval)
+                    - round(T0.timestamp() / interval)
+                    - start
+                )
+                key = (m.key, step)
+                if key in created:
+                    lat.append(m.timestamp - created[key])
+    consumer.close()
+    arr = np.array(lat, dtype=float)
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), len(arr)
