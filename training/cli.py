@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -57,6 +58,8 @@ def train(argv: list[str]) -> int:
     from training.settings import TrainSettings
 
     settings = load_settings(TrainSettings, argv)
+    if settings.dataset == "csv":
+        return train_kpi(settings)
     t0 = time.monotonic()
     trained = train_bundle(settings)
     manifest, ev, out = trained.manifest, trained.evaluation, trained.folder
@@ -71,6 +74,21 @@ def train(argv: list[str]) -> int:
     return 0
 
 
+def train_kpi(settings) -> int:
+    from training.kpi.pipeline import train_kpi_bundle
+
+    t0 = time.monotonic()
+    trained = train_kpi_bundle(settings)
+    manifest, ev, out = trained.manifest, trained.evaluation, trained.folder
+    print(f"\n{ev.table()}\n\n{ev.verdict()}")
+    per_series = " (per-series thresholds in the manifest)" if settings.per_series_threshold else ""
+    print(
+        f"bundle {out} ({manifest.name} version {manifest.version}, W {ev.window}, model-wide threshold "
+        f"{manifest.threshold:.4g}{per_series}) written in {time.monotonic() - t0:.0f} s"
+    )
+    return 0
+
+
 def evaluate(argv: list[str]) -> int:
     from training.evaluate import format_table
     from training.pipeline import evaluate_bundle
@@ -80,6 +98,13 @@ def evaluate(argv: list[str]) -> int:
     bundle = Path(settings.bundle)
     if not (bundle / "manifest.json").is_file():
         raise ValueError(f"{bundle} is not a bundle (no manifest.json); pass a <name>/<version> folder")
+    if json.loads((bundle / "manifest.json").read_text()).get("kind") == "metric":
+        from training.kpi.pipeline import evaluate_kpi_bundle
+
+        manifest, kev = evaluate_kpi_bundle(bundle, settings.data)
+        print(f"{manifest.name} version {manifest.version}, scored by onnxruntime:\n\n{kev.table()}")
+        print(f"\n{kev.verdict()}")
+        return 0
     manifest, ev = evaluate_bundle(bundle, settings.data_dir)
     print(f"{manifest.name} version {manifest.version}: {ev.description}\n")
     print(format_table(ev.metrics, ev.per_digit_auroc))

@@ -56,9 +56,10 @@ class DecoderGraph(nn.Module):
         return torch.sigmoid(self.vae.decode(z))
 
 
-def _export(
+def export_graph(
     module: nn.Module, example: torch.Tensor, path: Path, inputs: list[str], outputs: list[str]
 ) -> None:
+    """Export `module` (one input, dynamic batch axis 0) at the pinned opset; shared by images and KPIs."""
     module.eval()
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     with warnings.catch_warnings(), _quiet_exporter():
@@ -76,11 +77,11 @@ def export_bundle_graphs(vae: VAE, score_function: str, folder: Path) -> dict[st
     vae = vae.cpu().eval()
     h, w = vae.image_shape
     images = torch.rand(2, h, w)
-    _export(
+    export_graph(
         ScoreGraph(vae, score_function), images, folder / "model.onnx", [SCORE_INPUT], list(SCORE_OUTPUTS)
     )
-    _export(EncoderGraph(vae), images, folder / "encoder.onnx", [SCORE_INPUT], ["mu", "logvar"])
-    _export(
+    export_graph(EncoderGraph(vae), images, folder / "encoder.onnx", [SCORE_INPUT], ["mu", "logvar"])
+    export_graph(
         DecoderGraph(vae), torch.randn(2, vae.latent_dim), folder / "decoder.onnx", ["z"], ["reconstruction"]
     )
     return {"model.onnx": "score", "encoder.onnx": "encoder", "decoder.onnx": "decoder"}

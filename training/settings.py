@@ -14,12 +14,58 @@ _COMMON = dict(env_prefix="TRAINING_", cli_kebab_case=True, frozen=True, cli_imp
 
 
 class TrainSettings(BaseSettings):
-    """Fit a VAE on normal digits, calibrate its threshold, export an ONNX bundle, evaluate it."""
+    """Fit a VAE (on normal digits, or on KPI series from CSV), calibrate its threshold, export an ONNX
+    bundle, evaluate it. Options marked (csv) are for --dataset csv only; the others apply to both."""
 
     model_config = SettingsConfigDict(cli_prog_name="python -m training train", **_COMMON)
 
-    dataset: Literal["mnist"] = Field("mnist", description="training data (metric CSVs come later)")
+    dataset: Literal["mnist", "csv"] = Field(
+        "mnist",
+        description="training data: MNIST digits (images), or KPI series from --data (metrics, a "
+        "dense VAE over windows of --window points, compared with a rolling z-score baseline)",
+    )
     data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
+    data: Path | None = Field(
+        None,
+        description="(csv) a long CSV file series,timestamp,value[,label[,kind]] or a folder of "
+        "per-series CSV files timestamp,value[,label] (series name = file name); labels are used "
+        "for evaluation only",
+    )
+    window: int = Field(120, ge=4, le=10_000, description="(csv) W: points per window the model sees")
+    hidden: str = Field("100,100", description="(csv) hidden layer widths of the dense encoder (and decoder)")
+    score_points: int = Field(
+        1, ge=1, description="(csv) score = mean squared reconstruction error of the window's last N points"
+    )
+    split: str = Field(
+        "50,20,30",
+        description="(csv) train,validation,test percentages of each series, in time order; the "
+        "validation part is for early stopping and calibration, the test part for evaluation",
+    )
+    reset_gap: int | None = Field(
+        None,
+        ge=1,
+        description="(csv) a gap of this many missing points or more restarts a series' window "
+        "(default: --window); shorter gaps are filled linearly and masked out of the loss",
+    )
+    clip: float = Field(20.0, gt=0, description="(csv) normalised values are clipped to [-clip, clip]")
+    missing_injection: float = Field(
+        0.01,
+        ge=0,
+        lt=0.5,
+        description="(csv) share of training points hidden from the model at random each batch "
+        "(Donut's missing-data injection; 0 = off)",
+    )
+    per_series_threshold: bool = Field(
+        True,
+        description="(csv) calibrate one threshold per series on its validation part (stored in the "
+        "manifest); the model-wide threshold, over all series, is for series training did not see",
+    )
+    delay: int | None = Field(
+        None,
+        ge=0,
+        description="(csv) evaluation: a labelled segment counts as detected only if alerted within "
+        "its first DELAY+1 points (default: no limit, as Donut reports)",
+    )
     normal: str = Field("1,4", description="normal digits, comma-separated: the model trains on these only")
     anomaly: str = Field("5", description="anomaly digits, for evaluation only")
     out: Path | None = Field(
@@ -58,7 +104,9 @@ class TrainSettings(BaseSettings):
     )
     k: float = Field(3.0, description="--calibration mean-std: threshold = mean + k * std")
     calibrate_on: Literal["all", "train", "val"] = Field(
-        "all", description="normal scores to calibrate on: all training-set normals, or one split"
+        "all",
+        description="normal scores to calibrate on: all training-set normals, or one split "
+        "(csv: always the validation part of each series)",
     )
     report: bool = Field(True, description="draw the PNG figures into the bundle")
     progress: bool = Field(True, description="show a progress bar")
@@ -66,12 +114,31 @@ class TrainSettings(BaseSettings):
     def out_dir(self) -> Path:
         if self.out is not None:
             return self.out
-        repo = Path("models") / (self.name or "mnist-vae")
+        repo = Path("models") / (self.name or ("kpi-vae" if self.dataset == "csv" else "mnist-vae"))
         versions = [int(p.name) for p in repo.glob("*") if p.is_dir() and p.name.isdigit()]
         return repo / str(max(versions, default=0) + 1)
 
     def model_name(self) -> str:
         return self.name or self.out_dir().resolve().parent.name
+
+    def hidden_sizes(self) -> tuple[int, ...]:
+        try:
+            sizes = tuple(int(h) for h in self.hidden.split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"--hidden {self.hidden!r}: give positive layer widths, e.g. 100,100")
+        return sizes
+
+    def split_fractions(self) -> tuple[float, float]:
+        """(train, validation) shares of each series; the test part is the rest."""
+        try:
+            parts = [float(p) for p in self.split.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) != 3 or min(parts) <= 0 or abs(sum(parts) - 100) > 1e-6:
+            raise ValueError(f"--split {self.split!r}: give three positive percentages that sum to 100")
+        return parts[0] / 100, parts[1] / 100
 
     def torch_device(self) -> str:
         import torch
@@ -90,6 +157,9 @@ class EvaluateSettings(BaseSettings):
 
     bundle: CliPositionalArg[Path] = Field(description="bundle folder holding manifest.json and model.onnx")
     data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
+    data: Path | None = Field(
+        None, description="metric bundles: the CSV to score (default: the one the manifest names)"
+    )
 
 
 class SynthSettings(BaseSettings):

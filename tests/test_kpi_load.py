@@ -1,0 +1,124 @@
+"""The KPI CSV loader: both layouts, column aliases, timestamp formats, and an error for each bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.kpi.load import CsvError, load_csv
+from training.kpi.windows import WindowConfig, prepare_all
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text.lstrip())
+    return path
+
+
+def test_long_file_with_labels_and_kinds(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "kpi.csv",
+        """
+series,timestamp,value,label,kind
+a,2026-01-05T00:00:00Z,1.5,0,
+a,2026-01-05T00:05:00Z,2.5,1,spike
+b,2026-01-05 00:00:00,10,0,
+""",
+    )
+    data = load_csv(p)
+    assert list(data.series) == ["a", "b"]
+    a = data.series["a"]
+    assert a.values.tolist() == [1.5, 2.5] and a.labels.tolist() == [0, 1] and a.kinds == ["", "spike"]
+    assert a.timestamps[1] - a.timestamps[0] == 300.0
+    # No offset means UTC: both spellings of midnight are the same instant.
+    assert data.series["b"].timestamps[0] == a.timestamps[0]
+    assert data.has_labels and data.has_kinds
+
+
+def test_aliases_case_insensitive_and_epoch_milliseconds(tmp_path: Path) -> None:
+    # The AIOps KPI layout: timestamp (s), value, label, "KPI ID".
+    p = write(tmp_path / "aiops.csv", "Timestamp,Value,Label,KPI ID\n1500000000,1,0,k1\n1500000060,2,1,k1\n")
+    assert load_csv(p).series["k1"].timestamps.tolist() == [1.5e9, 1.50000006e9]
+    ms = write(tmp_path / "ms.csv", "ts,val,is_anomaly\n1500000000000,1,0\n1500000060000,2,0\n")
+    data = load_csv(ms)
+    assert data.series["ms"].timestamps.tolist() == [1.5e9, 1.50000006e9]  # series name: the file stem
+
+
+def test_small_integer_timestamps_are_seconds(tmp_path: Path) -> None:
+    p = write(tmp_path / "idx.csv", "time,value\n0,1\n1,2\n2,3\n")
+    s = load_csv(p).series["idx"]
+    assert s.timestamps.tolist() == [0.0, 1.0, 2.0] and s.labels is None and s.kinds is None
+
+
+def test_folder_of_per_series_files(tmp_path: Path) -> None:
+    write(tmp_path / "cpu.csv", "timestamp,value\n2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,2\n")
+    write(tmp_path / "mem.CSV", "date,value\n2026-01-05T00:00:00+01:00,5\n")
+    write(tmp_path / "notes.txt", "not a csv")
+    data = load_csv(tmp_path)
+    assert sorted(data.series) == ["cpu", "mem"] and len(data.files) == 2
+    assert data.series["mem"].timestamps[0] == data.series["cpu"].timestamps[0] - 3600
+
+
+def test_empty_and_nan_values_are_missing_points_not_errors(tmp_path: Path) -> None:
+    p = write(tmp_path / "s.csv", "timestamp,value\n0,1\n60,\n120,NaN\n180,4\n")
+    data = load_csv(p)
+    assert data.series["s"].values.tolist() == [1.0, 4.0] and data.missing_values == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("timestamp,value\n0,1\n60,abc\n", r"s\.csv, row 3: value 'abc' is not a number"),
+        ("timestamp,value\n0,1\n60,inf\n", r"row 3: value 'inf' is not finite"),
+        ("timestamp,value\nyesterday,1\n", r"row 2: timestamp 'yesterday' is not ISO 8601"),
+        ("timestamp,value\n0,1\n2026-01-05,2\n", r"row 3: timestamp '2026-01-05' is not a number.*one"),
+        ("timestamp,value,label\n0,1,maybe\n", r"row 2: label 'maybe' is not 0 or 1"),
+        ("time_of_day,value\n0,1\n", r"no timestamp column.*timestamp, ts, time"),
+        ("timestamp,reading\n0,1\n", r"no value column"),
+        ("timestamp,value\n0\n", r"row 2: 1 fields but the header has 2"),
+        ("", r"the file is empty"),
+        ("timestamp,value\n", r"no data rows"),
+    ],
+)
+def test_each_bad_input_names_the_file_row_and_fix(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "s.csv"
+    p.write_text(text)
+    with pytest.raises(CsvError, match=message):
+        load_csv(p)
+
+
+def test_missing_path_and_empty_folder_and_duplicate_series(tmp_path: Path) -> None:
+    with pytest.raises(CsvError, match="no such file or folder"):
+        load_csv(tmp_path / "nope.csv")
+    with pytest.raises(CsvError, match=r"no \*\.csv files"):
+        load_csv(tmp_path)
+    write(tmp_path / "a.csv", "series,timestamp,value\nx,0,1\n")
+    write(tmp_path / "b.csv", "series,timestamp,value\nx,60,1\n")
+    with pytest.raises(CsvError, match="series 'x' also appears in"):
+        load_csv(tmp_path)
+
+
+def long_csv(path: Path, lengths: dict[str, int]) -> Path:
+    lines = ["series,timestamp,value"]
+    rng = np.random.default_rng(0)
+    for key, n in lengths.items():
+        lines += [f"{key},{i * 60},{v:.4f}" for i, v in enumerate(rng.normal(size=n))]
+    return write(path, "\n".join(lines) + "\n")
+
+
+def test_too_short_series_are_skipped_with_a_warning(tmp_path: Path, capsys) -> None:
+    cfg = WindowConfig(window=10, reset_gap=10, clip=20.0, train_fraction=0.5, val_fraction=0.2)
+    assert cfg.min_points() == 40
+    data = load_csv(long_csv(tmp_path / "k.csv", {"long": 200, "short": 30, "single": 1}))
+    kept = prepare_all(data, cfg)
+    assert [s.key for s in kept] == ["long"]
+    out = capsys.readouterr().out
+    assert "skipped 2 series" in out and "short (30 grid points)" in out and ">= 40 grid points" in out
+
+
+def test_all_series_too_short_is_an_error_that_says_what_to_do(tmp_path: Path) -> None:
+    cfg = WindowConfig(window=50, reset_gap=50, clip=20.0, train_fraction=0.5, val_fraction=0.2)
+    data = load_csv(long_csv(tmp_path / "k.csv", {"a": 150}))
+    with pytest.raises(ValueError, match=r"no series is long enough.*at least 200.*smaller --window"):
+        prepare_all(data, cfg, log=lambda _: None)

@@ -1,0 +1,270 @@
+"""The KPI path of training: windows and masks, baseline, point-adjusted metrics, export parity,
+and a tiny bundle trained for real (manifest, graph, offline alerts, re-evaluation, CLI)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from schemas import MetricPreprocessing, ModelManifest
+from schemas.manifest import sha256_file
+from schemas.timeseries import robust_stats
+from tests.kpi_helpers import tiny_kpi_csv, train_tiny_kpi_bundle
+from training.kpi.baseline import rolling_zscore
+from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust, segments, verdict
+from training.kpi.load import RawSeries
+from training.kpi.windows import WindowConfig, prepare_series, training_windows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- windows and masks -----------------------------------------------------------------
+
+
+def raw(ts: np.ndarray, values: np.ndarray, labels: np.ndarray | None = None) -> RawSeries:
+    return RawSeries("s", ts.astype(float), values.astype(float), labels, None, "test")
+
+
+def test_split_by_time_stats_from_the_training_part_and_filled_points_masked() -> None:
+    n = 100
+    ts = np.arange(n) * 60.0
+    values = np.arange(n, dtype=float)
+    values[60:] += 1000.0  # the later parts must not move the scaling
+    keep = np.ones(n, dtype=bool)
+    keep[[20, 21]] = False  # a short gap in the training part
+    cfg = WindowConfig(window=8, reset_gap=5, clip=20.0, train_fraction=0.5, val_fraction=0.2)
+    s = prepare_series(raw(ts[keep], values[keep]), cfg)
+    assert s.interval_s == 60.0 and len(s.grid) == n
+    assert (s.train_end, s.val_end) == (50, 70)
+    center, scale = robust_stats(np.delete(values[:50], [20, 21]))
+    assert (s.center, s.scale) == (center, scale)
+    assert s.grid.missing[[20, 21]].all() and s.labels[[20, 21]].tolist() == [0, 0]
+    x, m = training_windows([s], cfg.window, "train")
+    assert x.shape == m.shape == (50 - 7, 8)  # every window ending in the training part
+    assert x.dtype == np.float32
+    row = 21 - 7  # the window ending at slot 21 holds both filled points, last
+    assert m[row].tolist() == [True] * 6 + [False, False]
+    assert not m[row + 3].all() and m[row + 9].all()
+    xv, _ = training_windows([s], cfg.window, "val")
+    assert len(xv) == 20
+
+
+def test_labels_and_kinds_land_on_their_grid_slots() -> None:
+    ts = np.array([0, 60, 120, 240, 300]) * 1.0
+    labels = np.array([0, 1, 1, 0, 1], dtype=np.int8)
+    r = RawSeries("s", ts, np.arange(5.0), labels, ["", "dip", "dip", "", ""], "test")
+    cfg = WindowConfig(window=2, reset_gap=5, clip=20.0, train_fraction=0.5, val_fraction=0.2)
+    s = prepare_series(r, cfg)
+    assert s.labels.tolist() == [0, 1, 1, 0, 0, 1]  # slot 3 is filled: never labelled
+    assert s.kinds.tolist() == ["", "dip", "dip", "", "", "anomaly"]  # a label without a kind
+
+
+# --- baseline ----------------------------------------------------------------------------
+
+
+def test_rolling_zscore_uses_only_the_previous_w_points() -> None:
+    x = np.array([1.0, 2.0, 3.0, 10.0, 3.0])
+    z = rolling_zscore(x, np.array([3, 4]), window=3, floor=1e-9)
+    prev = np.array([1.0, 2.0, 3.0])
+    assert z[0] == pytest.approx(abs(10 - prev.mean()) / prev.std())
+    prev = np.array([2.0, 3.0, 10.0])
+    assert z[1] == pytest.approx(abs(3 - prev.mean()) / prev.std())
+    flat = rolling_zscore(np.array([5.0, 5.0, 5.0, 5.0]), np.array([3]), window=3, floor=1e-6)
+    assert flat.tolist() == [0.0]  # a flat history does not divide by zero
+
+
+# --- point-adjusted metrics --------------------------------------------------------------
+
+
+def test_segments_and_point_adjustment_as_donut() -> None:
+    labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0])
+    alerts = np.array([1, 0, 0, 1, 0, 0, 0, 0, 0], dtype=bool)
+    assert segments(labels) == [(1, 4), (6, 8)]
+    assert point_adjust(labels, alerts).astype(int).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0]
+    # With a delay limit, an alert on the third point of the segment is too late.
+    assert point_adjust(labels, alerts, delay=1).astype(int).tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_precision_recall_f1_false_alarms_and_per_kind() -> None:
+    labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 0])
+    kinds = np.array(["", "variance", "variance", "variance", "", "", "dip", "dip", "", ""])
+    alerts = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=bool)
+    d = evaluate([SeriesOutcome(labels, kinds, alerts, days=0.5)])
+    assert (d.tp, d.fp, d.fn) == (3, 2, 2)
+    assert d.precision == pytest.approx(3 / 5) and d.recall == pytest.approx(3 / 5)
+    assert d.f1 == pytest.approx(0.6) and d.false_alarms_per_day == pytest.approx(4.0)
+    assert (d.segments, d.detected) == (2, 1)
+    assert d.per_kind["variance"].recall == 1.0 and d.per_kind["dip"].recall == 0.0
+    assert d.per_kind["variance"].f1 == pytest.approx(2 * (3 / 5) * 1 / (3 / 5 + 1))  # against all 2 FPs
+    base = evaluate([SeriesOutcome(labels, kinds, np.zeros(10, dtype=bool), days=0.5)])
+    assert base.f1 == 0.0
+    line = verdict(d, base)
+    assert line.startswith("VAE beats the z-score on: overall F1 0.600 vs 0.000, ")
+    assert "does not on: dip 0.000 vs 0.000" in line
+
+
+# --- export and parity -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    from training.kpi.export import export_window_graph
+    from training.kpi.model import WindowVAE
+
+    torch.manual_seed(0)
+    model = WindowVAE(window=16, latent_dim=3, hidden=(20,), score_points=2).eval()
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_window_graph(model, path)
+    windows = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    return model, path, windows
+
+
+def test_graph_has_a_dynamic_batch_and_matches_torch(exported) -> None:
+    from training.kpi.export import check_parity
+    from training.kpi.fit import torch_window_scores
+
+    model, path, windows = exported
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    [inp], [out] = sess.get_inputs(), sess.get_outputs()
+    assert inp.name == "window" and isinstance(inp.shape[0], str) and inp.shape[1:] == [16]
+    assert out.name == "score"
+    for n in (1, 7, 300):
+        [scores] = sess.run(["score"], {"window": windows[:n]})
+        assert scores.shape == (n,)
+    with torch.no_grad():
+        mu, _ = model.encode(torch.from_numpy(windows))
+        expected = ((model.decode(mu) - torch.from_numpy(windows))[:, -2:] ** 2).mean(dim=1).numpy()
+    np.testing.assert_allclose(torch_window_scores(model, windows), expected, rtol=1e-6)
+    assert check_parity(model, path, windows) <= 1e-4
+
+
+def test_parity_check_catches_a_graph_that_drifted(exported) -> None:
+    from training.kpi.export import ParityError, check_parity
+
+    model, path, windows = exported
+    drifted = copy.deepcopy(model)
+    with torch.no_grad():
+        drifted.to_mu.bias.add_(0.05)
+    with pytest.raises(ParityError, match="differ by"):
+        check_parity(drifted, path, windows)
+
+
+# --- a tiny bundle, trained for real -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_kpi(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("kpi")
+    csv = tiny_kpi_csv(root / "data")
+    return train_tiny_kpi_bundle(root / "models" / "kpi-tiny" / "1", csv, report=True), csv
+
+
+def test_tiny_bundle_is_a_valid_metric_bundle(tiny_kpi) -> None:
+    trained, csv = tiny_kpi
+    folder, manifest = trained.folder, trained.manifest
+    on_disk = {p.name for p in folder.iterdir()}
+    assert {"model.onnx", "manifest.json", "evaluation.json", "history.json"} <= on_disk
+    assert {"series_scores.png", "recall_per_kind.png", "loss_curves.png"} <= on_disk
+    assert set(manifest.files) == on_disk - {"manifest.json"}
+    assert all(sha256_file(folder / n) == h for n, h in manifest.files.items())
+    assert ModelManifest.model_validate_json((folder / "manifest.json").read_text()) == manifest
+    assert manifest.kind == "metric" and manifest.name == "kpi-tiny" and manifest.version == "1"
+    assert manifest.input.name == "window" and manifest.input.shape == [32]
+    assert manifest.outputs["score"].shape == []
+    pre = manifest.preprocessing
+    assert isinstance(pre, MetricPreprocessing)
+    assert pre.window == 32 and pre.interval_s == 300.0 and pre.reset_gap == 32
+    assert sorted(pre.series) == ["kpi_0000", "kpi_0001", "kpi_0002"]
+    assert all(st.threshold is not None and st.threshold > 0 for st in pre.series.values())
+    assert manifest.threshold == manifest.calibration.threshold
+    assert manifest.training["data"] == str(csv.resolve())
+    assert {"vae_f1", "baseline_f1", "vae_false_alarms_per_day"} <= set(manifest.metrics)
+
+
+def test_tiny_bundle_scores_windows_deterministically(tiny_kpi) -> None:
+    trained, _ = tiny_kpi
+    windows = np.random.default_rng(1).normal(size=(50, 32)).astype(np.float32)
+    sess = ort.InferenceSession(str(trained.folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    [a] = sess.run(["score"], {"window": windows})
+    [b] = sess.run(["score"], {"window": windows})
+    assert a.shape == (50,) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_predict_alerts_matches_the_evaluation_and_imports_no_torch(tiny_kpi) -> None:
+    trained, csv = tiny_kpi
+    ev = trained.evaluation
+    expected = set()
+    for s, sc in zip(trained.series, ev.vae_scored, strict=True):
+        hit = sc.ends[(sc.scores >= ev.vae_thresholds[s.key])]
+        expected |= {(s.key, float(t)) for t in s.times[hit]}
+    code = (
+        "import sys, json; from training.kpi.offline import predict_alerts; "
+        f"a = predict_alerts({str(trained.folder)!r}, {str(csv)!r}); "
+        "assert 'torch' not in sys.modules; print(json.dumps([list(x) for x in a]))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    alerts = json.loads(run.stdout)
+    assert alerts and {(k, t) for k, t, _, _ in alerts} == expected
+    pre = trained.manifest.preprocessing
+    assert all(thr == pre.series[k].threshold and score >= thr for k, _, score, thr in alerts)
+
+
+def test_predict_alerts_normalises_an_unknown_series_by_its_first_window(tiny_kpi, tmp_path: Path) -> None:
+    from training.kpi.offline import predict_alerts
+
+    trained, csv = tiny_kpi
+    text = csv.read_text().replace("kpi_0000,", "new_series,")
+    other = tmp_path / "renamed.csv"
+    other.write_text(text)
+    alerts = predict_alerts(trained.folder, other)
+    new = [a for a in alerts if a.series == "new_series"]
+    assert new and all(a.threshold == trained.manifest.threshold for a in new)
+
+
+def test_evaluate_bundle_reproduces_the_training_figures(tiny_kpi) -> None:
+    from training.kpi.pipeline import evaluate_kpi_bundle
+
+    trained, _ = tiny_kpi
+    manifest, ev = evaluate_kpi_bundle(trained.folder)
+    for key, value in ev.metrics().items():
+        assert value == pytest.approx(manifest.metrics[key], abs=1e-9), key
+
+
+def test_train_refuses_an_existing_bundle_folder_and_csv_without_data(tiny_kpi) -> None:
+    from training.bundle import BundleExistsError
+    from training.kpi.pipeline import train_kpi_bundle
+    from training.settings import TrainSettings
+
+    trained, csv = tiny_kpi
+    with pytest.raises(BundleExistsError, match="already exists"):
+        train_tiny_kpi_bundle(trained.folder, csv)
+    with pytest.raises(ValueError, match="--dataset csv needs --data"):
+        train_kpi_bundle(TrainSettings(dataset="csv", out=trained.folder.parent / "2"))
+    with pytest.raises(ValueError, match="--split"):
+        TrainSettings(dataset="csv", split="50,50").split_fractions()
+
+
+def test_cli_help_lists_the_csv_options_and_evaluate_prints_the_table(tiny_kpi) -> None:
+    trained, _ = tiny_kpi
+    help_text = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--help"], cwd=REPO, capture_output=True, text=True
+    ).stdout
+    for flag in ("--data", "--window", "--split", "--reset-gap", "--per-series-threshold", "--delay"):
+        assert flag in help_text
+    run = subprocess.run(
+        [sys.executable, "-m", "training", "evaluate", str(trained.folder)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "point-adjusted" in run.stdout and "z-score" in run.stdout and "VAE beats" in run.stdout

@@ -1,0 +1,182 @@
+"""Series on their grid, split by time, scaled by their training part; the windows the model sees.
+
+Everything the worker also does (grid, gap fill, segments, robust scaling, which windows
+are scored) comes from `schemas.timeseries`, so the two sides cannot drift apart. What is
+only training's lives here: the time split, the labels on the grid, the training windows
+with their masks of filled points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.timeseries import (
+    Grid,
+    detect_interval,
+    normalise,
+    robust_stats,
+    scoreable,
+    slot_of,
+    to_grid,
+    windows_ending_at,
+)
+from training.kpi.load import LoadedData, RawSeries
+
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window: int
+    reset_gap: int
+    clip: float
+    train_fraction: float
+    val_fraction: float
+
+    def min_points(self) -> int:
+        """Grid points a series needs: its training part must hold at least two windows."""
+        return int(np.ceil(2 * self.window / self.train_fraction))
+
+
+@dataclass
+class SeriesData:
+    """One series ready for the model: grid, scaled values, labels on the grid, split bounds."""
+
+    key: str
+    interval_s: float
+    grid: Grid
+    center: float
+    scale: float
+    z: np.ndarray  # float32: normalise(grid.values); NaN inside long gaps (never in a scored window)
+    times: np.ndarray  # float64 seconds: the real point's own timestamp, or slot * interval if filled
+    labels: np.ndarray  # int8 per grid slot; 0 on filled slots (they are not evaluated)
+    kinds: np.ndarray  # str per grid slot ("" for normal), or "anomaly" when the data has no kinds
+    train_end: int  # grid index where the validation part starts
+    val_end: int  # grid index where the test part starts
+
+    def part_of(self, idx: np.ndarray) -> np.ndarray:
+        """0 (train), 1 (val) or 2 (test) for grid indices."""
+        return (np.asarray(idx) >= self.train_end).astype(np.int8) + (np.asarray(idx) >= self.val_end)
+
+    @property
+    def n_real(self) -> int:
+        return int((~self.grid.missing).sum())
+
+
+def first_slot_positions(
+    timestamps_s: np.ndarray, interval_s: float, grid: Grid
+) -> tuple[np.ndarray, np.ndarray]:
+    """(grid index, original row) of each point to_grid kept: the first point seen in its slot."""
+    slots = slot_of(timestamps_s, interval_s)
+    order = np.argsort(slots, kind="stable")  # the same order to_grid keeps
+    sorted_slots = slots[order]
+    keep = np.ones(order.size, dtype=bool)
+    keep[1:] = sorted_slots[1:] != sorted_slots[:-1]
+    return sorted_slots[keep] - grid.slots[0], order[keep]
+
+
+def prepare_series(raw: RawSeries, cfg: WindowConfig, interval_s: float | None = None) -> SeriesData:
+    """Grid the whole series, split it by time, and scale it by the robust stats of its training part."""
+    interval = interval_s if interval_s is not None else detect_interval(raw.timestamps)
+    grid = to_grid(raw.timestamps, raw.values, interval, cfg.reset_gap)
+    n = len(grid)
+    train_end = round(n * cfg.train_fraction)
+    val_end = round(n * (cfg.train_fraction + cfg.val_fraction))
+    real_train = grid.values[:train_end][~grid.missing[:train_end]]
+    if real_train.size == 0:
+        raise ValueError(f"series {raw.key!r}: no real points in its training part")
+    center, scale = robust_stats(real_train)
+    pos, rows = first_slot_positions(raw.timestamps, interval, grid)
+    times = (grid.slots * interval).astype(np.float64)
+    times[pos] = raw.timestamps[rows]
+    labels = np.zeros(n, dtype=np.int8)
+    kinds = np.full(n, "", dtype=object)
+    if raw.labels is not None:
+        labels[pos] = raw.labels[rows]
+        if raw.kinds is not None:
+            kinds[pos] = np.asarray(raw.kinds, dtype=object)[rows]
+        unnamed = (labels == 1) & (kinds == "")
+        kinds[unnamed] = "anomaly"
+        kinds[labels == 0] = ""
+    return SeriesData(
+        key=raw.key,
+        interval_s=interval,
+        grid=grid,
+        center=center,
+        scale=scale,
+        z=normalise(grid.values, center, scale, cfg.clip),
+        times=times,
+        labels=labels,
+        kinds=kinds,
+        train_end=train_end,
+        val_end=val_end,
+    )
+
+
+def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesData]:
+    """Every series long enough for the split; too-short ones are skipped with a printed warning.
+
+    Raises if none is left: there is nothing to train on.
+    """
+    out, skipped = [], []
+    need = cfg.min_points()
+    for raw in data.series.values():
+        if np.unique(raw.timestamps).size < 2:
+            skipped.append(f"{raw.key} ({raw.timestamps.size} point)")
+            continue
+        s = prepare_series(raw, cfg)
+        ends = scoreable(s.grid, cfg.window)
+        parts = s.part_of(ends)
+        if len(s.grid) < need or not (parts == 1).any() or not (parts == 2).any():
+            skipped.append(f"{raw.key} ({len(s.grid)} grid points)")
+            continue
+        out.append(s)
+    if skipped:
+        log(
+            f"warning: skipped {len(skipped)} series too short for --window {cfg.window} and the split "
+            f"(each needs >= {need} grid points, and scoreable windows in its validation and test parts): "
+            + ", ".join(skipped[:10])
+            + (" ..." if len(skipped) > 10 else "")
+        )
+    if not out:
+        raise ValueError(
+            f"no series is long enough: each needs at least {need} points on its grid "
+            f"(2 windows of {cfg.window} in the training part, {cfg.train_fraction:.0%} of it); "
+            "use a smaller --window or more data"
+        )
+    return out
+
+
+def most_common_interval(series: list[SeriesData]) -> float:
+    values, counts = np.unique([s.interval_s for s in series], return_counts=True)
+    return float(values[np.argmax(counts)])
+
+
+def training_windows(
+    series: list[SeriesData], window: int, part: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(windows, observed mask), both [N, W], ending in `part` and lying inside one segment.
+
+    Filled points stay in the input (the worker feeds them too) but their mask is 0, so the
+    loss does not teach the model to reconstruct the fill (Donut's M-ELBO). Labels are not used.
+    """
+    code = PARTS.index(part)
+    xs, ms = [], []
+    for s in series:
+        idx = np.flatnonzero(s.grid.run_length >= window)
+        idx = idx[s.part_of(idx) == code]
+        if idx.size == 0:
+            continue
+        xs.append(windows_ending_at(s.z, idx, window))
+        ms.append(windows_ending_at(~s.grid.missing, idx, window))
+    if not xs:
+        return np.zeros((0, window), np.float32), np.zeros((0, window), bool)
+    return np.concatenate(xs), np.concatenate(ms)
+
+
+def score_windows(s: SeriesData, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(grid indices, windows [N, W]) of every window the worker would score in this series."""
+    ends = scoreable(s.grid, window)
+    return ends, windows_ending_at(s.z, ends, window)
