@@ -6,7 +6,7 @@ BROKERS ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint demo train bench kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint demo train train-kpi bench kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,11 +48,17 @@ test-all: setup lint  ## the suite including the slow quality runs
 train: $(VENV)/.installed  ## train the default MNIST bundle into models/mnist-vae/<next version> (~1 min on 2 cores)
 	$(PY) -m training train
 
-bench: setup  ## throughput and latency of each stage on a private broker (trains a bundle first if none)
-	@ls models/*/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
+KPI_DATA := .demo/kpi
+train-kpi: $(VENV)/.installed  ## generate KPI series (as the demo does) and train a KPI bundle into models/kpi-vae/
+	@test -f $(KPI_DATA)/kpi.csv || $(PY) -m training synth --out $(KPI_DATA) --series 20 --days 21 --seed 11
+	$(PY) -m training train --dataset csv --data $(KPI_DATA)/kpi.csv
+
+bench: setup  ## throughput and latency of each stage on a private broker (trains the bundles first if none)
+	@ls models/mnist-vae/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
+	@ls models/kpi-vae/*/manifest.json >/dev/null 2>&1 || $(MAKE) --no-print-directory train-kpi
 	$(PY) -m bench.run
 
-demo: setup kafka-up  ## records through a real local Kafka, decoded, with a dead-lettered one
+demo: setup kafka-up  ## images and KPI series through a local Kafka and the worker (trains bundles if none)
 	$(PY) -m demo
 
 clean: kafka-down  ## stop Kafka and remove its data (keeps .venv and the jars)

@@ -1,8 +1,10 @@
-"""The end-to-end demo: real MNIST through a real Kafka and the worker, alerts as they arrive.
+"""The end-to-end demo: images and KPI series through a real Kafka and the worker, alerts as they arrive.
 
-Trains a bundle if there is none, starts `python -m worker` as its own process (as a
-deployment would), streams test-set 1s and 4s (normal) and 5s (anomalies) plus a few
-malformed records, prints the alerts as they arrive, then a summary against the labels.
+Trains the bundles if there are none (an MNIST VAE; a KPI window VAE on generated series),
+starts `python -m worker` as its own process (as a deployment would) on two input topics,
+streams test-set 1s and 4s (normal) and 5s (anomalies) plus a few malformed records, then
+the last days of the KPI series with their labelled anomalies; prints the alerts as they
+arrive and a summary per kind against the labels.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from kafka.errors import KafkaError, NoBrokersAvailable
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from demo import DEMO_SETTINGS
+from demo import DEMO_SETTINGS, kpi
 from demo.roundtrip import malformed_messages
 from schemas import image_message
 from schemas.settings import SettingsError, load_settings
@@ -47,6 +49,14 @@ class StreamDemoSettings(BaseSettings):
     anomalies: int = Field(200, ge=0, le=892, description="test-set 5s to stream")
     rate: float = Field(500.0, gt=0, description="records per second")
     metrics_port: int = Field(9108, ge=1, le=65535, description="the worker's /metrics port")
+    kpi: bool = Field(True, description="also stream KPI series (--no-kpi: images only)")
+    kpi_model_name: str = Field("kpi-vae", description="KPI model (trained into <repository>/<name>/1)")
+    kpi_data_dir: Path = Field(Path(".demo/kpi"), description="where the generated KPI series are written")
+    kpi_series: int = Field(20, ge=1, description="generated KPI series (when a bundle is trained)")
+    kpi_days: int = Field(21, ge=7, description="days per generated series (when a bundle is trained)")
+    kpi_seed: int = Field(11, description="seed of the generated series")
+    kpi_stream_days: float = Field(3.0, gt=0, description="last days of each series to stream")
+    kpi_rate: float = Field(3000.0, gt=0, description="KPI points per second")
 
 
 def ensure_bundle(s: StreamDemoSettings) -> None:
@@ -65,13 +75,15 @@ def ensure_bundle(s: StreamDemoSettings) -> None:
 def make_topics(s: StreamDemoSettings, run: str) -> dict[str, str]:
     topics = {
         "input": f"demo.images-{run}",
+        "metrics": f"demo.metrics-{run}",
         "alerts": f"demo.alerts-{run}",
         "dead": f"demo.dead-letters-{run}",
         "scores": f"demo.scores-{run}",
     }
     admin = KafkaAdminClient(bootstrap_servers=s.bootstrap_servers.split(","))
     admin.create_topics(
-        [NewTopic(topics["input"], 2, 1)] + [NewTopic(t, 1, 1) for k, t in topics.items() if k != "input"]
+        [NewTopic(topics[k], 2, 1) for k in ("input", "metrics")]
+        + [NewTopic(t, 1, 1) for k, t in topics.items() if k not in ("input", "metrics")]
     )
     admin.close()
     return topics
@@ -81,7 +93,7 @@ def start_worker(s: StreamDemoSettings, topics: dict[str, str], run: str) -> sub
     env = dict(
         os.environ,
         WORKER_BOOTSTRAP_SERVERS=s.bootstrap_servers,
-        WORKER_INPUT_TOPICS=topics["input"],
+        WORKER_INPUT_TOPICS=f"{topics['input']},{topics['metrics']}",
         WORKER_ALERTS_TOPIC=topics["alerts"],
         WORKER_DEAD_LETTER_TOPIC=topics["dead"],
         WORKER_SCORES_TOPIC=topics["scores"],
@@ -127,6 +139,7 @@ class Outputs:
     def __init__(self, s: StreamDemoSettings, topics: dict[str, str], digits: dict[str, int]) -> None:
         self.topics, self.digits = topics, digits
         self.alerts: list[dict] = []
+        self.metric_alerts: list[dict] = []
         self.scores: list[dict] = []
         self.dead: list[dict] = []
         self.received_at: dict[str, float] = {}
@@ -144,7 +157,7 @@ class Outputs:
         self.thread.start()
 
     def count(self) -> int:
-        return len(self.alerts) + len(self.scores) + len(self.dead)
+        return len(self.alerts) + len(self.metric_alerts) + len(self.scores) + len(self.dead)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -157,9 +170,19 @@ class Outputs:
             self.dead.append(out)
             print(f"  dead letter  {out['reason']:<15} {out['error'][:70]}")
             return
-        self.received_at[out["record_id"]] = time.time()
+        self.received_at.setdefault(out["record_id"], time.time())
         if topic == self.topics["scores"]:
             self.scores.append(out)
+            return
+        if out.get("kind") == "metric":
+            self.metric_alerts.append(out)
+            if len(self.metric_alerts) <= SHOWN_ALERTS:
+                print(
+                    f"  ALERT  {out['series_key']:<12} {out['ts'][:16]}  value {out['value']:8.1f}  "
+                    f"score {out['score']:6.2f} >= {out['threshold']:.2f}  severity {out['severity']:.2f}"
+                )
+            elif len(self.metric_alerts) == SHOWN_ALERTS + 1:
+                print("  ... (more KPI alerts; the summary counts them all)")
             return
         self.alerts.append(out)
         if len(self.alerts) <= SHOWN_ALERTS:
@@ -177,18 +200,20 @@ class Outputs:
         self.consumer.close()
 
 
-def stream(s: StreamDemoSettings, topic: str, messages: list[bytes]) -> dict[str, float]:
-    """Send at --rate records/s; returns when each record id was sent (for latency)."""
+def stream(
+    s: StreamDemoSettings, topic: str, messages: list[bytes], rate: float, keys: list[bytes] | None = None
+) -> dict[str, float]:
+    """Send at `rate` records/s; returns when each record id was sent (for latency)."""
     producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers.split(","), acks="all", linger_ms=2)
     sent_at: dict[str, float] = {}
     t0 = time.monotonic()
     for n, raw in enumerate(messages):
-        delay = t0 + n / s.rate - time.monotonic()
+        delay = t0 + n / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         with contextlib.suppress(ValueError, KeyError):  # the malformed ones have no id
             sent_at[json.loads(raw)["id"]] = time.time()
-        producer.send(topic, raw)
+        producer.send(topic, raw, key=keys[n] if keys else None)
     producer.flush()
     producer.close()
     return sent_at
@@ -202,7 +227,7 @@ def summary(out: Outputs, digits: dict[str, int], sent_at: dict[str, float], n_s
     false_alarms = np.mean([r in alerted for r in normals]) if normals else float("nan")
     lat = np.array([out.received_at[r] - sent_at[r] for r in out.received_at if r in sent_at]) * 1000
     reasons = Counter(d["reason"] for d in out.dead)
-    print("\nsummary")
+    print("\nimage summary")
     print(
         f"  records sent        {n_sent} ({len(fives)} fives, {len(normals)} ones and fours, "
         f"{n_sent - len(digits)} malformed)"
@@ -220,8 +245,33 @@ def summary(out: Outputs, digits: dict[str, int], sent_at: dict[str, float], n_s
         )
 
 
+def stream_kpi(s: StreamDemoSettings, bundle: Path, topics: dict[str, str], out: Outputs) -> int:
+    """Stream the KPI points, wait for their outputs, print the KPI summary; returns outputs expected."""
+    from training.kpi.offline import predict_alerts
+
+    streamed_csv = s.kpi_data_dir / "streamed.csv"
+    points, window = kpi.stream_points(bundle, s.kpi_stream_days, streamed_csv)
+    keyed = kpi.messages(points)
+    n_series = len({p.series for p in points})
+    expected = len(points) - n_series * (window - 1)  # warming points have no output
+    print(f"\nstreaming {len(points)} KPI points ({n_series} series) at {s.kpi_rate:.0f}/s:")
+    before = out.count()
+    stream(s, topics["metrics"], [v for _, v in keyed], s.kpi_rate, keys=[k for k, _ in keyed])
+    deadline = time.monotonic() + 120
+    while out.count() - before < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    offline = {(a.series, a.timestamp_s) for a in predict_alerts(bundle, streamed_csv)}
+    kpi.summary(points, window, out.metric_alerts, offline)
+    return expected
+
+
 def run(s: StreamDemoSettings) -> int:
     ensure_bundle(s)
+    kpi_bundle = None
+    if s.kpi:
+        kpi_bundle = kpi.ensure_kpi_bundle(
+            s.model_repository, s.kpi_model_name, s.kpi_data_dir, s.kpi_series, s.kpi_days, s.kpi_seed
+        )
     run_id = uuid.uuid4().hex[:6]
     topics = make_topics(s, run_id)
     worker = start_worker(s, topics, run_id)
@@ -233,13 +283,16 @@ def run(s: StreamDemoSettings) -> int:
         )
         messages, digits = build_stream(s)
         out = Outputs(s, topics, digits)
-        print(f"streaming {len(messages)} records at {s.rate:.0f}/s:")
-        sent_at = stream(s, topics["input"], messages)
+        print(f"streaming {len(messages)} image records at {s.rate:.0f}/s:")
+        sent_at = stream(s, topics["input"], messages, s.rate)
+        expected = len(messages)
         deadline = time.monotonic() + 60
-        while out.count() < len(messages) and time.monotonic() < deadline:
+        while out.count() < expected and time.monotonic() < deadline:
             time.sleep(0.2)
-        out.close()
         summary(out, digits, sent_at, len(messages))
+        if kpi_bundle is not None:
+            expected += stream_kpi(s, kpi_bundle, topics, out)
+        out.close()
         scraped = (
             urllib.request.urlopen(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=2).read().decode()
         )
@@ -250,10 +303,12 @@ def run(s: StreamDemoSettings) -> int:
                     "anomaly_worker_records_",
                     "anomaly_worker_alerts_total",
                     "anomaly_worker_dead_letters_total",
+                    "anomaly_worker_metric_points_total",
+                    "anomaly_worker_series_",
                 )
             ):
                 print(f"  {line}")
-        complete = out.count() >= len(messages)
+        complete = out.count() >= expected
     finally:
         worker.terminate()  # SIGTERM: drain, flush, commit, leave the group
         code = worker.wait(60)
