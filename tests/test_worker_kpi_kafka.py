@@ -1,0 +1,98 @@
+"""A trained KPI bundle in the worker on the real broker: labelled anomalies alerted, a normal stretch
+not, and the streamed alerts exactly the ones the offline evaluation predicts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC
+
+import numpy as np
+import pytest
+
+from schemas import AnomalyAlert, metric_message
+from tests.kpi_helpers import train_tiny_kpi_bundle
+from tests.worker_harness import WorkerThread, produce, read_json, worker_settings
+from training.data.synth import SynthSeries, generate_series, write_long_csv
+from training.kpi.offline import predict_alerts
+
+pytestmark = pytest.mark.integration
+
+PER_DAY = 288  # 5-minute points
+TRAIN_DAYS, STREAM_DAYS = 8, 2
+SPIKE_AT, SHIFT_AT, SHIFT_LEN = 250, 420, 48  # positions in the streamed part
+NORMAL = slice(130, 240)  # a stretch of the streamed part with nothing injected
+
+
+def split(series: SynthSeries, start: int, end: int | None = None) -> SynthSeries:
+    return SynthSeries(series.name, series.timestamps[start:end], series.values[start:end].copy(),
+                       series.labels[start:end].copy(), series.kinds[start:end])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kpi_case(tmp_path_factory):
+    """Two normal series (no random anomalies); the model trains on their first 8 days; the stream
+    is their next 2 days with a spike and a level shift injected into the first series.
+
+    Calibrated at p99.9 (not the default p99, which by design lets about 1 % of normal points
+    alarm), so a normal stretch of a few hundred points is expected to stay silent.
+    """
+    folder = tmp_path_factory.mktemp("kpi")
+    rng = np.random.default_rng(31)
+    full = [
+        generate_series(f"svc_{i}", TRAIN_DAYS + STREAM_DAYS, rng, anomalies_per_week=0) for i in range(2)
+    ]
+    train_csv = folder / "train.csv"
+    write_long_csv([split(s, 0, TRAIN_DAYS * PER_DAY) for s in full], train_csv)
+    bundle = train_tiny_kpi_bundle(folder / "models" / "kpi-test" / "1", train_csv, window=32, epochs=8,
+                                   split="60,30,10", percentile=99.9)  # fmt: skip
+    stream = [split(s, TRAIN_DAYS * PER_DAY) for s in full]
+    target = stream[0]
+    sd = float(np.std(np.diff(target.values))) / np.sqrt(2)
+    level = float(np.median(target.values))
+    for start, end, kind in (
+        (SPIKE_AT, SPIKE_AT + 1, "spike"),
+        (SHIFT_AT, SHIFT_AT + SHIFT_LEN, "level_shift"),
+    ):
+        if kind == "spike":
+            target.values[start:end] += 12 * sd
+        else:
+            target.values[start:end] += 0.3 * level
+        target.labels[start:end] = 1
+    stream_csv = folder / "stream.csv"
+    write_long_csv(stream, stream_csv)
+    return bundle, stream, stream_csv
+
+
+def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(kafka_bootstrap, new_topic, kpi_case):
+    bundle, stream, stream_csv = kpi_case
+    topics = {"input": new_topic(partitions=2, prefix="kpi"), "alerts": new_topic(prefix="alerts"),
+              "dead": new_topic(prefix="dead"), "group": f"g-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    keys, values = [], []
+    for i in range(len(stream[0].values)):  # in time order, the two series interleaved
+        for s in stream:
+            k, v = metric_message(s.name, float(s.values[i]), ts=s.timestamps[i])
+            keys.append(k)
+            values.append(v)
+    expected = predict_alerts(bundle.folder, stream_csv)
+    settings = worker_settings(kafka_bootstrap, bundle.folder.parent.parent, topics)
+    with WorkerThread(settings) as w:
+        produce(kafka_bootstrap, topics["input"], values, keys)
+        scored = w.worker.metrics.metric_points.labels(model="kpi-test:1", outcome="scored")
+        n_scored = sum(len(s.values) - 31 for s in stream)
+        deadline = time.monotonic() + 60
+        while scored._value.get() < n_scored and time.monotonic() < deadline:
+            time.sleep(0.2)
+        w.stop()
+    alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]
+
+    streamed = sorted((a.series_key, a.ts.astimezone(UTC).timestamp()) for a in alerts)
+    assert streamed == sorted((e.series, e.timestamp_s) for e in expected)
+
+    target = stream[0]
+    alerted = {a.ts for a in alerts if a.series_key == target.name}
+    assert target.timestamps[SPIKE_AT] in alerted
+    assert alerted & set(target.timestamps[SHIFT_AT : SHIFT_AT + SHIFT_LEN])
+    assert not alerted & set(target.timestamps[NORMAL])
+    assert not [a for a in alerts if a.series_key == stream[1].name]  # two normal days: no alert
+    assert all(a.value is not None and a.window == 32 and a.labels == {} for a in alerts)
