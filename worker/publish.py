@@ -22,7 +22,10 @@ class DeliveryError(RuntimeError):
 
 
 def source_of(message: ConsumerRecord) -> SourcePosition:
-    return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
+    # model_construct: the fields come from the broker, already typed; validation is pure cost here.
+    return SourcePosition.model_construct(
+        topic=message.topic, partition=message.partition, offset=message.offset
+    )
 
 
 class Publisher:
@@ -78,7 +81,7 @@ class Publisher:
                 topic = self.alerts_topic
                 alerts += 1
             elif self.scores_topic:
-                msg, topic = ScoreMessage(**common), self.scores_topic
+                msg, topic = ScoreMessage.model_construct(**common), self.scores_topic
             else:
                 continue
             self._send(topic, key.encode(), msg.model_dump_json(exclude_none=True).encode())

@@ -114,6 +114,13 @@ class ModelRegistry:
         self.default = self.resolve(default) if default else (models[0] if len(models) == 1 else None)
         if default and self.default is None:
             raise BundleError(f"--default-model {default!r} is not among the loaded models: {self.names()}")
+        self._default_of_kind: dict[str, LoadedModel] = {}
+        for kind in ("image", "metric"):
+            of_kind = [m for m in self._latest.values() if m.manifest.kind == kind]
+            if self.default is not None and self.default.manifest.kind == kind:
+                self._default_of_kind[kind] = self.default
+            elif len(of_kind) == 1:
+                self._default_of_kind[kind] = of_kind[0]
 
     @classmethod
     def load(
@@ -150,10 +157,7 @@ class ModelRegistry:
         --default-model if it scores this kind, else the latest version of the only model that does."""
         if name:
             return self.resolve(name)
-        if self.default is not None and self.default.manifest.kind == kind:
-            return self.default
-        of_kind = {m.manifest.name for m in self._latest.values() if m.manifest.kind == kind}
-        return self._latest[of_kind.pop()] if len(of_kind) == 1 else None
+        return self._default_of_kind.get(kind)
 
     def names(self) -> list[str]:
         return sorted(self._by_key)
