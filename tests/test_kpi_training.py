@@ -268,3 +268,31 @@ def test_cli_help_lists_the_csv_options_and_evaluate_prints_the_table(tiny_kpi) 
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "point-adjusted" in run.stdout and "z-score" in run.stdout and "VAE beats" in run.stdout
+
+
+def test_context_anomalies_never_touch_the_scored_points_and_zero_share_is_identity():
+    import torch
+
+    from training.kpi.fit import inject_context_anomalies
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(500, 40)
+    out = inject_context_anomalies(x, 1.0, 2, gen)
+    assert torch.all(out[:, -2:] == 0)
+    changed = (out != 0).any(dim=1)
+    assert changed.all()  # share 1: every window got a bump
+    amp = out.abs().amax(dim=1)
+    assert amp.min() >= 2 and amp.max() <= 8
+    assert torch.equal(inject_context_anomalies(x, 0.0, 2, gen), x)
+
+
+def test_without_labels_the_table_gives_alert_rates_not_detection_figures():
+    from training.kpi.evaluate import SeriesOutcome, evaluate, format_table, verdict
+
+    outcome = SeriesOutcome(labels=np.zeros(1000, np.int8), kinds=np.array([""] * 1000),
+                            alerts=np.arange(1000) % 100 == 0, days=2.0)  # fmt: skip
+    det = evaluate([outcome])
+    text = format_table(det, det, None, 32)
+    assert "no labelled anomalies" in text and "F1" not in text
+    assert "5.00" in text and "10.00" in text  # 10 alerts over 2 series-days and over 1,000 points
+    assert verdict(det, det).startswith("no labelled anomalies")

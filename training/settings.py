@@ -55,6 +55,14 @@ class TrainSettings(BaseSettings):
         description="(csv) share of training points hidden from the model at random each batch "
         "(Donut's missing-data injection; 0 = off)",
     )
+    context_anomalies: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="(csv) share of training windows given a random bump before the scored point, "
+        "the loss still on the clean window: an anomaly then does not keep raising the scores of "
+        "the W points after it (0 = off)",
+    )
     per_series_threshold: bool = Field(
         True,
         description="(csv) calibrate one threshold per series on its validation part (stored in the "

@@ -51,6 +51,7 @@ class Detection:
     detected: int
     false_alarms_per_day: float  # alerted normal points per series-day
     days: float
+    points: int = 0  # evaluated points
     per_kind: dict[str, KindResult] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -80,7 +81,7 @@ def _f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 
 def evaluate(outcomes: list[SeriesOutcome], delay: int | None = None) -> Detection:
-    tp = fp = fn = n_seg = n_det = 0
+    tp = fp = fn = n_seg = n_det = points = 0
     days = 0.0
     kinds: dict[str, KindResult] = defaultdict(KindResult)
     for o in outcomes:
@@ -90,6 +91,7 @@ def evaluate(outcomes: list[SeriesOutcome], delay: int | None = None) -> Detecti
         fn += int((~adj & (lab == 1)).sum())
         fp += int((adj & (lab == 0)).sum())
         days += o.days
+        points += len(lab)
         for start, end in segments(lab):
             names, counts = np.unique(np.asarray(o.kinds[start:end], dtype=str), return_counts=True)
             k = kinds[str(names[np.argmax(counts)]) or "anomaly"]
@@ -114,6 +116,7 @@ def evaluate(outcomes: list[SeriesOutcome], delay: int | None = None) -> Detecti
         detected=n_det,
         false_alarms_per_day=fp / days if days else 0.0,
         days=days,
+        points=points,
         per_kind=dict(sorted(kinds.items())),
     )
 
@@ -122,13 +125,27 @@ def format_table(vae: Detection, base: Detection, delay: int | None, window: int
     rule = "no delay limit (Donut)" if delay is None else f"detected within {delay + 1} points of its start"
     fa_v, fa_b = vae.false_alarms_per_day, base.false_alarms_per_day
     seg_v, seg_b = f"{vae.detected}/{vae.segments}", f"{base.detected}/{base.segments}"
+    per_k_v, per_k_b = (1000 * d.fp / d.points if d.points else 0.0 for d in (vae, base))
+    if vae.segments == 0:
+        # Without labelled anomalies there is nothing to detect: report alert rates, not a 0/0 table.
+        return "\n".join(
+            [
+                f"test parts, {vae.days:.1f} series-days, {vae.points} points: no labelled anomalies there "
+                "(no label column, or none in the test parts), so no detection figures; alert rates only",
+                f"{'':<28}{'VAE':>10}{'z-score':>10}",
+                f"{'alerts / series-day':<28}{fa_v:>10.2f}{fa_b:>10.2f}",
+                f"{'alerts / 1k points':<28}{per_k_v:>10.2f}{per_k_b:>10.2f}",
+            ]
+        )
     lines = [
-        f"test parts, {vae.days:.1f} series-days; point-adjusted ({rule}); pooled over series",
+        f"test parts, {vae.days:.1f} series-days, {vae.points} points; point-adjusted ({rule}); "
+        "pooled over series",
         f"{'':<28}{'VAE':>10}{'z-score':>10}",
         f"{'precision':<28}{vae.precision:>10.3f}{base.precision:>10.3f}",
         f"{'recall':<28}{vae.recall:>10.3f}{base.recall:>10.3f}",
         f"{'F1':<28}{vae.f1:>10.3f}{base.f1:>10.3f}",
         f"{'false alarms / series-day':<28}{fa_v:>10.2f}{fa_b:>10.2f}",
+        f"{'false alarms / 1k points':<28}{per_k_v:>10.2f}{per_k_b:>10.2f}",
         f"{'segments detected':<28}{seg_v:>10}{seg_b:>10}",
     ]
     if vae.per_kind:
@@ -154,6 +171,8 @@ def format_table(vae: Detection, base: Detection, delay: int | None, window: int
 
 def verdict(vae: Detection, base: Detection) -> str:
     """One line: where the VAE's F1 beats the baseline's, and where it does not."""
+    if vae.segments == 0:
+        return "no labelled anomalies to compare the VAE and the z-score on"
     wins, losses = [], []
     (wins if vae.f1 > base.f1 else losses).append(f"overall F1 {vae.f1:.3f} vs {base.f1:.3f}")
     for kind, v in vae.per_kind.items():

@@ -22,6 +22,7 @@ class KpiFitConfig:
     beta: float = 1.0
     weight_decay: float = 0.05
     missing_injection: float = 0.01  # share of observed training points hidden per batch (Donut)
+    context_anomalies: float = 0.3  # share of training windows given an anomaly before the scored point
     patience: int = 5
     seed: int = 0
     device: str = "cpu"
@@ -39,6 +40,31 @@ def inject_missing(
         return x, observed
     hide = torch.rand(x.shape, generator=gen, device="cpu").to(x.device) < ratio
     return x.masked_fill(hide, 0.0), observed & ~hide
+
+
+def inject_context_anomalies(
+    x: torch.Tensor, share: float, score_points: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Add a random bump (1 to W/4 points, +-2..8 scale units) to a `share` of the windows, never on
+    the scored last point(s). The loss still compares with the clean window, so the model learns
+    to reconstruct the last point from a context that holds an anomaly: without it, an anomaly
+    keeps raising the scores of the W points after it ("echo" false alarms)."""
+    if share <= 0:
+        return x
+    n, w = x.shape
+    span = w - score_points
+    pick = torch.rand(n, generator=gen) < share
+    if not pick.any():
+        return x
+    k = int(pick.sum())
+    length = torch.randint(1, max(2, w // 4), (k,), generator=gen)
+    start = (torch.rand(k, generator=gen) * (span - length).clamp(min=1)).long()
+    amp = (torch.rand(k, generator=gen) * 6 + 2) * torch.where(torch.rand(k, generator=gen) < 0.5, -1.0, 1.0)
+    pos = torch.arange(w)[None, :]
+    bump = ((pos >= start[:, None]) & (pos < (start + length)[:, None]) & (pos < span)).float() * amp[:, None]
+    out = x.clone()
+    out[pick] = out[pick] + bump.to(x.device)
+    return out
 
 
 @torch.no_grad()
@@ -86,6 +112,7 @@ def fit_windows(
         for idx in torch.randperm(len(x_train), generator=gen).split(cfg.batch_size):
             idx = idx.to(cfg.device)
             x, m = inject_missing(x_train[idx], m_train[idx], cfg.missing_injection, gen)
+            x = inject_context_anomalies(x, cfg.context_anomalies, model.score_points, gen)
             recon, mu, logvar = model(x)
             # The loss compares with the true values; hidden points are masked, so it never sees them.
             loss, nll, kl = m_elbo(model, recon, x_train[idx], m, mu, logvar, cfg.beta)
