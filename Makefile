@@ -17,7 +17,7 @@ setup: $(VENV)/.installed kafka-jars  ## .venv with the package and its extras, 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[train,dev,confluent]'
 	@touch $@
 
 kafka-jars: .kafka/lib/.stamp  ## fetch Apache Kafka's jars from Maven Central (deploy/kafka/pom.xml)

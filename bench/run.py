@@ -100,27 +100,42 @@ def scored(port: int) -> float:
 
 
 def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: str) -> float:
-    """Records/s from the first record scored to the last (the topic is full before the start)."""
+    """Records/s while the worker drains a full topic, from the broker's append times of its alerts.
+
+    The records are shuffled, so alerts are spread evenly through the drain: the rate is
+    n x (alerts - 1) / alerts over the time from the first alert to the last. /metrics is read
+    only twice a second, to know when the worker is done: scraping it often costs the worker
+    GIL time and would slow what is measured.
+    """
     port = free_port_block(1)
-    alerts = create_topic(bootstrap, f"bench-alerts-{uuid.uuid4().hex[:8]}", 1)
+    alerts = create_topic(bootstrap, f"bench-alerts-{uuid.uuid4().hex[:8]}", 1,
+                          {"message.timestamp.type": "LogAppendTime"})  # fmt: skip
     proc = start_worker(bootstrap, repo, topic, alerts, port, **extra)
     try:
-        first = last = None
-        while True:
-            done = scored(port)
-            now = time.perf_counter()
-            if done > 0 and first is None:
-                first, first_count = now, done
-            if done >= n:
-                last = now
-                break
+        while scored(port) < n:
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited with {proc.returncode}")
-            time.sleep(0.02)
-        return (n - first_count) / (last - first)
+            time.sleep(0.5)
     finally:
         proc.terminate()
         proc.wait(60)
+    stamps = append_times(bootstrap, alerts)
+    return n * (len(stamps) - 1) / len(stamps) / ((stamps[-1] - stamps[0]) / 1000.0)
+
+
+def append_times(bootstrap: str, topic: str) -> list[int]:
+    """Broker append times (ms) of every message of a one-partition topic, in order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    consumer.seek_to_beginning()
+    stamps: list[int] = []
+    while len(stamps) < end:
+        for batch in consumer.poll(timeout_ms=500).values():
+            stamps.extend(m.timestamp for m in batch)
+    consumer.close()
+    return stamps
 
 
 def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str) -> tuple[float, float, int]:

@@ -95,3 +95,9 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("models") / "tiny-vae" / "1"
     return train_bundle(TrainSettings(out=out, epochs=10, progress=False))
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """The worker's Kafka client: tests that take this fixture run once with each."""
+    return request.param

@@ -74,9 +74,9 @@ def outputs_so_far(bootstrap: str, topics: dict[str, str]) -> int:
 
 
 def test_mnist_stream_alerts_on_fives_not_on_ones_and_fours(kafka_bootstrap, topics, tiny_bundle,
-                                                            mnist_stream) -> None:  # fmt: skip
+                                                            mnist_stream, transport) -> None:  # fmt: skip
     messages, digits = mnist_stream
-    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics)
+    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport)
     with WorkerThread(settings) as w:
         produce(kafka_bootstrap, topics["input"], messages)
         assert wait_for(
@@ -148,13 +148,15 @@ def test_metric_points_are_dead_lettered_when_no_metric_model_is_served(kafka_bo
     assert letter["reason"] == "unknown_model" and "metric" in letter["error"]
 
 
-def test_sigkill_mid_stream_then_restart_loses_nothing(kafka_bootstrap, topics, tiny_bundle, mnist_stream):
+def test_sigkill_mid_stream_then_restart_loses_nothing(
+    kafka_bootstrap, topics, tiny_bundle, mnist_stream, transport
+):
     images, _ = mnist_stream
     # 4,500 records with distinct ids, in small batches: the kill lands mid-stream.
     messages = [m.replace(b'"id":"mnist/', f'"id":"r{r}/'.encode()) for r in range(3) for m in images]
     expected = {json.loads(m)["id"] for m in messages}
-    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, max_batch=16,
-                               commit_interval_ms=100)  # fmt: skip
+    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport,
+                               max_batch=16, commit_interval_ms=100)  # fmt: skip
     produce(kafka_bootstrap, topics["input"], messages)
     proc = start_worker_process(settings)
     try:
@@ -179,10 +181,10 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(kafka_bootstrap, topics, 
 
 
 def test_sigterm_drains_commits_and_leaves_nothing_to_reprocess(kafka_bootstrap, topics, tiny_bundle,
-                                                                mnist_stream) -> None:  # fmt: skip
+                                                                mnist_stream, transport) -> None:  # fmt: skip
     messages, _ = mnist_stream
-    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, max_batch=64,
-                               max_wait_ms=5000, commit_interval_ms=60_000)  # fmt: skip
+    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport,
+                               max_batch=64, max_wait_ms=5000, commit_interval_ms=60_000)  # fmt: skip
     produce(kafka_bootstrap, topics["input"], messages[:500])
     proc = start_worker_process(settings)
     try:
@@ -208,14 +210,16 @@ def test_sigterm_drains_commits_and_leaves_nothing_to_reprocess(kafka_bootstrap,
     assert sorted(alerts + scores) == sorted(json.loads(m)["id"] for m in messages[:500])
 
 
-def test_nothing_is_committed_when_a_produce_fails(kafka_bootstrap, topics, tiny_bundle, mnist_stream):
+def test_nothing_is_committed_when_a_produce_fails(
+    kafka_bootstrap, topics, tiny_bundle, mnist_stream, transport
+):
     messages, digits = mnist_stream
     # An alerts topic that refuses every alert: larger than its max.message.bytes.
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     topics["alerts"] = f"tiny-alerts-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topics["alerts"], 1, 1, topic_configs={"max.message.bytes": "100"})])
     admin.close()
-    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics)
+    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport)
     five = next(i for i, d in enumerate(digits) if d == 5)
     produce(kafka_bootstrap, topics["input"], messages[five : five + 50])
     proc = start_worker_process(settings)
@@ -274,12 +278,13 @@ def _get_text(w: WorkerThread) -> str:
     return generate_latest(w.registry).decode()
 
 
-def test_a_second_worker_joining_takes_partitions_and_nothing_is_lost(kafka_bootstrap, topics, tiny_bundle,
-                                                                       mnist_stream) -> None:  # fmt: skip
+def test_a_second_worker_joining_takes_partitions_and_nothing_is_lost(
+    kafka_bootstrap, topics, tiny_bundle, mnist_stream, transport
+) -> None:
     images, _ = mnist_stream
     messages = [m.replace(b'"id":"mnist/', f'"id":"r{r}/'.encode()) for r in range(2) for m in images]
-    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, max_batch=16,
-                               commit_interval_ms=100)  # fmt: skip
+    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport,
+                               max_batch=16, commit_interval_ms=100)  # fmt: skip
     with WorkerThread(settings) as first:
         produce(kafka_bootstrap, topics["input"], messages[:1500])
         assert wait_for(lambda: outputs_so_far(kafka_bootstrap, topics) >= 200, 60, every_s=0.05)

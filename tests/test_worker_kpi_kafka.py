@@ -94,5 +94,9 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(kafka_boo
     assert target.timestamps[SPIKE_AT] in alerted
     assert alerted & set(target.timestamps[SHIFT_AT : SHIFT_AT + SHIFT_LEN])
     assert not alerted & set(target.timestamps[NORMAL])
-    assert not [a for a in alerts if a.series_key == stream[1].name]  # two normal days: no alert
+    # Two normal days of the other series (544 scored points). Its p99.9 threshold comes from
+    # ~690 validation points, so it sits near their maximum: each new normal point passes it
+    # with odds of about 1 in 690 (~0.8 alerts expected). More than 3 (0.55 %) would mean the
+    # calibration does not carry over to new data.
+    assert len([a for a in alerts if a.series_key == stream[1].name]) <= 3
     assert all(a.value is not None and a.window == 32 and a.labels == {} for a in alerts)

@@ -66,10 +66,12 @@ def wait_for(condition, timeout_s: float = 60) -> None:
     raise AssertionError("timed out")
 
 
-def test_a_spike_is_alerted_with_its_series_and_the_rest_scored(kafka_bootstrap, topics, metric_repository):
+def test_a_spike_is_alerted_with_its_series_and_the_rest_scored(
+    kafka_bootstrap, topics, metric_repository, transport
+):
     values = [0.0, 1.0] * 8 + [10.0] + [0.0, 1.0] * 3  # the spike is point 16
     keys, msgs = points("cpu", values, labels={"host": "a"})
-    with WorkerThread(worker_settings(kafka_bootstrap, metric_repository, topics)) as w:
+    with WorkerThread(worker_settings(kafka_bootstrap, metric_repository, topics, transport=transport)) as w:
         produce(kafka_bootstrap, topics["input"], msgs, keys)
         wait_for(lambda: drained(w, topics["input"], len(msgs)))
         w.stop()
@@ -131,9 +133,11 @@ def test_max_series_evicts_the_least_recently_updated(kafka_bootstrap, topics, m
         assert counter(w, "warming") == len(msgs) - 1
 
 
-def test_after_a_restart_series_warm_up_again_then_score(kafka_bootstrap, topics, metric_repository):
+def test_after_a_restart_series_warm_up_again_then_score(
+    kafka_bootstrap, topics, metric_repository, transport
+):
     """Window state lives in memory: a restarted worker (or a new owner) re-fills W points first."""
-    settings = worker_settings(kafka_bootstrap, metric_repository, topics)
+    settings = worker_settings(kafka_bootstrap, metric_repository, topics, transport=transport)
     keys, msgs = [], []
     for name in ("x", "y"):
         k, m = points(name, [1.0] * (W + 4))

@@ -17,7 +17,7 @@ from worker.app import Worker, new_metrics
 from worker.health import Health, serve
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
-from worker.source import build_clients, check_topics
+from worker.transport import build_clients, check_topics
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ every output (alert, score, dead letter) of the records below them. Stopping is 
 state: stop() lets the loop finish, then the batches in hand are scored, the outputs
 flushed, the offsets committed and the consumer closed (leaving the group).
 
-On a rebalance (kafka-python runs the listener inside poll(), on this thread) the
+On a rebalance (both Kafka clients run the callbacks inside poll(), on this thread) the
 batches in hand are scored, the outputs flushed and the offsets committed before the
 partitions are given up, so their next owner starts exactly where we stopped.
 """
@@ -18,12 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from prometheus_client import CollectorRegistry
 
 from schemas import Reason, Rejection
@@ -31,12 +28,13 @@ from worker.batch import Batcher
 from worker.health import Health
 from worker.metrics import Metrics
 from worker.offsets import OffsetTracker
-from worker.publish import Publisher
+from worker.publish import DeliveryError, Publisher
 from worker.registry import ModelRegistry
 from worker.route import Held, route
 from worker.score import Scored, ScoreStage
 from worker.series import SeriesWindows
 from worker.settings import WorkerSettings
+from worker.transport import CommitRejected, Consumed, Partitions, Sink, Source
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +48,8 @@ class Worker:
         self,
         settings: WorkerSettings,
         models: ModelRegistry,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
+        consumer: Source,
+        producer: Sink,
         metrics: Metrics,
         health: Health,
     ) -> None:
@@ -73,7 +71,8 @@ class Worker:
         }
         self._series_reported: dict[str, tuple[int, int]] = {k: (0, 0) for k in self.windows}
         self._stop = threading.Event()
-        self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
+        self._fatal: BaseException | None = None
+        self._delivery_failed = False  # raised in a rebalance callback, re-raised after poll
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         for m in models:
@@ -89,26 +88,26 @@ class Worker:
 
     def run(self) -> None:
         """Consume until stop(); raises DeliveryError (nothing more committed) if an output is lost."""
-        self.consumer.subscribe(self.s.topics, listener=_Rebalance(self))
+        self.consumer.subscribe(self.s.topics, on_assigned=self.on_assigned, on_revoked=self.on_revoked)
         try:
             while not self._stop.is_set():
                 self.step()
             self.drain()
         finally:
             self.scoring.close()
-            self.consumer.close(autocommit=False)
-            self.publisher.producer.close(timeout=10)
+            self.consumer.close()
+            self.publisher.producer.close(10)
 
     def step(self) -> None:
         """One turn of the loop: poll, route, score what is ready, commit if it is time."""
         self.health.beat()
-        polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.s.max_poll_records)
+        polled = self.consumer.poll(self._poll_timeout_ms(), self.s.max_poll_records)
         if self._fatal is not None:
             raise self._fatal
-        for tp, messages in polled.items():
-            self.metrics.consumed.labels(topic=tp.topic).inc(len(messages))
-            for message in messages:
-                self._handle(message)
+        for message in polled:
+            self._handle(message)
+        if polled:
+            self._count_consumed(polled)
         if polled and self.windows:
             self._update_series_metrics()
         for batch in self.batcher.due():
@@ -134,7 +133,15 @@ class Worker:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _handle(self, message: ConsumerRecord) -> None:
+    def _count_consumed(self, polled: list) -> None:
+        first = polled[0].topic
+        if len(self.s.topics) == 1 or all(m.topic == first for m in polled):
+            self.metrics.consumed.labels(topic=first).inc(len(polled))
+            return
+        for topic, n in Counter(m.topic for m in polled).items():
+            self.metrics.consumed.labels(topic=topic).inc(n)
+
+    def _handle(self, message: Consumed) -> None:
         self.offsets.seen(message.topic, message.partition, message.offset)
         routed = route(message, self.models, self.s.max_message_bytes, self.windows)
         if isinstance(routed, Rejection):
@@ -177,10 +184,18 @@ class Worker:
         """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
         # Every batch not in flight has had its outputs handed to the producer (on this
         # thread), so the flush below covers them.
+        if self._delivery_failed:
+            return  # an output was lost: nothing more may be committed by this process
         waiting = self.batcher.pending_offsets()
         for tp, offset in self.scoring.pending_offsets().items():
             waiting[tp] = min(offset, waiting.get(tp, offset))
-        self.publisher.flush()
+        try:
+            self.publisher.flush()
+        except DeliveryError:
+            # Also stops the commit a closing consumer's revocation callback would make
+            # (librdkafka calls it from close()).
+            self._delivery_failed = True
+            raise
         offsets = self.offsets.committable(waiting)
         self._last_commit = time.monotonic()
         if not offsets:
@@ -188,7 +203,7 @@ class Worker:
             return
         try:
             self.consumer.commit(offsets)
-        except (CommitFailedError, RebalanceInProgressError) as exc:
+        except CommitRejected as exc:
             # A rebalance is under way: the next commit (or the next owner) covers these records.
             log.warning("commit skipped (%s); the records will be committed later or re-read", exc)
             return
@@ -208,11 +223,11 @@ class Worker:
         # Our position is one past the last offset we were handed. consumer.position() is not
         # used: it can block on the coordinator, and a blocked loop stalls a rebalance.
         self._last_lag = time.monotonic()
-        for tp in self.consumer.assignment():
-            end = self.consumer.highwater(tp)
-            position = self.offsets.position(tp.topic, tp.partition)
+        for topic, partition in self.consumer.assignment():
+            end = self.consumer.highwater(topic, partition)
+            position = self.offsets.position(topic, partition)
             if end is not None and position is not None:
-                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
                     max(0, end - position)
                 )
 
@@ -225,16 +240,17 @@ class Worker:
             self.metrics.series_resets.labels(model=key).inc(store.resets - resets)
             self._series_reported[key] = (store.evicted, store.resets)
 
-    def on_revoked(self, partitions: list[TopicPartition]) -> None:
+    def on_revoked(self, partitions: Partitions) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""
+        if self._delivery_failed:
+            return
         try:
             self.drain()
-        except (KafkaError, RuntimeError) as exc:  # kafka-python would only log it
+        except Exception as exc:  # the clients would only log it: re-raised after poll
             self._fatal = exc
 
-    def on_assigned(self, partitions: list[TopicPartition]) -> None:
-        assigned = set(partitions)
-        kept = {(tp.topic, tp.partition) for tp in assigned}
+    def on_assigned(self, partitions: Partitions) -> None:
+        kept = set(partitions)
         self.offsets.keep_only(kept)
         # Series of partitions that moved away are another worker's now; those we keep go on
         # where they were (the revocation committed exactly up to them).
@@ -243,28 +259,15 @@ class Worker:
         if self.windows:
             self._update_series_metrics()
         for topic, partition in list(self.metrics_lag_labels()):
-            if TopicPartition(topic, int(partition)) not in assigned:
+            if (topic, int(partition)) not in kept:
                 self.metrics.consumer_lag.remove(topic, partition)
-        self.metrics.assigned_partitions.set(len(assigned))
-        self.health.partitions_assigned = bool(assigned)
-        log.info(
-            "assigned partitions: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned))
-        )
+        self.metrics.assigned_partitions.set(len(kept))
+        self.health.partitions_assigned = bool(kept)
+        log.info("assigned partitions: %s", ", ".join(f"{t}:{p}" for t, p in sorted(kept)))
 
     def metrics_lag_labels(self) -> set[tuple[str, str]]:
         return {(s.labels["topic"], s.labels["partition"]) for m in self.metrics.consumer_lag.collect()
                 for s in m.samples}  # fmt: skip
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.worker.on_revoked(list(revoked))
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.worker.on_assigned(list(assigned))
 
 
 def new_metrics(registry: CollectorRegistry | None = None) -> tuple[Metrics, CollectorRegistry]:

@@ -6,17 +6,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from kafka.consumer.fetcher import ConsumerRecord
 
 from schemas import ImageRecord, MetricPoint
 from worker.registry import LoadedModel
+from worker.transport import Consumed
 
 
 @dataclass(slots=True)
 class Item:
     """A decoded record waiting to be scored, with the message it came from and its model input."""
 
-    message: ConsumerRecord
+    message: Consumed
     record: ImageRecord | MetricPoint
     record_id: str
     row: np.ndarray  # the model input of this record: the image, or the series' normalised window

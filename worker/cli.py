@@ -20,7 +20,7 @@ from worker.health import Health, serve
 from worker.publish import DeliveryError
 from worker.registry import BundleError, ModelRegistry
 from worker.settings import WorkerSettings
-from worker.source import StartupError, build_clients, check_topics
+from worker.transport import StartupError, build_clients, check_topics
 
 log = logging.getLogger("worker")
 

@@ -29,5 +29,6 @@ def configure(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # kafka-python logs every reconnect attempt; its errors reach us as exceptions anyway.
-    logging.getLogger("kafka").setLevel(max(logging.ERROR, logging.getLevelName(level)))
+    # Both Kafka clients log every reconnect attempt; their errors reach us as exceptions anyway.
+    for name in ("kafka", "librdkafka"):
+        logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLevelName(level)))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
-
 
 class OffsetTracker:
     def __init__(self) -> None:
@@ -20,7 +17,7 @@ class OffsetTracker:
         """One past the last offset handed to the pipeline, if any was."""
         return self._next.get((topic, partition))
 
-    def committable(self, waiting: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    def committable(self, waiting: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
         """Offsets to commit: per partition, the lowest offset still waiting, else one past the last seen.
 
         Call only after the outputs of everything handled so far are acknowledged.
@@ -29,12 +26,11 @@ class OffsetTracker:
         for tp, nxt in self._next.items():
             position = min(nxt, waiting.get(tp, nxt))
             if position > self._committed.get(tp, -1):
-                out[TopicPartition(*tp)] = OffsetAndMetadata(position, "", -1)
+                out[tp] = position
         return out
 
-    def committed(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        for tp, meta in offsets.items():
-            self._committed[(tp.topic, tp.partition)] = meta.offset
+    def committed(self, offsets: dict[tuple[str, int], int]) -> None:
+        self._committed.update(offsets)
 
     def keep_only(self, partitions: set[tuple[str, int]]) -> None:
         """After a rebalance: forget partitions now owned by another worker."""

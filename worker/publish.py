@@ -6,13 +6,11 @@ import base64
 import logging
 from datetime import UTC, datetime
 
-from kafka import KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
-
 from schemas import AnomalyAlert, DeadLetter, MetricPoint, Reason, ScoreMessage, SourcePosition
 from worker.batch import Item
 from worker.metrics import Metrics
 from worker.registry import LoadedModel
+from worker.transport import Consumed, Sink
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +19,7 @@ class DeliveryError(RuntimeError):
     """An output was not acknowledged: the inputs behind it must not be committed."""
 
 
-def source_of(message: ConsumerRecord) -> SourcePosition:
+def source_of(message: Consumed) -> SourcePosition:
     # model_construct: the fields come from the broker, already typed; validation is pure cost here.
     return SourcePosition.model_construct(
         topic=message.topic, partition=message.partition, offset=message.offset
@@ -34,7 +32,7 @@ class Publisher:
 
     def __init__(
         self,
-        producer: KafkaProducer,
+        producer: Sink,
         alerts_topic: str,
         dead_letter_topic: str,
         scores_topic: str | None,
@@ -87,7 +85,7 @@ class Publisher:
             self._send(topic, key.encode(), msg.model_dump_json(exclude_none=True).encode())
         return alerts
 
-    def dead_letter(self, message: ConsumerRecord, reason: Reason, error: str) -> None:
+    def dead_letter(self, message: Consumed, reason: Reason, error: str) -> None:
         value = message.value or b""
         letter = DeadLetter(
             reason=reason,
@@ -103,12 +101,12 @@ class Publisher:
         self.metrics.dead_letters.labels(reason=reason.value).inc()
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._in_flight.append(self.producer.send(topic, key=key, value=value))
+        self._in_flight.append(self.producer.send(topic, key, value))
 
     def flush(self, timeout_s: float = 60.0) -> int:
         """Wait for every output sent so far; raise DeliveryError unless all were acknowledged."""
         in_flight, self._in_flight = self._in_flight, []
-        self.producer.flush(timeout=timeout_s)
+        self.producer.flush(timeout_s)
         failed = [f for f in in_flight if not f.succeeded()]
         sent = len(in_flight)
         if failed:

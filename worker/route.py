@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC
 
-from kafka.consumer.fetcher import ConsumerRecord
-
 from schemas import ImageRecord, MetricPoint, Reason, Rejection, decode
 from worker.batch import Item
 from worker.registry import LoadedModel, ModelRegistry
 from worker.series import PointOutcome, SeriesWindows
+from worker.transport import Consumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,7 @@ class Held:
 
 
 def route(
-    message: ConsumerRecord,
+    message: Consumed,
     registry: ModelRegistry,
     max_bytes: int,
     windows: dict[str, SeriesWindows],
@@ -59,7 +58,7 @@ def route(
 
 
 def _metric(
-    message: ConsumerRecord, model: LoadedModel, point: MetricPoint, record_id: str, store: SeriesWindows
+    message: Consumed, model: LoadedModel, point: MetricPoint, record_id: str, store: SeriesWindows
 ) -> tuple[LoadedModel, Item] | Held:
     ts = None
     if point.ts is not None:  # a timestamp without a zone is taken as UTC

@@ -76,6 +76,12 @@ class WorkerSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_json: bool = Field(False, description="log one JSON object per line")
 
+    transport: Literal["kafka-python", "confluent"] = Field(
+        "kafka-python",
+        description="Kafka client: kafka-python (pure Python, the default) or confluent (librdkafka, "
+        "needs the [confluent] extra; about 2x the throughput on 2 cores)",
+    )
+
     # Kafka security
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security.protocol"

@@ -1,0 +1,192 @@
+"""confluent-kafka (librdkafka) behind the worker's transport interface: `--transport confluent`.
+
+Fetching, protocol parsing, batching and retries run in librdkafka's C threads, not under the
+GIL, which leaves the loop's thread to decoding, routing and publishing. Semantics match the
+kafka-python side: auto-commit off, synchronous commits of exact offsets, rebalance callbacks
+inside poll (librdkafka assigns and unassigns after them), acks=all, and a delivery report per
+output that the publisher checks after each flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from worker.settings import WorkerSettings
+from worker.transport import CommitRejected, Message, Partitions, StartupError, unreachable
+
+try:
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+except ImportError:  # an optional extra
+    Consumer = None  # type: ignore[assignment,misc]
+
+
+def config(s: WorkerSettings) -> dict[str, object]:
+    cfg: dict[str, object] = {
+        "bootstrap.servers": s.bootstrap_servers,
+        "security.protocol": s.security_protocol.lower(),
+        # librdkafka's log lines go through Python logging (worker/logs.py sets the level), not stderr.
+        "logger": logging.getLogger("librdkafka"),
+    }
+    if s.sasl_mechanism:
+        cfg["sasl.mechanism"] = s.sasl_mechanism
+        cfg["sasl.username"] = s.sasl_username or ""
+        cfg["sasl.password"] = s.sasl_password.get_secret_value() if s.sasl_password else ""
+    for key, path in (
+        ("ssl.ca.location", s.ssl_cafile),
+        ("ssl.certificate.location", s.ssl_certfile),
+        ("ssl.key.location", s.ssl_keyfile),
+    ):
+        if path is not None:
+            cfg[key] = str(path)
+    return cfg
+
+
+def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
+    if Consumer is None:
+        raise StartupError(
+            "--transport confluent needs the confluent-kafka package: "
+            "pip install 'vae-anomaly-worker[confluent]' (or use --transport kafka-python)"
+        )
+    common = config(s)
+    consumer = Consumer(
+        {
+            **common,
+            "group.id": s.group_id,
+            "client.id": f"{s.group_id}-consumer",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": s.auto_offset_reset,
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 3_000,
+            "max.partition.fetch.bytes": 4 * 1024 * 1024,
+            "fetch.max.bytes": 16 * 1024 * 1024,
+            "enable.partition.eof": False,
+        }
+    )
+    producer = Producer(
+        {
+            **common,
+            "client.id": f"{s.group_id}-producer",
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.size": 256 * 1024,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+    source = ConfluentSource(consumer, common)
+    try:
+        source.topics()  # fail here, with the usual message, if no broker answers
+    except KafkaException as exc:
+        raise unreachable(s, exc) from None
+    return source, ConfluentSink(producer)
+
+
+class ConfluentSource:
+    def __init__(self, consumer: Consumer, common: dict[str, object]) -> None:
+        self.consumer = consumer
+        self.common = common
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assigned: Callable[[Partitions], None],
+        on_revoked: Callable[[Partitions], None],
+    ) -> None:
+        def assigned(_consumer, partitions) -> None:
+            on_assigned([(tp.topic, tp.partition) for tp in partitions])
+
+        def revoked(_consumer, partitions) -> None:
+            on_revoked([(tp.topic, tp.partition) for tp in partitions])
+
+        self.consumer.subscribe(topics, on_assign=assigned, on_revoke=revoked)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[Message]:
+        out = []
+        for m in self.consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000.0):
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                continue  # transient (librdkafka retries); reported in its own log
+            out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1]))
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+            )
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args else None
+            if code in (
+                KafkaError.REBALANCE_IN_PROGRESS,
+                KafkaError.ILLEGAL_GENERATION,
+                KafkaError.UNKNOWN_MEMBER_ID,
+                KafkaError._NO_OFFSET,
+            ):
+                raise CommitRejected(str(exc)) from None
+            raise
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def highwater(self, topic: str, partition: int) -> int | None:
+        _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        return high if high >= 0 else None
+
+    def topics(self) -> set[str]:
+        return set(self.consumer.list_topics(timeout=10).topics)
+
+    def create_topics(self, names: list[str]) -> None:
+        admin = AdminClient(self.common)
+        futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in names])
+        for future in futures.values():
+            future.result(timeout=30)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class _Delivery:
+    """The delivery report of one output, filled in by librdkafka's callback during poll/flush."""
+
+    __slots__ = ("exception", "is_done")
+
+    def __init__(self) -> None:
+        self.is_done = False
+        self.exception: BaseException | None = None
+
+    def done(self, err, _msg) -> None:
+        self.is_done = True
+        if err is not None:
+            self.exception = KafkaException(err)
+
+    def succeeded(self) -> bool:
+        return self.is_done and self.exception is None
+
+
+class ConfluentSink:
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self._sent = 0
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> _Delivery:
+        delivery = _Delivery()
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=delivery.done)
+                break
+            except BufferError:  # the local queue is full: let librdkafka send, then retry
+                self.producer.poll(0.1)
+        self._sent += 1
+        if self._sent % 1000 == 0:
+            self.producer.poll(0)  # serve delivery reports as we go, not all at the flush
+        return delivery
+
+    def flush(self, timeout_s: float) -> None:
+        self.producer.flush(timeout_s)
+
+    def close(self, timeout_s: float) -> None:
+        self.producer.flush(timeout_s)

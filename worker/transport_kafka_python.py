@@ -1,0 +1,118 @@
+"""kafka-python behind the worker's transport interface (the default client)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, NoBrokersAvailable, RebalanceInProgressError
+from kafka.structs import OffsetAndMetadata
+
+from worker.settings import WorkerSettings
+from worker.transport import CommitRejected, Partitions, unreachable
+
+
+def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
+    common = s.kafka_common()
+    try:
+        consumer = KafkaConsumer(
+            group_id=s.group_id,
+            client_id=f"{s.group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            max_poll_records=s.max_poll_records,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+            receive_message_max_bytes=32 * 1024 * 1024,  # must exceed fetch_max_bytes plus headers
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+            **common,
+        )
+        producer = KafkaProducer(
+            client_id=f"{s.group_id}-producer",
+            acks="all",
+            linger_ms=5,
+            batch_size=256 * 1024,
+            retries=5,
+            max_in_flight_requests_per_connection=5,
+            **common,
+        )
+    except NoBrokersAvailable as exc:
+        raise unreachable(s, exc) from None
+    return KafkaPythonSource(consumer, s), KafkaPythonSink(producer)
+
+
+class KafkaPythonSource:
+    def __init__(self, consumer: KafkaConsumer, s: WorkerSettings) -> None:
+        self.consumer = consumer
+        self.s = s
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assigned: Callable[[Partitions], None],
+        on_revoked: Callable[[Partitions], None],
+    ) -> None:
+        self.consumer.subscribe(topics, listener=_Listener(on_assigned, on_revoked))
+
+    def poll(self, timeout_ms: int, max_records: int) -> list:
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        if len(polled) == 1:
+            return next(iter(polled.values()))
+        return [m for messages in polled.values() for m in messages]
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.commit(
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+            )
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            raise CommitRejected(str(exc)) from None
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def highwater(self, topic: str, partition: int) -> int | None:
+        return self.consumer.highwater(TopicPartition(topic, partition))
+
+    def topics(self) -> set[str]:
+        return set(self.consumer.topics())
+
+    def create_topics(self, names: list[str]) -> None:
+        admin = KafkaAdminClient(**self.s.kafka_common(), client_id=f"{self.s.group_id}-admin")
+        try:
+            admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in names])
+        finally:
+            admin.close()
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class KafkaPythonSink:
+    def __init__(self, producer: KafkaProducer) -> None:
+        self.producer = producer
+
+    def send(self, topic: str, key: bytes | None, value: bytes):
+        return self.producer.send(topic, key=key, value=value)  # its future has succeeded()/exception
+
+    def flush(self, timeout_s: float) -> None:
+        self.producer.flush(timeout=timeout_s)
+
+    def close(self, timeout_s: float) -> None:
+        self.producer.close(timeout=timeout_s)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(
+        self, on_assigned: Callable[[Partitions], None], on_revoked: Callable[[Partitions], None]
+    ) -> None:
+        self.on_assigned, self.on_revoked = on_assigned, on_revoked
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.on_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.on_assigned([(tp.topic, tp.partition) for tp in assigned])
