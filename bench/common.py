@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,3 +50,18 @@ def wait_ready(port: int, timeout_s: float = 60) -> None:
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"the worker was not ready within {timeout_s} s")
+
+
+def append_times(bootstrap: str, topic: str) -> list[int]:
+    """Broker append times (ms) of every message of a one-partition topic, in order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    consumer.seek_to_beginning()
+    stamps: list[int] = []
+    while len(stamps) < end:
+        for batch in consumer.poll(timeout_ms=500).values():
+            stamps.extend(m.timestamp for m in batch)
+    consumer.close()
+    return stamps

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import create_topic, start_worker, wait_ready
+from bench.common import append_times, create_topic, start_worker, wait_ready
 from schemas import ModelManifest, metric_message
 from tests.kafka_broker import free_port_block
 from worker.series import SeriesWindows
@@ -151,20 +151,6 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         proc.terminate()
         proc.wait(60)
     return lines
-
-
-def append_times(bootstrap: str, topic: str) -> list[int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    end = consumer.end_offsets([tp])[tp]
-    consumer.seek_to_beginning()
-    stamps: list[int] = []
-    while len(stamps) < end:
-        for batch in consumer.poll(timeout_ms=500).values():
-            stamps.extend(m.timestamp for m in batch)
-    consumer.close()
-    return stamps
 
 
 def steady_latency(bootstrap: str, topic: str, outputs: list[str], n_series: int, start: int,

@@ -25,7 +25,7 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench import kpi
-from bench.common import REPO, create_topic, start_worker, wait_ready
+from bench.common import REPO, append_times, create_topic, start_worker, wait_ready
 from schemas import ModelManifest, image_message
 from tests.kafka_broker import LocalKafka, free_port_block
 from training.data.mnist import load_split
@@ -139,21 +139,6 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: s
         proc.wait(60)
     stamps = append_times(bootstrap, alerts)
     return n * (len(stamps) - 1) / len(stamps) / ((stamps[-1] - stamps[0]) / 1000.0)
-
-
-def append_times(bootstrap: str, topic: str) -> list[int]:
-    """Broker append times (ms) of every message of a one-partition topic, in order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    end = consumer.end_offsets([tp])[tp]
-    consumer.seek_to_beginning()
-    stamps: list[int] = []
-    while len(stamps) < end:
-        for batch in consumer.poll(timeout_ms=500).values():
-            stamps.extend(m.timestamp for m in batch)
-    consumer.close()
-    return stamps
 
 
 def latency(
