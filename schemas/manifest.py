@@ -124,6 +124,15 @@ class Calibration(BaseModel):
         return float(min(1.0, max(0.0, (score - at) / span + 0.5)))
 
 
+def ratio_severity(score: float, threshold: float) -> float:
+    """Severity of a metric alert: 1 - threshold / (2 * score), i.e. 0.5 at the threshold, 0.75 at
+    twice it, toward 1 beyond. Scale-free, so it means the same for every series whatever its own
+    threshold (a min-max span over all series would squeeze every metric alert to about 0.5)."""
+    if score <= 0 or threshold <= 0:
+        return 0.5
+    return float(min(1.0, max(0.0, 1.0 - threshold / (2.0 * score))))
+
+
 class ModelManifest(BaseModel):
     """manifest.json of a model bundle."""
 

@@ -61,3 +61,12 @@ def test_manifest_json_round_trip() -> None:
 def test_manifest_rejects_bad_fields(bad: dict) -> None:
     with pytest.raises(ValidationError):
         manifest(**bad)
+
+
+def test_ratio_severity_is_half_at_the_threshold_and_grows_toward_one():
+    from schemas.manifest import ratio_severity
+
+    assert ratio_severity(2.0, 2.0) == 0.5
+    assert ratio_severity(4.0, 2.0) == 0.75
+    assert 0.99 < ratio_severity(1000.0, 2.0) < 1.0
+    assert ratio_severity(0.0, 2.0) == 0.5

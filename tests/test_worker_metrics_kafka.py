@@ -82,7 +82,8 @@ def test_a_spike_is_alerted_with_its_series_and_the_rest_scored(
     assert alert.kind == "metric" and alert.value == 10.0 and alert.window == W
     assert alert.series == "cpu" and alert.labels == {"host": "a"} and alert.series_key == 'cpu{host="a"}'
     assert alert.ts == T0 + timedelta(minutes=16)
-    assert alert.score > 80 and alert.threshold == 25.0 and 0.5 <= alert.severity <= 1
+    assert alert.score > 80 and alert.threshold == 25.0
+    assert alert.severity == pytest.approx(1 - 25.0 / (2 * alert.score))  # 0.5 at the threshold
     assert alert.model == "kpi-test" and alert.source.topic == topics["input"]
     scores = [ScoreMessage.model_validate(s) for s in read_json(kafka_bootstrap, topics["scores"])]
     # Every point after the spike's window that still holds the spike scores low: the spike pulls the

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 from schemas import AnomalyAlert, DeadLetter, MetricPoint, Reason, ScoreMessage, SourcePosition
+from schemas.manifest import ratio_severity
 from worker.batch import Item
 from worker.metrics import Metrics
 from worker.registry import LoadedModel
@@ -70,11 +71,14 @@ class Publisher:
                     common["ts"] = datetime.fromtimestamp(item.point_ts, UTC)
                 extra = dict(series=item.record.series, labels=item.record.labels, window=len(item.row))
             if score >= threshold:
-                msg = AnomalyAlert(
-                    **common,
-                    **extra,
-                    severity=m.calibration.severity(score, item.threshold),
-                    detected_at=detected_at,
+                severity = (
+                    ratio_severity(score, threshold)
+                    if m.kind == "metric"
+                    else m.calibration.severity(score, item.threshold)
+                )
+                # Built from validated records and a validated manifest: construct, do not re-validate.
+                msg = AnomalyAlert.model_construct(
+                    **common, **extra, severity=severity, detected_at=detected_at
                 )
                 topic = self.alerts_topic
                 alerts += 1
