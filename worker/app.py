@@ -71,8 +71,8 @@ class Worker:
         }
         self._series_reported: dict[str, tuple[int, int]] = {k: (0, 0) for k in self.windows}
         self._stop = threading.Event()
-        self._fatal: BaseException | None = None
-        self._delivery_failed = False  # raised in a rebalance callback, re-raised after poll
+        self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
+        self._delivery_failed = False  # once an output is lost, this process commits nothing more
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         for m in models:
