@@ -137,9 +137,10 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         # warm-up points before had none. Timing from the stamps keeps /metrics scrapes (GIL time
         # in the worker) out of what is measured.
         stamps = sorted(append_times(bootstrap, alerts) + append_times(bootstrap, scores))
-        rate = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000.0)
+        windows_per_s = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000.0)
         lines.append(
-            f"(g) windows scored/s with {n_series:,} warm series: {rate:,.0f} ({len(stamps):,} windows)"
+            f"(g) windows scored/s with {n_series:,} warm series: {windows_per_s:,.0f} "
+            f"({len(stamps):,} windows)"
         )
         p50, p99, n = steady_latency(bootstrap, topic, [alerts, scores], n_series, w - 1 + scored_steps,
                                      interval, rate, seconds)  # fmt: skip
