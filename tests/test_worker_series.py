@@ -109,3 +109,21 @@ def test_growth_never_exceeds_max_series(max_series):
     for i in range(50):
         store.push(f"s{i}", 0.0, 1.0, TP)
     assert len(store) == max_series and store._values.shape[0] == max_series
+
+
+def test_one_point_stamped_far_ahead_does_not_leave_the_series_rejecting_correct_points():
+    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    for i in range(4):
+        store.push("a", 60.0 * i, float(i), TP)
+    store.push("a", 60.0 * 1e6, 99.0, TP)  # a producer's clock (or ms-for-s) mistake
+    assert store.push("a", 240.0, 4.0, TP) is PointOutcome.WARMING  # restarts instead of "late"
+    out = [store.push("a", 60.0 * i, float(i), TP) for i in range(5, 8)]
+    assert isinstance(out[-1], Window) and out[-1].values.tolist() == [4, 5, 6, 7]
+    assert store.resets == 2  # the jump ahead (a long gap), then the jump back
+    assert store.push("a", 60.0 * 6, 0.0, TP) is PointOutcome.LATE  # late by less than reset_gap
+
+
+def test_a_new_series_without_timestamps_starts_at_the_message_time():
+    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    out = [store.push("a", None, float(i), TP, fallback_ts=1_800_000_000.0) for i in range(4)]
+    assert out[-1].slot_ts == 1_800_000_000.0 + 3 * 60.0

@@ -209,3 +209,55 @@ def test_confluent_transport_without_its_package_says_how_to_install(monkeypatch
     monkeypatch.setattr(confluent, "Consumer", None)
     with pytest.raises(StartupError, match=r"pip install 'vae-anomaly-worker\[confluent\]'"):
         confluent.build(WorkerSettings(transport="confluent"))
+
+
+class _RevokingSource:
+    """A client that, like librdkafka, runs the revocation callback from close()."""
+
+    def __init__(self, messages: list) -> None:
+        self.messages, self.committed, self.revoke = messages, [], None
+
+    def subscribe(self, topics, on_assigned, on_revoked) -> None:
+        self.revoke = on_revoked
+        on_assigned([("in", 0)])
+
+    def poll(self, timeout_ms: int, max_records: int) -> list:
+        got, self.messages = self.messages, []
+        return got
+
+    def commit(self, offsets) -> None:
+        self.committed.append(dict(offsets))
+
+    def assignment(self):
+        return {("in", 0)}
+
+    def highwater(self, topic, partition):
+        return None
+
+    def close(self) -> None:
+        self.revoke([("in", 0)])
+
+
+class _RefusingSink:
+    def send(self, topic, key, value):
+        raise RuntimeError("the producer refused the output")
+
+    def flush(self, timeout_s) -> None:
+        pass
+
+    def close(self, timeout_s) -> None:
+        pass
+
+
+def test_a_loop_that_breaks_commits_nothing_even_when_close_revokes(registry) -> None:
+    from worker.app import Worker, new_metrics
+    from worker.health import Health
+    from worker.settings import WorkerSettings
+    from worker.transport import Message
+
+    source = _RevokingSource([Message("in", 0, 0, None, b"{not json", 0)])  # -> a dead letter
+    metrics, _ = new_metrics()
+    worker = Worker(WorkerSettings(metrics_port=0), registry, source, _RefusingSink(), metrics, Health())
+    with pytest.raises(RuntimeError, match="refused"):
+        worker.run()
+    assert source.committed == []  # offset 0 has no output: committing 1 would lose it

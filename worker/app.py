@@ -72,7 +72,7 @@ class Worker:
         self._series_reported: dict[str, tuple[int, int]] = {k: (0, 0) for k in self.windows}
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
-        self._delivery_failed = False  # once an output is lost, this process commits nothing more
+        self._commits_stopped = False  # once an output is lost, this process commits nothing more
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         for m in models:
@@ -93,9 +93,14 @@ class Worker:
             while not self._stop.is_set():
                 self.step()
             self.drain()
+        except BaseException:
+            # Whatever broke the loop may have left a record without its output: commit nothing
+            # more (librdkafka calls the revocation callback from close(), which would commit).
+            self._commits_stopped = True
+            raise
         finally:
+            self.consumer.close()  # before the scoring thread stops: a revocation may still drain
             self.scoring.close()
-            self.consumer.close()
             self.publisher.producer.close(10)
 
     def step(self) -> None:
@@ -184,7 +189,7 @@ class Worker:
         """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
         # Every batch not in flight has had its outputs handed to the producer (on this
         # thread), so the flush below covers them.
-        if self._delivery_failed:
+        if self._commits_stopped:
             return  # an output was lost: nothing more may be committed by this process
         waiting = self.batcher.pending_offsets()
         for tp, offset in self.scoring.pending_offsets().items():
@@ -194,7 +199,7 @@ class Worker:
         except DeliveryError:
             # Also stops the commit a closing consumer's revocation callback would make
             # (librdkafka calls it from close()).
-            self._delivery_failed = True
+            self._commits_stopped = True
             raise
         offsets = self.offsets.committable(waiting)
         self._last_commit = time.monotonic()
@@ -242,7 +247,7 @@ class Worker:
 
     def on_revoked(self, partitions: Partitions) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""
-        if self._delivery_failed:
+        if self._commits_stopped:
             return
         try:
             self.drain()

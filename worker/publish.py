@@ -110,7 +110,10 @@ class Publisher:
     def flush(self, timeout_s: float = 60.0) -> int:
         """Wait for every output sent so far; raise DeliveryError unless all were acknowledged."""
         in_flight, self._in_flight = self._in_flight, []
-        self.producer.flush(timeout_s)
+        try:
+            self.producer.flush(timeout_s)
+        except Exception as exc:  # kafka-python raises KafkaTimeoutError when the flush times out
+            log.warning("flush did not complete: %s", exc)
         failed = [f for f in in_flight if not f.succeeded()]
         sent = len(in_flight)
         if failed:

@@ -63,7 +63,8 @@ def _metric(
     ts = None
     if point.ts is not None:  # a timestamp without a zone is taken as UTC
         ts = (point.ts if point.ts.tzinfo else point.ts.replace(tzinfo=UTC)).timestamp()
-    window = store.push(point.series_key, ts, point.value, (message.topic, message.partition))
+    kafka_ts = message.timestamp / 1000.0 if message.timestamp and message.timestamp > 0 else None
+    window = store.push(point.series_key, ts, point.value, (message.topic, message.partition), kafka_ts)
     if isinstance(window, PointOutcome):
         return Held(model, window)
     item = Item(

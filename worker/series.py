@@ -12,7 +12,11 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 - in the slot of the series' last point: a duplicate (at-least-once redelivery, or a
   producer retry); it is not scored again.
 - in an earlier slot: late; the windows it belonged to are already scored, so it is not.
-- without a timestamp: it takes the slot after the series' last point.
+  Unless it is `reset_gap` or more slots before the last point: then a clock went back (or
+  the last point was stamped in the future), and the window restarts from this point, so
+  one wrong timestamp cannot leave a series rejecting every correct point after it.
+- without a timestamp: it takes the slot after the series' last point (a new series starts
+  at the slot of `fallback_ts`, the message's Kafka timestamp).
 
 State lives in memory only. After a restart, or when a partition moves to another worker,
 each series warms up again: its first W - 1 points are counted as `warming` and not scored.
@@ -76,11 +80,16 @@ class SeriesWindows:
         return len(self._series)
 
     def push(
-        self, key: str, ts_s: float | None, value: float, partition: tuple[str, int]
+        self,
+        key: str,
+        ts_s: float | None,
+        value: float,
+        partition: tuple[str, int],
+        fallback_ts: float | None = None,
     ) -> Window | PointOutcome:
         s = self._series.get(key)
         if s is None:
-            s = self._new(key, ts_s, partition)
+            s = self._new(key, ts_s if ts_s is not None else fallback_ts, partition)
             self._append(s, value)
             return self._complete(s)
         self._series.move_to_end(key)
@@ -88,6 +97,11 @@ class SeriesWindows:
         slot = s.last_slot + 1 if ts_s is None else int(slot_of(ts_s, s.interval_s))
         if slot == s.last_slot:
             return PointOutcome.DUPLICATE
+        if slot < s.last_slot - self.prep.reset_gap:
+            self._reset(s)  # the clock went back: start over from this point
+            s.last_slot = slot
+            self._append(s, value)
+            return self._complete(s)
         if slot < s.last_slot:
             return PointOutcome.LATE
         gap = slot - s.last_slot - 1

@@ -10,10 +10,13 @@ output that the publisher checks after each flush.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from worker.settings import WorkerSettings
 from worker.transport import CommitRejected, Message, Partitions, StartupError, unreachable
+
+SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -87,6 +90,7 @@ class ConfluentSource:
     def __init__(self, consumer: Consumer, common: dict[str, object]) -> None:
         self.consumer = consumer
         self.common = common
+        self.rebalances = 0  # callbacks run inside consume(): messages read before one are stale
 
     def subscribe(
         self,
@@ -95,9 +99,11 @@ class ConfluentSource:
         on_revoked: Callable[[Partitions], None],
     ) -> None:
         def assigned(_consumer, partitions) -> None:
+            self.rebalances += 1
             on_assigned([(tp.topic, tp.partition) for tp in partitions])
 
         def revoked(_consumer, partitions) -> None:
+            self.rebalances += 1
             on_revoked([(tp.topic, tp.partition) for tp in partitions])
 
         self.consumer.subscribe(topics, on_assign=assigned, on_revoke=revoked)
@@ -106,11 +112,11 @@ class ConfluentSource:
         # consume() waits for a full batch until its timeout: take what is queued without waiting,
         # and when nothing is, wait for one message only, so a lone record is not held back
         # (measured: p99 produce->alert 247 ms with a plain consume(2000, timeout) at 1,000 rec/s).
-        got = self.consumer.consume(num_messages=max_records, timeout=0)
+        got = self._consume(max_records, 0.0, [])
         if not got:
-            got = self.consumer.consume(num_messages=1, timeout=timeout_ms / 1000.0)
+            got = self._consume(1, timeout_ms / 1000.0, got)
             if got and max_records > 1:
-                got += self.consumer.consume(num_messages=max_records - 1, timeout=0)
+                got = self._consume(max_records - 1, 0.0, got)
         out = []
         for m in got:
             err = m.error()
@@ -121,19 +127,30 @@ class ConfluentSource:
             out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1]))
         return out
 
+    def _consume(self, n: int, timeout_s: float, before: list) -> list:
+        """`before` plus what one consume() returns; `before` is dropped if a rebalance ran meanwhile
+        (its partitions may be another worker's now; they are re-read from the last commit)."""
+        generation = self.rebalances
+        got = self.consumer.consume(num_messages=n, timeout=timeout_s)
+        return got if self.rebalances != generation else before + got
+
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         try:
             self.consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
             )
         except KafkaException as exc:
-            code = exc.args[0].code() if exc.args else None
-            if code in (
+            err = exc.args[0] if exc.args else None
+            code = err.code() if err is not None else None
+            rebalancing = code in (
                 KafkaError.REBALANCE_IN_PROGRESS,
                 KafkaError.ILLEGAL_GENERATION,
                 KafkaError.UNKNOWN_MEMBER_ID,
                 KafkaError._NO_OFFSET,
-            ):
+            )
+            # Retriable (a coordinator moving, a timeout): the next commit covers these offsets, as
+            # kafka-python's own retry loop would.
+            if rebalancing or (err is not None and err.retriable()):
                 raise CommitRejected(str(exc)) from None
             raise
 
@@ -182,11 +199,16 @@ class ConfluentSink:
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> _Delivery:
         delivery = _Delivery()
+        deadline = time.monotonic() + SEND_TIMEOUT_S
         while True:
             try:
                 self.producer.produce(topic, value, key, on_delivery=delivery.done)
                 break
             except BufferError:  # the local queue is full: let librdkafka send, then retry
+                if time.monotonic() > deadline:
+                    raise BufferError(
+                        f"the producer queue stayed full for {SEND_TIMEOUT_S:.0f} s: is the broker up?"
+                    ) from None
                 self.producer.poll(0.1)
         self._sent += 1
         if self._sent % 1000 == 0:
