@@ -23,6 +23,11 @@ class KpiFitConfig:
     weight_decay: float = 0.05
     missing_injection: float = 0.01  # share of observed training points hidden per batch (Donut)
     context_anomalies: float = 0.3  # share of training windows given an anomaly before the scored point
+    # Large data sets (months of minute data, many series): each epoch trains on a fresh random
+    # sample of at most this many windows, and early stopping watches a fixed sample of the
+    # validation windows, so an epoch costs the same whatever the data size.
+    epoch_windows: int = 200_000
+    val_windows: int = 50_000
     patience: int = 5
     seed: int = 0
     device: str = "cpu"
@@ -95,9 +100,11 @@ def fit_windows(
     model.to(cfg.device)
     x_train = torch.from_numpy(train[0]).to(cfg.device)
     m_train = torch.from_numpy(train[1]).to(cfg.device)
-    x_val = torch.from_numpy(val[0]).to(cfg.device)
-    m_val = torch.from_numpy(val[1]).to(cfg.device)
-    steps = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    pick = np.random.default_rng(cfg.seed).permutation(len(val[0]))[: cfg.val_windows]
+    x_val = torch.from_numpy(val[0][np.sort(pick)]).to(cfg.device)
+    m_val = torch.from_numpy(val[1][np.sort(pick)]).to(cfg.device)
+    per_epoch = min(len(x_train), cfg.epoch_windows)
+    steps = (per_epoch + cfg.batch_size - 1) // cfg.batch_size
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -109,7 +116,7 @@ def fit_windows(
     for epoch in bar:
         model.train()
         totals = np.zeros(3)
-        for idx in torch.randperm(len(x_train), generator=gen).split(cfg.batch_size):
+        for idx in torch.randperm(len(x_train), generator=gen)[:per_epoch].split(cfg.batch_size):
             idx = idx.to(cfg.device)
             x, m = inject_missing(x_train[idx], m_train[idx], cfg.missing_injection, gen)
             x = inject_context_anomalies(x, cfg.context_anomalies, model.score_points, gen)
@@ -121,7 +128,7 @@ def fit_windows(
             opt.step()
             sched.step()
             totals += np.array([loss.item(), nll.item(), kl.item()]) * len(x)
-        train_avg = totals / len(x_train)
+        train_avg = totals / per_epoch
         val_loss = evaluate_loss(model, x_val, m_val, cfg.beta) if len(x_val) else None
         result.history.append(
             {
