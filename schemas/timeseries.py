@@ -22,6 +22,7 @@ import numpy as np
 
 IQR_TO_SIGMA = 1.349  # the IQR of a standard normal distribution
 MIN_SCALE = 1e-6
+MAX_GRID_SLOTS = 5_000_000  # a sparse series may span more slots than this only if not 50x sparse
 
 
 def detect_interval(timestamps_s: np.ndarray) -> float:
@@ -97,6 +98,13 @@ def to_grid(timestamps_s: np.ndarray, values: np.ndarray, interval_s: float, res
 
     first, last = int(slots[0]), int(slots[-1])
     n = last - first + 1
+    if n > MAX_GRID_SLOTS and n > 50 * slots.size:
+        # One stray timestamp (a wrong year, milliseconds read as seconds) would otherwise ask for
+        # billions of slots.
+        raise ValueError(
+            f"{slots.size} points span {n:,} grid slots of {interval_s:g} s: is one timestamp far off, "
+            "or the interval wrong?"
+        )
     grid_values = np.empty(n, dtype=np.float64)
     missing = np.ones(n, dtype=bool)
     run_length = np.empty(n, dtype=np.int64)

@@ -72,3 +72,9 @@ def test_windows_end_at_the_given_points():
     x = np.arange(10.0)
     w = windows_ending_at(x, np.array([2, 9]), 3)
     assert w.tolist() == [[0.0, 1.0, 2.0], [7.0, 8.0, 9.0]]
+
+
+def test_a_stray_timestamp_is_an_error_not_billions_of_slots():
+    ts = np.array([0.0, 60.0, 120.0, 60.0 * 4e9])  # the last one is centuries away
+    with pytest.raises(ValueError, match="far off"):
+        to_grid(ts, np.ones(4), 60.0, reset_gap=10)

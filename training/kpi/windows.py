@@ -126,7 +126,11 @@ def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesDa
         if np.unique(raw.timestamps).size < 2:
             skipped.append(f"{raw.key} ({raw.timestamps.size} point)")
             continue
-        s = prepare_series(raw, cfg)
+        try:
+            s = prepare_series(raw, cfg)
+        except ValueError as exc:  # e.g. a stray timestamp: skip the series, say why
+            skipped.append(f"{raw.key} ({exc})")
+            continue
         ends = scoreable(s.grid, cfg.window)
         parts = s.part_of(ends)
         if len(s.grid) < need or not (parts == 1).any() or not (parts == 2).any():
@@ -135,7 +139,8 @@ def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesDa
         out.append(s)
     if skipped:
         log(
-            f"warning: skipped {len(skipped)} series too short for --window {cfg.window} and the split "
+            f"warning: skipped {len(skipped)} series too short for --window {cfg.window} and the split, "
+            "or with timestamps far apart "
             f"(each needs >= {need} grid points, and scoreable windows in its validation and test parts): "
             + ", ".join(skipped[:10])
             + (" ..." if len(skipped) > 10 else "")
