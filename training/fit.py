@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -63,37 +64,43 @@ def evaluate_loss(model: VAE, images: torch.Tensor, beta: float, batch: int = 10
     return {"loss": (recon + beta * kl) / n, "recon": recon / n, "kl": kl / n}
 
 
-def fit(
-    model: VAE, train_images: np.ndarray, val_images: np.ndarray, cfg: FitConfig, progress: bool = True
+BatchLosses = Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]
+
+
+def run_epochs(
+    model: torch.nn.Module,
+    cfg: FitConfig,
+    steps_per_epoch: int,
+    batches: Callable[[torch.Generator], BatchLosses],
+    validate: Callable[[], dict[str, float] | None],
+    progress: bool = True,
+    extra: Callable[[], dict[str, float]] | None = None,
 ) -> FitResult:
-    """Train in place; on return the model holds the weights of the best validation epoch."""
-    seed_everything(cfg.seed)
-    model.to(cfg.device)
-    x_train = to_tensor(train_images, cfg.device)
-    x_val = to_tensor(val_images, cfg.device)
-    steps_per_epoch = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    """The loop both VAEs share: AdamW with a one-cycle schedule, a progress bar, the history,
+    early stopping on the validation loss, and the best epoch's weights restored at the end.
+
+    `batches(generator)` yields (loss, reconstruction, KL, batch size) for each batch of an epoch;
+    `validate()` gives the validation {"loss", "recon", "kl"} (None: the training figures stand in).
+    """
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
-
     result = FitResult()
     best_loss, best_state, since_best = float("inf"), None, 0
     t0 = time.monotonic()
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
-        totals = np.zeros(3)
-        for idx in torch.randperm(len(x_train), generator=gen).split(cfg.batch_size):
-            x = x_train[idx.to(cfg.device)]
-            logits, mu, logvar = model(x)
-            loss, recon, kl = elbo_loss(logits, x, mu, logvar, cfg.beta)
+        totals, seen = np.zeros(3), 0
+        for loss, recon, kl, size in batches(gen):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            totals += np.array([loss.item(), recon.item(), kl.item()]) * len(x)
-        train = totals / len(x_train)
-        val = evaluate_loss(model, x_val, cfg.beta)
+            totals += np.array([loss.item(), recon.item(), kl.item()]) * size
+            seen += size
+        train = totals / max(seen, 1)
+        val = validate() or {"loss": train[0], "recon": train[1], "kl": train[2]}
         result.history.append(
             {
                 "epoch": epoch,
@@ -103,6 +110,7 @@ def fit(
                 "val_loss": val["loss"],
                 "val_recon": val["recon"],
                 "val_kl": val["kl"],
+                **(extra() if extra else {}),
             }
         )
         bar.set_postfix(train=f"{train[0]:.1f}", val=f"{val['loss']:.1f}", recon=f"{val['recon']:.1f}")
@@ -120,6 +128,25 @@ def fit(
     model.eval()
     result.seconds = time.monotonic() - t0
     return result
+
+
+def fit(
+    model: VAE, train_images: np.ndarray, val_images: np.ndarray, cfg: FitConfig, progress: bool = True
+) -> FitResult:
+    """Train in place; on return the model holds the weights of the best validation epoch."""
+    seed_everything(cfg.seed)
+    model.to(cfg.device)
+    x_train = to_tensor(train_images, cfg.device)
+    x_val = to_tensor(val_images, cfg.device)
+
+    def batches(gen: torch.Generator) -> BatchLosses:
+        for idx in torch.randperm(len(x_train), generator=gen).split(cfg.batch_size):
+            x = x_train[idx.to(cfg.device)]
+            logits, mu, logvar = model(x)
+            yield (*elbo_loss(logits, x, mu, logvar, cfg.beta), len(x))
+
+    steps = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
+    return run_epochs(model, cfg, steps, batches, lambda: evaluate_loss(model, x_val, cfg.beta), progress)
 
 
 @torch.no_grad()

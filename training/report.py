@@ -15,9 +15,10 @@ from sklearn.metrics import roc_curve
 DPI = 110
 
 
-def _save(fig: plt.Figure, path: Path) -> str:
+def save_figure(fig: plt.Figure, path: Path, dpi: int = DPI) -> str:
+    """Lay out, write and close a figure; returns the file name (for the manifest's file list)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path.name
 
@@ -35,7 +36,7 @@ def loss_curves(history: list[dict[str, float]], best_epoch: int, path: Path) ->
         ax.legend(fontsize=8)
     axes[0].set_title("loss per record")
     axes[1].set_title("loss terms per record")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reconstructions(
@@ -57,7 +58,7 @@ def reconstructions(
             ax.set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize=8)
     fig.suptitle("inputs and their reconstructions from the latent mean")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def score_histogram(scores: np.ndarray, labels: np.ndarray, threshold: float, path: Path) -> str:
@@ -71,7 +72,7 @@ def score_histogram(scores: np.ndarray, labels: np.ndarray, threshold: float, pa
     ax.set_ylabel("records")
     ax.legend()
     ax.set_title("anomaly scores on the evaluation set")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def roc(scores: np.ndarray, labels: np.ndarray, auc: float, path: Path) -> str:
@@ -88,7 +89,7 @@ def roc(scores: np.ndarray, labels: np.ndarray, auc: float, path: Path) -> str:
             ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls=":")
         ax.legend(loc="lower right")
     fig.suptitle("ROC curve on the evaluation set")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_pca(mu: np.ndarray, digits: np.ndarray, normal: tuple[int, ...], path: Path) -> str:
@@ -108,7 +109,7 @@ def latent_pca(mu: np.ndarray, digits: np.ndarray, normal: tuple[int, ...], path
             )
     ax.legend(markerscale=4, fontsize=8, loc="best")
     ax.set_title("latent means, 2-D PCA (test set)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def top_anomalies(images: np.ndarray, scores: np.ndarray, digits: np.ndarray, path: Path, n: int = 24) -> str:
@@ -122,4 +123,4 @@ def top_anomalies(images: np.ndarray, scores: np.ndarray, digits: np.ndarray, pa
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"{digits[i]}: {scores[i]:.0f}", fontsize=8)
     fig.suptitle("most anomalous test images (digit: score)")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from training.fit import FitResult, seed_everything
+from training.fit import BatchLosses, FitConfig, FitResult, run_epochs, seed_everything
 from training.kpi.model import WindowVAE, m_elbo
 
 
 @dataclass(frozen=True)
-class KpiFitConfig:
-    epochs: int = 20
+class KpiFitConfig(FitConfig):
     batch_size: int = 256
-    lr: float = 2e-3
-    beta: float = 1.0
-    weight_decay: float = 0.05
     missing_injection: float = 0.01  # share of observed training points hidden per batch (Donut)
     context_anomalies: float = 0.3  # share of training windows given an anomaly before the scored point
     # Large data sets (months of minute data, many series): each epoch trains on a fresh random
@@ -28,9 +21,6 @@ class KpiFitConfig:
     # validation windows, so an epoch costs the same whatever the data size.
     epoch_windows: int = 200_000
     val_windows: int = 50_000
-    patience: int = 5
-    seed: int = 0
-    device: str = "cpu"
 
 
 def inject_missing(
@@ -100,63 +90,27 @@ def fit_windows(
     model.to(cfg.device)
     x_train = torch.from_numpy(train[0]).to(cfg.device)
     m_train = torch.from_numpy(train[1]).to(cfg.device)
-    pick = np.random.default_rng(cfg.seed).permutation(len(val[0]))[: cfg.val_windows]
-    x_val = torch.from_numpy(val[0][np.sort(pick)]).to(cfg.device)
-    m_val = torch.from_numpy(val[1][np.sort(pick)]).to(cfg.device)
+    pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(val[0]))[: cfg.val_windows])
+    x_val = torch.from_numpy(val[0][pick]).to(cfg.device)
+    m_val = torch.from_numpy(val[1][pick]).to(cfg.device)
     per_epoch = min(len(x_train), cfg.epoch_windows)
-    steps = (per_epoch + cfg.batch_size - 1) // cfg.batch_size
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
 
-    result = FitResult()
-    best_loss, best_state, since_best = float("inf"), None, 0
-    t0 = time.monotonic()
-    bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
-    for epoch in bar:
-        model.train()
-        totals = np.zeros(3)
+    def batches(gen: torch.Generator) -> BatchLosses:
         for idx in torch.randperm(len(x_train), generator=gen)[:per_epoch].split(cfg.batch_size):
             idx = idx.to(cfg.device)
             x, m = inject_missing(x_train[idx], m_train[idx], cfg.missing_injection, gen)
             x = inject_context_anomalies(x, cfg.context_anomalies, model.score_points, gen)
             recon, mu, logvar = model(x)
             # The loss compares with the true values; hidden points are masked, so it never sees them.
-            loss, nll, kl = m_elbo(model, recon, x_train[idx], m, mu, logvar, cfg.beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            totals += np.array([loss.item(), nll.item(), kl.item()]) * len(x)
-        train_avg = totals / per_epoch
-        val_loss = evaluate_loss(model, x_val, m_val, cfg.beta) if len(x_val) else None
-        result.history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_avg[0],
-                "train_recon": train_avg[1],
-                "train_kl": train_avg[2],
-                "val_loss": val_loss["loss"] if val_loss else train_avg[0],
-                "val_recon": val_loss["recon"] if val_loss else train_avg[1],
-                "val_kl": val_loss["kl"] if val_loss else train_avg[2],
-                "sigma": float(model.log_sigma.detach().exp()),
-            }
-        )
-        current = result.history[-1]["val_loss"]
-        bar.set_postfix(train=f"{train_avg[0]:.1f}", val=f"{current:.1f}")
-        if current < best_loss:
-            best_loss, best_state, since_best = current, copy.deepcopy(model.state_dict()), 0
-            result.best_epoch = epoch
-        else:
-            since_best += 1
-            if since_best >= cfg.patience:
-                result.stopped_early = True
-                break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.cpu().eval()
-    result.seconds = time.monotonic() - t0
+            yield (*m_elbo(model, recon, x_train[idx], m, mu, logvar, cfg.beta), len(x))
+
+    def validate() -> dict[str, float] | None:
+        return evaluate_loss(model, x_val, m_val, cfg.beta) if len(x_val) else None
+
+    steps = (per_epoch + cfg.batch_size - 1) // cfg.batch_size
+    result = run_epochs(model, cfg, steps, batches, validate, progress,
+                        extra=lambda: {"sigma": float(model.log_sigma.detach().exp())})  # fmt: skip
+    model.cpu()
     return result
 
 

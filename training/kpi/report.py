@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
 from training.kpi.evaluate import Detection, segments
 from training.kpi.scoring import Scored
 from training.kpi.windows import SeriesData
+from training.report import save_figure  # also selects matplotlib's file-only backend
 
-DPI = 100
-
-
-def _save(fig: plt.Figure, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path.name
+DPI = 100  # the series figure is tall: a lower resolution keeps the file small
 
 
 def series_scores(
@@ -59,7 +50,7 @@ def series_scores(
         ax_x.set_title(f"{s.key}: train | validation | test; labelled anomalies shaded", fontsize=9)
         ax_x.legend(loc="upper left", fontsize=7)
         ax_b.set_xlabel("days")
-    return _save(fig, path)
+    return save_figure(fig, path, DPI)
 
 
 def recall_per_kind(vae: Detection, base: Detection, path: Path) -> str:
@@ -76,4 +67,4 @@ def recall_per_kind(vae: Detection, base: Detection, path: Path) -> str:
     ax.set_ylabel("point-adjusted recall (F1 for overall)")
     ax.legend()
     ax.set_title("test parts: recall per anomaly kind, VAE vs baseline")
-    return _save(fig, path)
+    return save_figure(fig, path, DPI)
