@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import append_times, create_topic, start_worker, wait_ready
+from bench.common import append_times, create_topic, metric_total, start_worker, wait_ready
 from schemas import ModelManifest, metric_message
 from tests.kafka_broker import free_port_block
 from worker.series import SeriesWindows
@@ -71,19 +70,6 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def metric_points(port: int, outcome: str) -> float:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return 0.0
-    prefix = "anomaly_worker_metric_points_total{"
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(prefix) and f'outcome="{outcome}"' in line
-    )
-
-
 def produce(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
     for k, v in zip(keys, values, strict=True):
@@ -95,7 +81,7 @@ def produce(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes]) 
 def wait_count(port: int, outcome: str, target: float, proc, timeout_s: float = 600) -> float:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if metric_points(port, outcome) >= target:
+        if metric_total(port, "anomaly_worker_metric_points_total", f'outcome="{outcome}"') >= target:
             return time.perf_counter()
         if proc.poll() is not None:
             raise RuntimeError(f"the worker exited with {proc.returncode}")

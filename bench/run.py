@@ -17,7 +17,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench import kpi
-from bench.common import REPO, append_times, create_topic, start_worker, wait_ready
+from bench.common import REPO, append_times, create_topic, metric_total, start_worker, wait_ready
 from schemas import ModelManifest, image_message
 from tests.kafka_broker import LocalKafka, free_port_block
 from training.data.mnist import load_split
@@ -105,18 +104,6 @@ def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int, threads: i
     return len(x) / (time.perf_counter() - t0)
 
 
-def scored(port: int) -> float:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("anomaly_worker_records_scored_total{")
-    )
-
-
 def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: str) -> float:
     """Records/s while the worker drains a full topic, from the broker's append times of its alerts.
 
@@ -130,7 +117,7 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: s
                           {"message.timestamp.type": "LogAppendTime"})  # fmt: skip
     proc = start_worker(bootstrap, repo, topic, alerts, port, **extra)
     try:
-        while scored(port) < n:
+        while metric_total(port, "anomaly_worker_records_scored_total") < n:
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited with {proc.returncode}")
             time.sleep(0.5)

@@ -114,14 +114,10 @@ class Calibration(BaseModel):
     n_scores: PositiveInt = Field(..., description="How many scores the calibration saw")
     data: str = Field(..., description="Which data the calibration scores came from")
 
-    def severity(self, score: float, threshold: float | None = None) -> float:
-        """Min-max normalised score in [0, 1], with the threshold at 0.5 (anomalib's convention).
-
-        `threshold`: a series' own threshold, where training calibrated one per series.
-        """
+    def severity(self, score: float) -> float:
+        """Min-max normalised score in [0, 1], with the threshold at 0.5 (anomalib's convention)."""
         span = max(self.score_max - self.score_min, 1e-12)
-        at = self.threshold if threshold is None else threshold
-        return float(min(1.0, max(0.0, (score - at) / span + 0.5)))
+        return float(min(1.0, max(0.0, (score - self.threshold) / span + 0.5)))
 
 
 def ratio_severity(score: float, threshold: float) -> float:

@@ -33,8 +33,14 @@ def detect_interval(timestamps_s: np.ndarray) -> float:
     return float(np.median(np.diff(distinct)))
 
 
-def slot_of(timestamp_s: float | np.ndarray, interval_s: float) -> np.ndarray:
-    """Grid slot(s) of timestamp(s): round(t / interval), anchored at the Unix epoch."""
+def slot_of(timestamp_s: float | np.ndarray, interval_s: float) -> int | np.ndarray:
+    """Grid slot(s) of timestamp(s): round(t / interval), halves to even, anchored at the Unix epoch.
+
+    A single timestamp (the worker, once per point) gives an int without a trip through numpy;
+    Python's round and np.rint both round halves to even, so the two agree.
+    """
+    if isinstance(timestamp_s, float | int):
+        return round(timestamp_s / interval_s)
     return np.rint(np.asarray(timestamp_s, dtype=np.float64) / interval_s).astype(np.int64)
 
 

@@ -57,6 +57,22 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         admin.close()
 
 
+@pytest.fixture
+def worker_topics(new_topic) -> Callable[[str], dict[str, str]]:
+    """`worker_topics("images")`: a 2-partition input topic, one-partition outputs and a group id."""
+
+    def make(input_prefix: str) -> dict[str, str]:
+        return {
+            "input": new_topic(partitions=2, prefix=input_prefix),
+            "alerts": new_topic(prefix="alerts"),
+            "dead": new_topic(prefix="dead"),
+            "scores": new_topic(prefix="scores"),
+            "group": f"g-{uuid.uuid4().hex[:10]}",
+        }
+
+    return make
+
+
 # --- CI guard: a run in which no integration test passed is a failed run. ---------------
 
 _integration_passed = 0

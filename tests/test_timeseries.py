@@ -78,3 +78,10 @@ def test_a_stray_timestamp_is_an_error_not_billions_of_slots():
     ts = np.array([0.0, 60.0, 120.0, 60.0 * 4e9])  # the last one is centuries away
     with pytest.raises(ValueError, match="far off"):
         to_grid(ts, np.ones(4), 60.0, reset_gap=10)
+
+
+def test_one_timestamp_and_an_array_give_the_same_slots_halves_included():
+    from schemas.timeseries import slot_of
+
+    ts = [0.0, 29.999, 30.0, 90.0, 150.0, 1_795_449_671.5, -30.0]
+    assert [slot_of(t, 60.0) for t in ts] == slot_of(np.array(ts), 60.0).tolist()

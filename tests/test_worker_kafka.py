@@ -29,14 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def topics(new_topic) -> dict[str, str]:
-    return {
-        "input": new_topic(partitions=2, prefix="images"),
-        "alerts": new_topic(prefix="alerts"),
-        "dead": new_topic(prefix="dead"),
-        "scores": new_topic(prefix="scores"),
-        "group": f"g-{uuid.uuid4().hex[:10]}",
-    }
+def topics(worker_topics) -> dict[str, str]:
+    return worker_topics("images")
 
 
 @pytest.fixture(scope="module")

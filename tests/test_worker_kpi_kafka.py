@@ -4,7 +4,6 @@ not, and the streamed alerts exactly the ones the offline evaluation predicts.""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC
 
 import numpy as np
@@ -64,10 +63,11 @@ def kpi_case(tmp_path_factory):
     return bundle, stream, stream_csv
 
 
-def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(kafka_bootstrap, new_topic, kpi_case):
+def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
+    kafka_bootstrap, worker_topics, kpi_case
+):
     bundle, stream, stream_csv = kpi_case
-    topics = {"input": new_topic(partitions=2, prefix="kpi"), "alerts": new_topic(prefix="alerts"),
-              "dead": new_topic(prefix="dead"), "group": f"g-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    topics = worker_topics("kpi")
     keys, values = [], []
     for i in range(len(stream[0].values)):  # in time order, the two series interleaved
         for s in stream:

@@ -3,7 +3,6 @@ eviction, restarts. A hand-built bundle (tests/metric_bundles.py) makes the aler
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,14 +27,8 @@ def metric_repository(tmp_path_factory):
 
 
 @pytest.fixture
-def topics(new_topic) -> dict[str, str]:
-    return {
-        "input": new_topic(partitions=2, prefix="metrics"),
-        "alerts": new_topic(prefix="alerts"),
-        "dead": new_topic(prefix="dead"),
-        "scores": new_topic(prefix="scores"),
-        "group": f"g-{uuid.uuid4().hex[:10]}",
-    }
+def topics(worker_topics) -> dict[str, str]:
+    return worker_topics("metrics")
 
 
 def points(series: str, values: list[float], start: int = 0, labels=None, minutes=None):

@@ -69,7 +69,7 @@ class Worker:
             for m in models
             if m.manifest.kind == "metric"
         }
-        self._series_reported: dict[str, tuple[int, int]] = {k: (0, 0) for k in self.windows}
+        self._series_reported: dict[str, Counter[str]] = {k: Counter() for k in self.windows}
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self._commits_stopped = False  # once an output is lost, this process commits nothing more
@@ -139,9 +139,8 @@ class Worker:
     # -- stages ------------------------------------------------------------------------------
 
     def _count_consumed(self, polled: list) -> None:
-        first = polled[0].topic
-        if len(self.s.topics) == 1 or all(m.topic == first for m in polled):
-            self.metrics.consumed.labels(topic=first).inc(len(polled))
+        if len(self.s.topics) == 1:
+            self.metrics.consumed.labels(topic=self.s.topics[0]).inc(len(polled))
             return
         for topic, n in Counter(m.topic for m in polled).items():
             self.metrics.consumed.labels(topic=topic).inc(n)
@@ -153,10 +152,7 @@ class Worker:
             self.publisher.dead_letter(message, routed.reason, routed.error)
             return
         if isinstance(routed, Held):
-            self.metrics.metric_points.labels(model=routed.model.key, outcome=routed.outcome.value).inc()
-            return
-        if routed[1].point_ts is not None:
-            self.metrics.metric_points.labels(model=routed[0].key, outcome="scored").inc()
+            return  # counted by its series store, reported once per poll
         model, item = routed
         full = self.batcher.add(model, item)
         if full is not None:
@@ -237,13 +233,24 @@ class Worker:
                 )
 
     def _update_series_metrics(self) -> None:
+        """Publish the series stores' running totals (what changed since the last poll)."""
+        m = self.metrics
         for key, store in self.windows.items():
-            self.metrics.series_active.labels(model=key).set(len(store))
-            self.metrics.series_warming.labels(model=key).set(store.warming)
-            evicted, resets = self._series_reported[key]
-            self.metrics.series_evicted.labels(model=key).inc(store.evicted - evicted)
-            self.metrics.series_resets.labels(model=key).inc(store.resets - resets)
-            self._series_reported[key] = (store.evicted, store.resets)
+            m.series_active.labels(model=key).set(len(store))
+            m.series_warming.labels(model=key).set(store.warming)
+            now = Counter({o.value: n for o, n in store.outcomes.items()})
+            now.update(evicted=store.evicted, resets=store.resets)
+            before, self._series_reported[key] = self._series_reported[key], now
+            for name, total in now.items():
+                delta = total - before[name]
+                if not delta:
+                    continue
+                if name == "evicted":
+                    m.series_evicted.labels(model=key).inc(delta)
+                elif name == "resets":
+                    m.series_resets.labels(model=key).inc(delta)
+                else:
+                    m.metric_points.labels(model=key, outcome=name).inc(delta)
 
     def on_revoked(self, partitions: Partitions) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""

@@ -72,9 +72,7 @@ class Publisher:
                 extra = dict(series=item.record.series, labels=item.record.labels, window=len(item.row))
             if score >= threshold:
                 severity = (
-                    ratio_severity(score, threshold)
-                    if m.kind == "metric"
-                    else m.calibration.severity(score, item.threshold)
+                    ratio_severity(score, threshold) if m.kind == "metric" else m.calibration.severity(score)
                 )
                 # Built from validated records and a validated manifest: construct, do not re-validate.
                 msg = AnomalyAlert.model_construct(

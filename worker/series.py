@@ -25,7 +25,7 @@ each series warms up again: its first W - 1 points are counted as `warming` and 
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +72,8 @@ class SeriesWindows:
         self._values = np.zeros((min(max_series, 1024), self.window), dtype=np.float64)
         self._free: list[int] = list(range(self._values.shape[0] - 1, -1, -1))
         self._positions = np.arange(self.window)
+        # Running totals, read into the Prometheus metrics once per poll (not once per point).
+        self.outcomes: Counter[PointOutcome] = Counter()
         self.evicted = 0
         self.resets = 0
         self.warming = 0  # series holding fewer than W points
@@ -87,6 +89,19 @@ class SeriesWindows:
         partition: tuple[str, int],
         fallback_ts: float | None = None,
     ) -> Window | PointOutcome:
+        """Place a point; returns the window it completes, or why it completes none (see above)."""
+        out = self._place(key, ts_s, value, partition, fallback_ts)
+        self.outcomes[PointOutcome.SCORED if isinstance(out, Window) else out] += 1
+        return out
+
+    def _place(
+        self,
+        key: str,
+        ts_s: float | None,
+        value: float,
+        partition: tuple[str, int],
+        fallback_ts: float | None = None,
+    ) -> Window | PointOutcome:
         s = self._series.get(key)
         if s is None:
             s = self._new(key, ts_s if ts_s is not None else fallback_ts, partition)
@@ -94,7 +109,7 @@ class SeriesWindows:
             return self._complete(s)
         self._series.move_to_end(key)
         s.partition = partition
-        slot = s.last_slot + 1 if ts_s is None else int(slot_of(ts_s, s.interval_s))
+        slot = s.last_slot + 1 if ts_s is None else slot_of(ts_s, s.interval_s)
         if slot == s.last_slot:
             return PointOutcome.DUPLICATE
         if slot < s.last_slot - self.prep.reset_gap:
@@ -135,7 +150,7 @@ class SeriesWindows:
             self.evicted += 1
         known = self.prep.series.get(key)
         interval = known.interval_s if known else self.prep.interval_s
-        slot = 0 if ts_s is None else int(slot_of(ts_s, interval))
+        slot = 0 if ts_s is None else slot_of(ts_s, interval)
         s = _Series(
             row=self._row(),
             last_slot=slot,
