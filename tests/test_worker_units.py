@@ -261,3 +261,60 @@ def test_a_loop_that_breaks_commits_nothing_even_when_close_revokes(registry) ->
     with pytest.raises(RuntimeError, match="refused"):
         worker.run()
     assert source.committed == []  # offset 0 has no output: committing 1 would lose it
+
+
+def test_batch_histogram_exposes_what_a_prometheus_histogram_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from worker.metrics import LATENCY_BUCKETS, BatchHistogram
+
+    values = [0.0, 0.001, 0.0011, 0.02, 0.5, 3.0, 99.0, 0.0025]  # edges, between, beyond the last bucket
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    bulk = BatchHistogram("lat_seconds", "doc", ["model"], LATENCY_BUCKETS, ours)
+    plain = Histogram("lat_seconds", "doc", ["model"], buckets=LATENCY_BUCKETS, registry=theirs)
+    bulk.labels(model="m").observe_many(np.array(values[:5]))
+    bulk.labels(model="m").observe_many(np.array(values[5:]))
+    bulk.labels(model="m").observe_many(np.array([]))
+    for v in values:
+        plain.labels(model="m").observe(v)
+    exposed = [line for line in generate_latest(ours).decode().splitlines() if "created" not in line]
+    expected = [line for line in generate_latest(theirs).decode().splitlines() if "created" not in line]
+    assert exposed == expected
+    assert 'lat_seconds_bucket{le="0.001",model="m"} 2.0' in exposed  # 0.0 and 0.001 (le: at or below)
+
+
+class _RecordingSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, dict]] = []
+
+    def send(self, topic, key, value):
+        self.sent.append((topic, key, json.loads(value)))
+
+    def flush(self, timeout_s) -> None:
+        pass
+
+    def close(self, timeout_s) -> None:
+        pass
+
+
+@pytest.mark.parametrize("scores_topic", [None, "scores"])
+def test_publisher_alerts_at_or_above_the_threshold_and_scores_the_rest(registry, scores_topic) -> None:
+    from datetime import UTC, datetime
+
+    from worker.app import new_metrics
+    from worker.publish import Publisher
+
+    sink, (metrics, _) = _RecordingSink(), new_metrics()
+    model = registry.resolve("tiny-vae:1")
+    items = [routed(image_message(np.zeros((28, 28), np.uint8), id=f"r{i}"), registry, offset=i)[1]
+             for i in range(4)]  # fmt: skip
+    t = model.manifest.threshold
+    scores = np.array([t - 1.0, t, t * 3, 0.0])
+    publisher = Publisher(sink, "alerts", "dead", scores_topic, metrics)
+    assert publisher.outcomes(model, items, scores, datetime.now(UTC)) == 2
+    alerts = [(key, value) for topic, key, value in sink.sent if topic == "alerts"]
+    assert [key for key, _ in alerts] == [b"r1", b"r2"]
+    assert [v["score"] for _, v in alerts] == [t, t * 3] and all(v["threshold"] == t for _, v in alerts)
+    assert alerts[1][1]["source"] == {"topic": "in", "partition": 0, "offset": 2}
+    scored = [value["record_id"] for topic, _, value in sink.sent if topic == "scores"]
+    assert scored == ([] if scores_topic is None else ["r0", "r3"])

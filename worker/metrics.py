@@ -2,12 +2,74 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class BatchHistogram(Collector):
+    """A labelled histogram that takes a whole batch of observations in one numpy call.
+
+    Per-record latencies at tens of thousands of records a second: one Histogram.observe()
+    per record (a lock and a bucket search in Python each) was a visible share of the
+    consume loop. Exposed exactly as a prometheus_client Histogram with the same buckets.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: list[str], buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+    ) -> None:  # fmt: skip
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.bounds = np.array([*buckets, np.inf])
+        self._children: dict[tuple[str, ...], BatchHistogram.Child] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    class Child:
+        def __init__(self, bounds: np.ndarray) -> None:
+            self.bounds = bounds
+            self.counts = np.zeros(len(bounds), dtype=np.int64)
+            self.sum = 0.0
+            self.lock = threading.Lock()
+
+        def observe_many(self, values: np.ndarray) -> None:
+            # Bucket i holds values <= bounds[i]: the first bound not below the value.
+            counts = np.bincount(np.searchsorted(self.bounds, values), minlength=len(self.bounds))
+            with self.lock:
+                self.counts += counts
+                self.sum += float(np.sum(values))
+
+        def observe(self, value: float) -> None:
+            self.observe_many(np.array([value]))
+
+    def labels(self, **labels: str) -> BatchHistogram.Child:
+        key = tuple(str(labels[n]) for n in self.labelnames)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.setdefault(key, BatchHistogram.Child(self.bounds))
+        return child
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for key, child in list(self._children.items()):
+            with child.lock:
+                cumulative, total = np.cumsum(child.counts).tolist(), child.sum
+            bounds = [floatToGoString(b) for b in self.bounds.tolist()]
+            family.add_metric(list(key), list(zip(bounds, cumulative, strict=True)), sum_value=total)
+        yield family
 
 
 class Metrics(NamedTuple):
@@ -17,7 +79,7 @@ class Metrics(NamedTuple):
     dead_letters: Counter
     batch_size: Histogram
     inference_seconds: Histogram
-    end_to_end_seconds: Histogram
+    end_to_end_seconds: BatchHistogram
     consumer_lag: Gauge
     commits: Counter
     produce_errors: Counter
@@ -63,7 +125,7 @@ class Metrics(NamedTuple):
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            end_to_end_seconds=Histogram(
+            end_to_end_seconds=BatchHistogram(
                 p + "end_to_end_seconds",
                 "From the input message's Kafka timestamp to its output being sent",
                 ["model"],

@@ -6,6 +6,8 @@ import base64
 import logging
 from datetime import UTC, datetime
 
+import numpy as np
+
 from schemas import AnomalyAlert, DeadLetter, MetricPoint, Reason, ScoreMessage, SourcePosition
 from schemas.manifest import ratio_severity
 from worker.batch import Item
@@ -46,12 +48,22 @@ class Publisher:
         self.metrics = metrics
         self._in_flight: list = []  # futures since the last flush; touched only by the loop thread
 
-    def outcomes(self, model: LoadedModel, items: list[Item], scores, detected_at: datetime) -> int:
+    def outcomes(
+        self, model: LoadedModel, items: list[Item], scores: np.ndarray, detected_at: datetime
+    ) -> int:
         """An alert for each score at or above the threshold, a score message for the rest. Returns alerts."""
         m = model.manifest
-        alerts = 0
-        for item, score in zip(items, scores.tolist(), strict=True):
-            threshold = m.threshold if item.threshold is None else item.threshold
+        thresholds = np.array(
+            [m.threshold if item.threshold is None else item.threshold for item in items]
+            if m.kind == "metric"
+            else m.threshold
+        )
+        is_alert = scores >= thresholds
+        # Most records are not anomalies: with no scores topic they need no Python work at all.
+        send = range(len(items)) if self.scores_topic else np.flatnonzero(is_alert).tolist()
+        for i in send:
+            item, score = items[i], float(scores[i])
+            threshold = float(thresholds if thresholds.ndim == 0 else thresholds[i])
             common = dict(
                 record_id=item.record_id,
                 kind=m.kind,
@@ -70,7 +82,7 @@ class Publisher:
                 if common["ts"] is None and item.point_ts is not None:
                     common["ts"] = datetime.fromtimestamp(item.point_ts, UTC)
                 extra = dict(series=item.record.series, labels=item.record.labels, window=len(item.row))
-            if score >= threshold:
+            if is_alert[i]:
                 severity = (
                     ratio_severity(score, threshold) if m.kind == "metric" else m.calibration.severity(score)
                 )
@@ -79,13 +91,10 @@ class Publisher:
                     **common, **extra, severity=severity, detected_at=detected_at
                 )
                 topic = self.alerts_topic
-                alerts += 1
-            elif self.scores_topic:
-                msg, topic = ScoreMessage.model_construct(**common), self.scores_topic
             else:
-                continue
+                msg, topic = ScoreMessage.model_construct(**common), self.scores_topic
             self._send(topic, key.encode(), msg.model_dump_json(exclude_none=True).encode())
-        return alerts
+        return int(is_alert.sum())
 
     def dead_letter(self, message: Consumed, reason: Reason, error: str) -> None:
         value = message.value or b""
