@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench import kpi
+from bench import kpi, plots
 from bench.common import REPO, append_times, create_topic, metric_total, start_worker, wait_ready
 from schemas import ModelManifest, image_message
 from tests.kafka_broker import LocalKafka, free_port_block
@@ -130,8 +130,8 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: s
 
 def latency(
     bootstrap: str, repo: Path, rate: float, seconds: float, model: str, transport: str = "kafka-python"
-) -> tuple[float, float, int]:
-    """p50/p99 ms from the input's create time to the alert's broker append time, at `rate` rec/s."""
+) -> np.ndarray:
+    """ms from each input's create time to its alert's broker append time, at `rate` rec/s."""
     train = load_split("train")
     fives = train.images[train.labels == 5]  # anomalies: every record becomes an alert
     topic = create_topic(bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", 2)
@@ -174,8 +174,7 @@ def latency(
     finally:
         proc.terminate()
         proc.wait(60)
-    arr = np.array(lat, dtype=float)
-    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), len(arr)
+    return np.array(lat, dtype=float)
 
 
 def latest_bundle(repository: Path, kind: str) -> Path | None:
@@ -202,6 +201,8 @@ def main() -> int:
                    help="worker Kafka clients to measure, comma-separated")  # fmt: skip
     p.add_argument("--series", type=int, default=10_000, help="active metric series")
     p.add_argument("--scored-steps", type=int, default=5, help="points per series scored in (g)")
+    p.add_argument("--plots", type=Path, default=REPO / ".bench",
+                   help="folder for the throughput and latency figures")  # fmt: skip
     args = p.parse_args()
 
     image_bundle = latest_bundle(args.model_repository, "image") if args.only != "metrics" else None
@@ -246,14 +247,15 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     produce_all(bootstrap, small, messages[: args.batch1_records])
     model = f"{bundle.parent.name}:{bundle.name}"
     repo = args.model_repository
-    results = {}
+    results, latencies = {}, {}
     for transport in args.transports.split(","):
         a = bare_consume_rate(bootstrap, topic, args.records, transport)
         c = worker_drain_rate(bootstrap, repo, topic, args.records, max_batch=str(args.max_batch),
                               default_model=model, transport=transport)  # fmt: skip
         d = worker_drain_rate(bootstrap, repo, small, args.batch1_records, max_batch="1",
                               default_model=model, transport=transport)  # fmt: skip
-        results[transport] = (a, c, d, *latency(bootstrap, repo, args.rate, args.seconds, model, transport))
+        lat = latencies[transport] = latency(bootstrap, repo, args.rate, args.seconds, model, transport)
+        results[transport] = (a, c, d, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat))
     rows = [(f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", b),
             (f"(b') onnxruntime alone, batch {args.max_batch}, all cores", b_all),
             (f"(b1) onnxruntime alone, batch 1, {threads} thread(s)", b_one)]  # fmt: skip
@@ -274,6 +276,14 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
             f"{b / b_one:.1f}x]; p99 (e) <= 100 ms [{'met' if p99 <= 100 else 'NOT met'}]",
             flush=True,
         )
+    args.plots.mkdir(parents=True, exist_ok=True)
+    bars = plots.throughput(
+        {"(b) onnxruntime": b, "(b1) batch 1": b_one},
+        {t: {"(a) consume": a, "(c) worker": c, "(d) batch 1": d} for t, (a, c, d, *_) in results.items()},
+        args.plots / "bench_throughput.png",
+    )
+    cdf = plots.latency_cdf(latencies, args.rate, args.plots / "bench_latency.png")
+    print(f"\nfigures: {bars}, {cdf}", flush=True)
 
 
 if __name__ == "__main__":
