@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.bundles import REPO, Bundle, newest_bundle
 from schemas import ModelManifest, metric_message
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -38,12 +37,15 @@ class KpiPoint:
         return datetime.fromisoformat(self.ts.replace("Z", "+00:00")).timestamp()
 
 
-def ensure_kpi_bundle(repository: Path, name: str, data_dir: Path, series: int, days: int, seed: int) -> Path:
-    """The newest bundle of `name`, trained on generated series first if there is none; returns it."""
-    found = sorted((repository / name).glob("*/manifest.json"))
-    if found:
-        print(f"using the KPI bundle in {found[-1].parent}")
-        return found[-1].parent
+def ensure_kpi_bundle(
+    repository: Path, name: str, data_dir: Path, series: int, days: int, seed: int
+) -> Bundle:
+    """The newest bundle of `name` (the one the worker serves as `name`), trained on generated series first
+    if there is none; returns it. Paths are absolute (the subprocesses run in REPO)."""
+    found = newest_bundle(repository, name)
+    if found is not None:
+        print(f"using the KPI bundle in {found.folder} ({found.key})")
+        return found
     csv_path = data_dir / "kpi.csv"
     if not csv_path.exists():
         subprocess.run(
@@ -58,7 +60,10 @@ def ensure_kpi_bundle(repository: Path, name: str, data_dir: Path, series: int, 
          str(out)],
         cwd=REPO, check=True,
     )  # fmt: skip
-    return out
+    found = newest_bundle(repository, name)
+    if found is None:
+        raise RuntimeError(f"training wrote no KPI bundle into {out}")
+    return found
 
 
 def read_points(path: Path) -> list[KpiPoint]:
@@ -84,6 +89,7 @@ def stream_points(bundle: Path, days: float, out_csv: Path) -> tuple[list[KpiPoi
     end = max(p.seconds for p in points)
     chosen = [p for p in points if p.seconds > end - days * 86400]
     chosen.sort(key=lambda p: (p.seconds, p.series))
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["series", "timestamp", "value", "label", "kind"])
@@ -92,8 +98,10 @@ def stream_points(bundle: Path, days: float, out_csv: Path) -> tuple[list[KpiPoi
     return chosen, manifest.preprocessing.window
 
 
-def messages(points: list[KpiPoint]) -> list[tuple[bytes, bytes]]:
-    return [metric_message(p.series, p.value, ts=p.ts) for p in points]
+def messages(points: list[KpiPoint], model: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each point, naming `model` ('name:version'): with a second metric model in the
+    repository, a point that names none has no default model in the worker and is dead-lettered."""
+    return [metric_message(p.series, p.value, ts=p.ts, model=model) for p in points]
 
 
 def summary(

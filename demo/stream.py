@@ -25,16 +25,16 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, NoBrokersAvailable
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from demo import DEMO_SETTINGS, kpi
+from demo.bundles import REPO, Bundle, absolute, newest_bundle
 from demo.roundtrip import malformed_messages
 from schemas import image_message
 from schemas.settings import SettingsError, load_settings
 from training.data.mnist import BUNDLED_DIR, load_split
 
-REPO = Path(__file__).resolve().parents[1]
 SHOWN_ALERTS = 20
 
 
@@ -42,34 +42,50 @@ class StreamDemoSettings(BaseSettings):
     model_config = SettingsConfigDict(cli_prog_name="python -m demo", **DEMO_SETTINGS)
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers (host:port,...)")
-    model_repository: Path = Field(Path("models"), description="where bundles live; one is trained if empty")
-    model_name: str = Field("mnist-vae", description="model to use (trained into <repository>/<name>/1)")
+    model_repository: Path = Field(REPO / "models", description="where bundles live; one is trained if empty")
+    model_name: str = Field(
+        "mnist-vae",
+        description="model to use: its newest version (trained into <repository>/<name>/1 if none)",
+    )
     data_dir: Path = Field(BUNDLED_DIR, description="folder with the four MNIST IDX .gz files")
     normals: int = Field(800, ge=0, le=2117, description="test-set 1s and 4s to stream")
     anomalies: int = Field(200, ge=0, le=892, description="test-set 5s to stream")
     rate: float = Field(500.0, gt=0, description="records per second")
     metrics_port: int = Field(9108, ge=1, le=65535, description="the worker's /metrics port")
     kpi: bool = Field(True, description="also stream KPI series (--no-kpi: images only)")
-    kpi_model_name: str = Field("kpi-vae", description="KPI model (trained into <repository>/<name>/1)")
-    kpi_data_dir: Path = Field(Path(".demo/kpi"), description="where the generated KPI series are written")
+    kpi_model_name: str = Field(
+        "kpi-vae", description="KPI model: its newest version (trained into <repository>/<name>/1 if none)"
+    )
+    kpi_data_dir: Path = Field(
+        REPO / ".demo" / "kpi", description="where the generated KPI series (and the streamed part) go"
+    )
     kpi_series: int = Field(20, ge=1, description="generated KPI series (when a bundle is trained)")
     kpi_days: int = Field(21, ge=7, description="days per generated series (when a bundle is trained)")
     kpi_seed: int = Field(11, description="seed of the generated series")
     kpi_stream_days: float = Field(3.0, gt=0, description="last days of each series to stream")
     kpi_rate: float = Field(3000.0, gt=0, description="KPI points per second")
 
+    # Relative paths given by flag or variable are from the current directory, resolved here once, so the
+    # checks in this process and the training / worker subprocesses (run in REPO) see the same folders.
+    absolute_paths = field_validator("model_repository", "data_dir", "kpi_data_dir")(absolute)
 
-def ensure_bundle(s: StreamDemoSettings) -> None:
-    if list((s.model_repository / s.model_name).glob("*/manifest.json")):
-        print(f"using the bundle(s) in {s.model_repository / s.model_name}")
-        return
-    print(f"no bundle in {s.model_repository / s.model_name}: training one (about a minute on 2 cores)")
-    out = s.model_repository / s.model_name / "1"
-    subprocess.run(
-        [sys.executable, "-m", "training", "train", "--data-dir", str(s.data_dir), "--out", str(out)],
-        cwd=REPO,
-        check=True,
-    )
+
+def ensure_bundle(s: StreamDemoSettings) -> Bundle:
+    """The newest bundle of --model-name (what the worker serves as that name), trained if there is none."""
+    found = newest_bundle(s.model_repository, s.model_name)
+    if found is None:
+        print(f"no bundle in {s.model_repository / s.model_name}: training one (about a minute on 2 cores)")
+        out = s.model_repository / s.model_name / "1"
+        subprocess.run(
+            [sys.executable, "-m", "training", "train", "--data-dir", str(s.data_dir), "--out", str(out)],
+            cwd=REPO,
+            check=True,
+        )
+        found = newest_bundle(s.model_repository, s.model_name)
+        if found is None:
+            raise RuntimeError(f"training wrote no bundle into {out}")
+    print(f"using the bundle in {found.folder} ({found.key})")
+    return found
 
 
 def make_topics(s: StreamDemoSettings, run: str) -> dict[str, str]:
@@ -89,7 +105,9 @@ def make_topics(s: StreamDemoSettings, run: str) -> dict[str, str]:
     return topics
 
 
-def start_worker(s: StreamDemoSettings, topics: dict[str, str], run: str) -> subprocess.Popen:
+def start_worker(
+    s: StreamDemoSettings, topics: dict[str, str], run: str, image_model: str
+) -> subprocess.Popen:
     env = dict(
         os.environ,
         WORKER_BOOTSTRAP_SERVERS=s.bootstrap_servers,
@@ -99,7 +117,7 @@ def start_worker(s: StreamDemoSettings, topics: dict[str, str], run: str) -> sub
         WORKER_SCORES_TOPIC=topics["scores"],
         WORKER_GROUP_ID=f"demo-{run}",
         WORKER_MODEL_REPOSITORY=str(s.model_repository),
-        WORKER_DEFAULT_MODEL=s.model_name,
+        WORKER_DEFAULT_MODEL=image_model,  # for the malformed records, which name no model
         WORKER_METRICS_PORT=str(s.metrics_port),
         WORKER_LOG_LEVEL="WARNING",
     )
@@ -120,14 +138,17 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None
     raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s")
 
 
-def build_stream(s: StreamDemoSettings) -> tuple[list[bytes], dict[str, int]]:
-    """Messages in a fixed shuffled order, and the digit behind each record id."""
+def build_stream(s: StreamDemoSettings, model: str) -> tuple[list[bytes], dict[str, int]]:
+    """Messages in a fixed shuffled order, each naming `model` ('name:version'), and the digit behind each
+    record id."""
     test = load_split("test", s.data_dir)
     normal_idx = np.flatnonzero(np.isin(test.labels, (1, 4)))[: s.normals]
     five_idx = np.flatnonzero(test.labels == 5)[: s.anomalies]
     order = np.random.default_rng(0).permutation(np.concatenate([normal_idx, five_idx]))
     digits = {f"mnist-test/{i}": int(test.labels[i]) for i in order}
-    messages = [image_message(test.images[i], id=f"mnist-test/{i}", source="mnist-demo") for i in order]
+    messages = [
+        image_message(test.images[i], id=f"mnist-test/{i}", source="mnist-demo", model=model) for i in order
+    ]
     for k, bad in enumerate(malformed_messages()):  # spread the malformed ones through the stream
         messages.insert((k + 1) * len(messages) // (len(malformed_messages()) + 1), bad)
     return messages, digits
@@ -245,13 +266,13 @@ def summary(out: Outputs, digits: dict[str, int], sent_at: dict[str, float], n_s
         )
 
 
-def stream_kpi(s: StreamDemoSettings, bundle: Path, topics: dict[str, str], out: Outputs) -> int:
+def stream_kpi(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], out: Outputs) -> int:
     """Stream the KPI points, wait for their outputs, print the KPI summary; returns outputs expected."""
     from training.kpi.offline import predict_alerts
 
     streamed_csv = s.kpi_data_dir / "streamed.csv"
-    points, window = kpi.stream_points(bundle, s.kpi_stream_days, streamed_csv)
-    keyed = kpi.messages(points)
+    points, window = kpi.stream_points(bundle.folder, s.kpi_stream_days, streamed_csv)
+    keyed = kpi.messages(points, bundle.key)
     n_series = len({p.series for p in points})
     expected = len(points) - n_series * (window - 1)  # warming points have no output
     print(f"\nstreaming {len(points)} KPI points ({n_series} series) at {s.kpi_rate:.0f}/s:")
@@ -260,13 +281,13 @@ def stream_kpi(s: StreamDemoSettings, bundle: Path, topics: dict[str, str], out:
     deadline = time.monotonic() + 120
     while out.count() - before < expected and time.monotonic() < deadline:
         time.sleep(0.2)
-    offline = {(a.series, a.timestamp_s) for a in predict_alerts(bundle, streamed_csv)}
+    offline = {(a.series, a.timestamp_s) for a in predict_alerts(bundle.folder, streamed_csv)}
     kpi.summary(points, window, out.metric_alerts, offline)
     return expected
 
 
 def run(s: StreamDemoSettings) -> int:
-    ensure_bundle(s)
+    image_bundle = ensure_bundle(s)
     kpi_bundle = None
     if s.kpi:
         kpi_bundle = kpi.ensure_kpi_bundle(
@@ -274,14 +295,14 @@ def run(s: StreamDemoSettings) -> int:
         )
     run_id = uuid.uuid4().hex[:6]
     topics = make_topics(s, run_id)
-    worker = start_worker(s, topics, run_id)
+    worker = start_worker(s, topics, run_id, image_bundle.key)
     try:
         wait_ready(s.metrics_port, worker)
         print(
             f"worker ready: metrics at http://localhost:{s.metrics_port}/metrics "
             f"(also /healthz, /readyz); topics {', '.join(topics.values())}\n"
         )
-        messages, digits = build_stream(s)
+        messages, digits = build_stream(s, image_bundle.key)
         out = Outputs(s, topics, digits)
         print(f"streaming {len(messages)} image records at {s.rate:.0f}/s:")
         sent_at = stream(s, topics["input"], messages, s.rate)

@@ -56,7 +56,7 @@ def validate_file(path: Path, max_bytes: int, out: TextIO | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m schemas",
+        prog=Path(sys.argv[0]).name if Path(sys.argv[0]).name == "anomaly-schemas" else "python -m schemas",
         description=(
             "The wire format of the anomaly worker's topics. With no options, prints the JSON "
             "Schema of every record, alert, dead letter and manifest as one JSON object, for "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ from schemas.dead_letter import Reason
 from schemas.records import ImageRecord, MetricPoint, Record
 
 DEFAULT_MAX_BYTES = 1_048_576  # Kafka's default max.message.bytes
+_MAX_DEPTH = 200  # pydantic's JSON parser refuses deeper nesting
+_JSON_WHITESPACE = " \t\r\n"
 
 _RECORD = TypeAdapter(Record)
 
@@ -46,32 +49,135 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageRecord | Metr
         return Rejection(Reason.TOO_LARGE, f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
     try:
         return _RECORD.validate_json(raw)
-    except ValidationError:
-        return _diagnose(raw)
+    except ValidationError as exc:
+        return _diagnose(raw, exc)
     except Exception as exc:  # the decoder must never raise, whatever a validator does
         return Rejection(Reason.SCHEMA, f"could not validate the record: {exc}")
 
 
-def _diagnose(raw: bytes) -> Rejection:
+# JSON's own names for the types json.loads returns (bool before int: True is an int).
+_JSON_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean (true/false)"),
+    (int, "number"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+)
+
+
+def _json_type_name(obj: object) -> str:
+    return next((name for t, name in _JSON_TYPE_NAMES if isinstance(obj, t)), type(obj).__name__)
+
+
+def _diagnose(raw: bytes, strict_error: ValidationError) -> Rejection:
+    if raw.startswith(codecs.BOM_UTF8):
+        return Rejection(
+            Reason.INVALID_JSON,
+            "message starts with a UTF-8 byte-order mark (EF BB BF); send JSON without a BOM",
+        )
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return Rejection(
+            Reason.INVALID_JSON,
+            "message starts with a UTF-16 or UTF-32 byte-order mark; "
+            "send JSON encoded as UTF-8, without a BOM",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Rejection(Reason.INVALID_JSON, f"message is not UTF-8 text: {exc}")
+        return Rejection(
+            Reason.INVALID_JSON,
+            f"message is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} is not valid "
+            f"UTF-8 ({exc.reason}); send JSON encoded as UTF-8",
+        )
+    if not text.strip(_JSON_WHITESPACE):
+        return Rejection(Reason.INVALID_JSON, "message is empty; send one JSON object")
     try:
         obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
+        return Rejection(Reason.INVALID_JSON, _json_syntax_error(exc, text, raw))
+    except RecursionError:
+        return Rejection(Reason.INVALID_JSON, _too_deep())
+    except ValueError as exc:  # an integer longer than Python's int parsing limit (4300 digits)
+        if "digits" in str(exc):
+            return Rejection(
+                Reason.INVALID_JSON,
+                "message is not valid JSON for this decoder: a number has too many digits (over 4300); "
+                "send numbers as ordinary integers or floating-point values",
+            )
         return Rejection(Reason.INVALID_JSON, f"message is not valid JSON: {exc}")
     if not isinstance(obj, dict):
-        return Rejection(Reason.NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}, not an object")
+        return Rejection(
+            Reason.NOT_AN_OBJECT,
+            f"message is a JSON {_json_type_name(obj)}, not an object; send one JSON object such as "
+            '{"kind": "metric", ...}',
+        )
     try:
         _RECORD.validate_python(obj)
     except ValidationError as exc:
         return _rejection_from(exc)
     except Exception as exc:
         return Rejection(Reason.SCHEMA, f"could not validate the record: {exc}")
-    # Valid as a Python object but not as JSON text: e.g. a duplicate key or a
-    # lone surrogate that the strict JSON parser refused.
-    return Rejection(Reason.INVALID_JSON, "message is not valid JSON for the strict parser")
+    # Valid as a Python object but not as JSON text: the strict parser refused something
+    # json.loads lets through (see _strict_parser_error).
+    return Rejection(Reason.INVALID_JSON, _strict_parser_error(strict_error))
+
+
+def _too_deep(where: str = "") -> str:
+    return (
+        f"message is not valid JSON for this decoder: arrays or objects are nested more than "
+        f"{_MAX_DEPTH} levels deep{where}; flatten the message"
+    )
+
+
+# Python's json messages -> what a producer should do about them.
+_JSON_HINTS = {
+    "Extra data": "there is more after the first JSON value; send exactly one JSON object per message",
+    "Invalid control character at": (
+        "a string holds a raw control character (a line break, tab, ...); escape it as \\n, \\t or \\u00XX"
+    ),
+    "Invalid \\uXXXX escape": "a \\u escape must be followed by exactly 4 hex digits",
+    "Unterminated string starting at": "a string starting here has no closing quote (cut short?)",
+    "Expecting property name enclosed in double quotes": (
+        "expected a key in double quotes (single quotes and trailing commas are not JSON)"
+    ),
+}
+
+
+def _json_syntax_error(exc: json.JSONDecodeError, text: str, raw: bytes) -> str:
+    where = f"line {exc.lineno} column {exc.colno}"
+    if b"\x00" in raw:
+        return (
+            f"message is not valid JSON: it holds NUL bytes (first at {where}); is it UTF-16 or UTF-32? "
+            "send JSON encoded as UTF-8"
+        )
+    if exc.pos >= len(text.rstrip(_JSON_WHITESPACE)):
+        return f"message is not valid JSON: it ends at {where} before the JSON does (cut short?)"
+    return f"message is not valid JSON at {where}: {_JSON_HINTS.get(exc.msg, exc.msg)}"
+
+
+def _strict_parser_error(exc: ValidationError) -> str:
+    """Name what pydantic's parser refused when json.loads accepted the message."""
+    detail = next((e["msg"] for e in exc.errors(include_url=False) if e["type"] == "json_invalid"), "")
+    detail = detail.removeprefix("Invalid JSON: ")
+    problem, _, where = detail.partition(" at line ")
+    where = f" (at line {where})" if where else ""
+    if "recursion limit" in problem:
+        return _too_deep(where)
+    if "surrogate" in problem or "escape" in problem:
+        return (
+            f"message is not valid JSON for this decoder: a \\u escape{where} is a lone surrogate "
+            "(\\ud800-\\udfff without its pair) or otherwise invalid; send the character itself in UTF-8 "
+            "or a complete surrogate pair"
+        )
+    if "number out of range" in problem:
+        return (
+            f"message is not valid JSON for this decoder: a number{where} is out of range "
+            "(too many digits or too large an exponent)"
+        )
+    if problem:
+        return f"message is not valid JSON for this decoder: {problem}{where}"
+    return "message is not valid JSON for this decoder's strict parser"
 
 
 def _rejection_from(exc: ValidationError) -> Rejection:
@@ -89,4 +195,10 @@ def _describe(err: dict, reason: Reason) -> str:
         return "`kind` must be 'image' or 'metric'" + (
             "" if err["type"] == "union_tag_not_found" else f", not {err['input'].get('kind')!r}"
         )
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
+    msg = err["msg"]
+    if err["type"] == "string_unicode":
+        msg = (
+            "holds a lone surrogate (a \\ud800-\\udfff escape without its pair); send the character "
+            "itself in UTF-8 or a complete surrogate pair"
+        )
+    return f"{loc}: {msg}" if loc else msg

@@ -1,14 +1,22 @@
-"""Build wire-format messages (for producers, the demo, benchmarks and tests)."""
+"""Build wire-format messages (for producers, the demo, benchmarks and tests).
+
+Every message is checked with the worker's own decoder before it is returned: input the
+worker would dead-letter (a NaN value, a label that is not a string, float32 pixels outside
+[0, 1], a `ts` that is not a timestamp, ...) raises `ValueError` here instead, saying what to fix.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+import sys
 from datetime import datetime
 
 import numpy as np
 
-from schemas.records import series_key
+from schemas.decode import Rejection, decode
+from schemas.records import ImageRecord, MetricPoint
 
 
 def image_message(
@@ -27,11 +35,11 @@ def image_message(
         dtype = "float32"
         arr = arr.astype("<f4", copy=False)
     else:
-        raise ValueError(f"pixels must be uint8 or float32, not {arr.dtype}")
+        raise ValueError(f"image_message: pixels must be uint8 or float32, not {arr.dtype}")
     msg: dict[str, object] = {"kind": "image"}
     _put(msg, id=id, ts=ts, source=source, model=model)
     msg.update(shape=list(arr.shape), dtype=dtype, data=base64.b64encode(arr.tobytes()).decode())
-    return json.dumps(msg, separators=(",", ":")).encode()
+    return _checked("image_message", msg)[0]
 
 
 def metric_message(
@@ -46,8 +54,16 @@ def metric_message(
     labels = labels or {}
     msg: dict[str, object] = {"kind": "metric", "series": series, "labels": labels}
     _put(msg, ts=ts, model=model)
-    msg["value"] = float(value)
-    return series_key(series, labels).encode(), json.dumps(msg, separators=(",", ":")).encode()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"metric_message: value must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"metric_message: value must be a finite number, not {value!r}")
+    msg["value"] = number
+    raw, point = _checked("metric_message", msg)
+    assert isinstance(point, MetricPoint)
+    return point.series_key.encode(), raw  # the key exactly as the worker computes it
 
 
 def _put(msg: dict[str, object], **fields: object) -> None:
@@ -55,3 +71,34 @@ def _put(msg: dict[str, object], **fields: object) -> None:
         if value is None:
             continue
         msg[name] = value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+def _checked(helper: str, msg: dict[str, object]) -> tuple[bytes, ImageRecord | MetricPoint]:
+    """The message as compact JSON and its record, once the decoder accepts it; else ValueError."""
+    try:
+        raw = json.dumps(msg, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError):  # a value JSON cannot hold: NaN, a set, a numpy scalar
+        raise ValueError(f"{helper}: {_unwritable(msg)}") from None
+    # No size limit here: that is the consumer's setting (--max-message-bytes), not the format's.
+    result = decode(raw, max_bytes=sys.maxsize)
+    if isinstance(result, Rejection):
+        raise ValueError(f"{helper}: the worker would reject this record ({result.reason}): {result.error}")
+    return raw, result
+
+
+_WANTED = {
+    "labels": "labels must map str names to str values",
+    "ts": "ts must be a datetime or an RFC 3339 str",
+}
+
+
+def _unwritable(msg: dict[str, object]) -> str:
+    """Which field of `msg` JSON cannot hold, and why."""
+    for name, value in msg.items():
+        parts = [(f"{name}.{k}", {k: v}) for k, v in value.items()] if isinstance(value, dict) else []
+        for where, part in [*parts, (name, value)]:
+            try:
+                json.dumps(part, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                return f"{where}: {exc}; {_WANTED.get(name, f'{name} must be a str')}"
+    return "the record cannot be written as JSON"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from datetime import datetime
+import string
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
 # Bytes per element of each supported pixel dtype, and how to bring it to [0, 1].
@@ -21,6 +22,63 @@ PIXEL_DTYPES: dict[str, tuple[np.dtype, float]] = {
 Dim = Annotated[int, Field(strict=True, ge=1, le=65536)]
 
 
+def _as_utc(ts: datetime) -> datetime:
+    """A zone-less timestamp (or a date) is taken as UTC; one with an offset is converted to UTC.
+
+    Records then carry an aware time at offset zero, and what the worker repeats in alerts says
+    so ("Z"). Already at offset zero (pydantic's own UTC zone): kept as it is, the cheap path.
+    """
+    offset = ts.utcoffset()
+    if offset is None:
+        return ts.replace(tzinfo=UTC)
+    if not offset:
+        return ts
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_utc_range",
+            "timestamp {ts} falls outside years 1 to 9999 once converted to UTC",
+            {"ts": ts.isoformat()},
+        ) from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A datetime normalised to UTC: RFC 3339 text (a missing offset means UTC), a date, or Unix seconds."""
+
+_BASE64_ALPHABET = frozenset(string.ascii_letters + string.digits + "+/=")
+_BASE64_RULES = (
+    "data must be standard base64 (RFC 4648 alphabet A-Z a-z 0-9 + /, padded with = to a multiple "
+    "of 4 characters; no line breaks, spaces, or URL-safe - and _): {problem}"
+)
+
+
+def _base64_problem(data: str, exc: Exception) -> str:
+    """What is wrong with `data`, for a producer to fix (only called once decoding failed)."""
+    if "-" in data or "_" in data:
+        return "it contains - or _ (URL-safe base64); encode with + and / instead"
+    if "\n" in data or "\r" in data:
+        return "it contains line breaks (MIME-style wrapping); send it as one unbroken line"
+    for i, ch in enumerate(data):
+        if ch not in _BASE64_ALPHABET:
+            what = "a space" if ch.isspace() else f"{ch!r}"
+            return f"it contains {what} at position {i}, which is not a base64 character"
+    body = data.rstrip("=")
+    if "=" in body:
+        return f"it has = at position {body.index('=')}; = may appear only as padding at the end"
+    if len(body) % 4 == 1:
+        return (
+            f"it has {len(body)} characters before any padding, one more than a multiple of 4: "
+            "it was cut short or has a stray character"
+        )
+    if len(data) % 4:
+        return (
+            f"its length, {len(data)} characters, is not a multiple of 4: "
+            "add the = padding (unpadded base64 is not accepted)"
+        )
+    return str(exc)
+
+
 class ImageRecord(BaseModel):
     """An image to score: raw row-major pixels, base64-encoded."""
 
@@ -28,7 +86,9 @@ class ImageRecord(BaseModel):
 
     kind: Literal["image"]
     id: str | None = Field(None, description="Record id; defaults to topic:partition:offset.")
-    ts: datetime | None = Field(None, description="When the image was taken (RFC 3339).")
+    ts: UtcDatetime | None = Field(
+        None, description="When the image was taken (RFC 3339; without an offset, UTC)."
+    )
     source: str | None = Field(None, description="Where the image comes from, e.g. a camera.")
     model: str | None = Field(None, description="Model to score with; the worker's default if unset.")
     shape: list[Dim] = Field(..., min_length=1, max_length=4, description="e.g. [28, 28]")
@@ -45,7 +105,7 @@ class ImageRecord(BaseModel):
             raw = base64.b64decode(self.data, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise PydanticCustomError(
-                "bad_base64", "data is not valid base64: {err}", {"err": str(exc)}
+                "bad_base64", _BASE64_RULES, {"problem": _base64_problem(self.data, exc)}
             ) from None
         dtype, scale = PIXEL_DTYPES[self.dtype]
         expected = math.prod(self.shape) * dtype.itemsize
@@ -82,7 +142,9 @@ class MetricPoint(BaseModel):
     kind: Literal["metric"]
     series: str = Field(..., min_length=1, max_length=512, description="Series name.")
     labels: dict[str, str] = Field(default_factory=dict, description="Series labels.")
-    ts: datetime | None = Field(None, description="Timestamp of the point (RFC 3339).")
+    ts: UtcDatetime | None = Field(
+        None, description="Timestamp of the point (RFC 3339; without an offset, UTC)."
+    )
     value: float = Field(..., strict=True, allow_inf_nan=False)
     id: str | None = Field(None, description="Record id; defaults to topic:partition:offset.")
     model: str | None = Field(None, description="Model to score with; the worker's default if unset.")
@@ -93,11 +155,20 @@ class MetricPoint(BaseModel):
 
 
 def series_key(series: str, labels: dict[str, str]) -> str:
-    """The Kafka key of a series: its name plus its sorted labels, Prometheus style."""
+    """The Kafka key of a series: its name plus its sorted labels, Prometheus style.
+
+    Label values are escaped as in the Prometheus text format (backslash, double quote and
+    newline as \\\\, \\" and \\n), so no value can close its quotes and pose as another label;
+    values without those characters appear as they are.
+    """
     if not labels:
         return series
-    inner = ",".join(f'{k}="{labels[k]}"' for k in sorted(labels))
+    inner = ",".join(f'{k}="{_escape_label_value(labels[k])}"' for k in sorted(labels))
     return f"{series}{{{inner}}}"
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 Record = Annotated[ImageRecord | MetricPoint, Field(discriminator="kind")]

@@ -127,3 +127,31 @@ def test_a_new_series_without_timestamps_starts_at_the_message_time():
     store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
     out = [store.push("a", None, float(i), TP, fallback_ts=1_800_000_000.0) for i in range(4)]
     assert out[-1].slot_ts == 1_800_000_000.0 + 3 * 60.0
+
+
+def test_a_point_restarts_its_window_only_when_more_than_reset_gap_slots_back():
+    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    gap = store.prep.reset_gap
+    last = gap + 10
+    for i in range(last + 1):
+        store.push("a", 60.0 * i, float(i), TP)
+    assert store.push("a", 60.0 * (last - gap), 0.0, TP) is PointOutcome.LATE  # exactly reset_gap back
+    assert store.resets == 0
+    assert store.push("a", 60.0 * (last - gap - 1), 0.0, TP) is PointOutcome.WARMING  # one more: restart
+    assert store.resets == 1
+
+
+def test_offline_prediction_scales_an_unseen_series_as_the_worker_does():
+    """A first segment shorter than W, then a long gap: both take the stats of the first full window."""
+    from training.kpi.offline import first_window_stats
+
+    p = prep(window=4, reset_gap=3)
+    ts = np.array([0, 1, 2, 10, 11, 12, 13, 14], dtype=float) * 60.0  # 3 points, a gap of 7, then 5
+    values = np.array([1000.0, 1000.0, 1000.0, 10.0, 12.0, 17.0, 11.0, 30.0])
+    store = SeriesWindows(p, 10)
+    pushed = [store.push("new", t, v, TP) for t, v in zip(ts, values, strict=True)]
+    windows = [w for w in pushed if isinstance(w, Window)]
+    center, scale = first_window_stats(to_grid(ts, values, p.interval_s, p.reset_gap), p.window)
+    expected = normalise(values[3:7], center, scale, p.clip)
+    assert np.allclose(windows[0].values, expected)
+    assert center == pytest.approx(11.5)  # the median of 10, 12, 17, 11; the 1000s are another segment

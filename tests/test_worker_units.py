@@ -177,6 +177,14 @@ def test_cli_corrupted_bundle_is_one_line(tiny_bundle, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_cli_unreachable_broker_is_one_error_line(tiny_bundle, tmp_path: Path) -> None:
+    copy_bundle(tiny_bundle, tmp_path)
+    done = run_worker("--model-repository", str(tmp_path / "repo"), "--bootstrap-servers", "127.0.0.1:1")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cannot reach Kafka at 127.0.0.1:1" in errors[0], done.stderr
+
+
 def test_cli_bad_option_names_flag_and_variable() -> None:
     done = run_worker("--max-batch", "0")
     assert done.returncode == 2

@@ -79,7 +79,7 @@ class TrainSettings(BaseSettings):
     out: Path | None = Field(
         None,
         description="bundle folder <repository>/<name>/<version>; must not exist "
-        "(default: models/mnist-vae/<next version>)",
+        "(default: models/mnist-vae/<next version>, or models/kpi-vae/<next version> with --dataset csv)",
     )
     name: str | None = Field(
         None, description="model name in the manifest (default: the --out parent folder)"

@@ -109,7 +109,7 @@ class ModelRegistry:
     def __init__(self, models: list[LoadedModel], default: str | None) -> None:
         self._by_key = {m.key: m for m in models}
         self._latest: dict[str, LoadedModel] = {}
-        for m in sorted(models, key=lambda m: _version_key(m.manifest.version)):
+        for m in sorted(models, key=lambda m: version_key(m.manifest.version)):
             self._latest[m.manifest.name] = m
         self.default = self.resolve(default) if default else (models[0] if len(models) == 1 else None)
         if default and self.default is None:
@@ -171,5 +171,5 @@ def _selected(folder: Path, keys: list[str]) -> bool:
     return name in keys or f"{name}:{version}" in keys
 
 
-def _version_key(version: str) -> tuple[int, int | str]:
+def version_key(version: str) -> tuple[int, int | str]:
     return (0, int(version)) if version.isdigit() else (1, version)

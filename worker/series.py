@@ -12,7 +12,7 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 - in the slot of the series' last point: a duplicate (at-least-once redelivery, or a
   producer retry); it is not scored again.
 - in an earlier slot: late; the windows it belonged to are already scored, so it is not.
-  Unless it is `reset_gap` or more slots before the last point: then a clock went back (or
+  Unless it lies more than `reset_gap` slots before the last point: then a clock went back (or
   the last point was stamped in the future), and the window restarts from this point, so
   one wrong timestamp cannot leave a series rejecting every correct point after it.
 - without a timestamp: it takes the slot after the series' last point (a new series starts

@@ -79,7 +79,7 @@ class WorkerSettings(BaseSettings):
     transport: Literal["kafka-python", "confluent"] = Field(
         "kafka-python",
         description="Kafka client: kafka-python (pure Python, the default) or confluent (librdkafka, "
-        "needs the [confluent] extra; about 2x the throughput on 2 cores)",
+        "needs the [confluent] extra; 1.5-2x the throughput on 2 cores)",
     )
 
     # Kafka security

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -14,7 +16,28 @@ from worker.settings import WorkerSettings
 from worker.transport import CommitRejected, Partitions, unreachable
 
 
+@contextmanager
+def _connection_errors_said_once() -> Iterator[None]:
+    """kafka-python logs each failed connection attempt at ERROR while it looks for a broker (a
+    dozen lines for a wrong address); the start-up error says it once. Shown at --log-level DEBUG."""
+    logger = logging.getLogger("kafka")
+    if logger.getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
+    with _connection_errors_said_once():
+        return _build(s)
+
+
+def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
     common = s.kafka_common()
     try:
         consumer = KafkaConsumer(
