@@ -326,3 +326,28 @@ def test_publisher_alerts_at_or_above_the_threshold_and_scores_the_rest(registry
     assert alerts[1][1]["source"] == {"topic": "in", "partition": 0, "offset": 2}
     scored = [value["record_id"] for topic, _, value in sink.sent if topic == "scores"]
     assert scored == ([] if scores_topic is None else ["r0", "r3"])
+
+
+class _FetchingConsumer:
+    """kafka-python's poll(): everything fetched so far (up to max_records), by partition."""
+
+    def __init__(self, fetches: list[dict]) -> None:
+        self.fetches, self.polls = fetches, []
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict:
+        self.polls.append(max_records)
+        return self.fetches.pop(0) if self.fetches else {}
+
+
+def test_kafka_python_source_empties_each_fetch_and_hands_it_out_in_max_records() -> None:
+    from worker.settings import WorkerSettings
+    from worker.transport_kafka_python import KafkaPythonSource
+
+    first = {("in", 0): list(range(0, 5)), ("in", 1): list(range(100, 103))}
+    consumer = _FetchingConsumer([first, {("in", 0): [5, 6]}])
+    source = KafkaPythonSource(consumer, WorkerSettings(metrics_port=0))
+    handed = [source.poll(10, 3) for _ in range(4)]
+    assert handed == [[0, 1, 2], [3, 4, 100], [101, 102], [5, 6]]
+    # kafka-python was asked for all it held, and again only once the first fetch was all handed out
+    assert consumer.polls == [KafkaPythonSource.DRAIN, KafkaPythonSource.DRAIN]
+    assert source.poll(10, 3) == [] and len(consumer.polls) == 3

