@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,8 @@ def main() -> int:
     p.add_argument("--model-repository", type=Path, default=REPO / "models", help="bundles to serve")
     p.add_argument("--rate", type=float, default=1000.0, help="records (points) per s for the latency runs")
     p.add_argument("--seconds", type=float, default=15.0, help="length of the latency runs")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs of each rate stage; the table gives their median")  # fmt: skip
     p.add_argument("--transports", default="kafka-python,confluent",
                    help="worker Kafka clients to measure, comma-separated")  # fmt: skip
     p.add_argument("--series", type=int, default=10_000, help="active metric series")
@@ -264,32 +267,42 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     produced = produce_all(bootstrap, topic, messages)
     print(f"produce (kafka-python, acks=all): {produced:,.0f} records/s\n")
     threads = WorkerSettings().intra_op_threads
-    b = scoring_rate(bundle, messages, args.max_batch, threads)
-    b_all = scoring_rate(bundle, messages, args.max_batch, 0)
-    b_one = scoring_rate(bundle, messages[:3000], 1, threads)
+    spread: dict[str, list[float]] = {}
+
+    def median_of(stage: str, run) -> float:
+        spread[stage] = sorted(run() for _ in range(args.repeats))
+        return float(np.median(spread[stage]))
+
+    b = median_of("b", lambda: scoring_rate(bundle, messages, args.max_batch, threads))
+    median_of("b'", lambda: scoring_rate(bundle, messages, args.max_batch, 0))
+    b_one = median_of("b1", lambda: scoring_rate(bundle, messages[:3000], 1, threads))
     small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2)
     produce_all(bootstrap, small, messages[: args.batch1_records])
     model = f"{bundle.parent.name}:{bundle.name}"
     repo = args.model_repository
     results, latencies = {}, {}
     for transport in args.transports.split(","):
-        a = bare_consume_rate(bootstrap, topic, args.records, transport)
-        c = worker_drain_rate(bootstrap, repo, topic, args.records, max_batch=str(args.max_batch),
-                              default_model=model, transport=transport)  # fmt: skip
-        d = worker_drain_rate(bootstrap, repo, small, args.batch1_records, max_batch="1",
-                              default_model=model, transport=transport)  # fmt: skip
+        a = median_of(f"a {transport}", partial(bare_consume_rate, bootstrap, topic, args.records, transport))
+        c = median_of(f"c {transport}", partial(
+            worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=str(args.max_batch),
+            default_model=model, transport=transport))  # fmt: skip
+        d = median_of(f"d {transport}", partial(
+            worker_drain_rate, bootstrap, repo, small, args.batch1_records, max_batch="1",
+            default_model=model, transport=transport))  # fmt: skip
         lat = latencies[transport] = latency(bootstrap, repo, args.rate, args.seconds, model, transport)
         results[transport] = (a, c, d, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat))
-    rows = [(f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", b),
-            (f"(b') onnxruntime alone, batch {args.max_batch}, all cores", b_all),
-            (f"(b1) onnxruntime alone, batch 1, {threads} thread(s)", b_one)]  # fmt: skip
-    for transport, (a, c, d, _p50, _p99, _n) in results.items():
-        rows += [(f"(a) bare consume, {transport}", a),
-                 (f"(c) worker drain, alerts only, --max-batch {args.max_batch}, {transport}", c),
-                 (f"(d) worker drain, --max-batch 1, {transport}", d)]  # fmt: skip
-    print(f"{'stage':<72}{'records/s':>12}")
-    for name, rate in rows:
-        print(f"{name:<72}{rate:>12,.0f}")
+    rows = [(f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", "b"),
+            (f"(b') onnxruntime alone, batch {args.max_batch}, all cores", "b'"),
+            (f"(b1) onnxruntime alone, batch 1, {threads} thread(s)", "b1")]  # fmt: skip
+    for transport in results:
+        rows += [(f"(a) bare consume, {transport}", f"a {transport}"),
+                 (f"(c) worker drain, alerts only, --max-batch {args.max_batch}, {transport}",
+                  f"c {transport}"),
+                 (f"(d) worker drain, --max-batch 1, {transport}", f"d {transport}")]  # fmt: skip
+    print(f"{'stage':<68}{'records/s':>12}   (median of {args.repeats}; min - max)")
+    for name, stage in rows:
+        runs = spread[stage]
+        print(f"{name:<68}{np.median(runs):>12,.0f}   {runs[0]:,.0f} - {runs[-1]:,.0f}")
     for transport, (a, c, d, p50, p99, n) in results.items():
         print(
             f"\n{transport}: (e) produce -> alert at {args.rate:.0f} records/s for {args.seconds:.0f} s "

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 # Bytes per element of each supported pixel dtype, and how to bring it to [0, 1].
@@ -97,7 +97,11 @@ class ImageRecord(BaseModel):
     )
     data: str = Field(..., description="base64 of the raw row-major pixel bytes")
 
-    _pixels: np.ndarray = PrivateAttr()
+    # The decoded pixels live in a plain slot, not a pydantic private attribute: with one,
+    # pydantic runs an extra hook on every validation that costs more than the decode itself
+    # at worker rates (py-spy). A copy or an unpickled record does not carry the slot, so
+    # `pixels` decodes again there.
+    __slots__ = ("_pixel_array",)
 
     @model_validator(mode="after")
     def _decode_pixels(self) -> ImageRecord:
@@ -123,15 +127,16 @@ class ImageRecord(BaseModel):
                 raise PydanticCustomError("out_of_range", "float32 pixels must lie in [0, 1]", {})
         else:
             pixels = np.multiply(pixels, np.float32(scale), dtype=np.float32)
-        # Straight into pydantic's private store: its attribute hooks cost more than the decode
-        # itself at worker rates (py-spy).
-        self.__pydantic_private__["_pixels"] = pixels
+        object.__setattr__(self, "_pixel_array", pixels)  # the model is frozen
         return self
 
     @property
     def pixels(self) -> np.ndarray:
         """The image as float32 in [0, 1], in the record's shape (read-only)."""
-        return self.__pydantic_private__["_pixels"]
+        try:
+            return self._pixel_array
+        except AttributeError:  # a copy: the slot is not copied
+            return self._decode_pixels()._pixel_array
 
 
 class MetricPoint(BaseModel):

@@ -331,3 +331,12 @@ def test_duplicate_keys_are_not_an_error_the_last_one_wins() -> None:
     """Both parsers take the last of duplicate keys, so duplicates never reach the fallback."""
     record = decode(b'{"kind": "metric", "series": "a", "value": "x", "value": 2}')
     assert isinstance(record, MetricPoint) and record.value == 2.0
+
+
+def test_a_copied_or_pickled_image_record_still_has_its_pixels() -> None:
+    import copy
+    import pickle
+
+    record = decode(image_message(np.arange(16, dtype=np.uint8).reshape(4, 4), id="x"))
+    for other in (copy.copy(record), copy.deepcopy(record), pickle.loads(pickle.dumps(record))):
+        assert other == record and np.array_equal(other.pixels, record.pixels)
