@@ -121,12 +121,12 @@ class Worker:
         for result in self.scoring.completed():
             self._publish(result)
         if time.monotonic() - self._last_commit >= self.s.commit_interval_ms / 1000.0:
-            self.commit()
+            self.commit(wait=False)
         if time.monotonic() - self._last_lag >= LAG_EVERY_S:
             self._update_lag()
 
     def drain(self) -> None:
-        """Score every batch in hand, flush the outputs, commit."""
+        """Score every batch in hand, flush the outputs, commit and wait for the commit."""
         for batch in self.batcher.drain():
             self.scoring.submit(batch)
         deadline = time.monotonic() + 120
@@ -135,7 +135,9 @@ class Worker:
                 raise TimeoutError("scoring did not finish within 120 s")
             for result in self.scoring.completed(wait_s=0.1):
                 self._publish(result)
-        self.commit()
+        # Waited for, and every position again: the partitions' next owner (or the next run)
+        # starts exactly here, even if a periodic commit before it failed.
+        self.commit(wait=True)
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -181,8 +183,13 @@ class Worker:
             self.metrics.end_to_end_seconds.labels(model=model.key).observe_many(seconds)
         self.scoring.finish(batch)
 
-    def commit(self) -> None:
-        """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches."""
+    def commit(self, wait: bool) -> None:
+        """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches.
+
+        The periodic commit does not wait for the broker's answer: waiting stalled the loop for
+        17 ms every second and up to 120 ms now and then (measured at 1,000 records/s; now about
+        5 ms, the flush). One that fails leaves its records to the next commit, or to be read again.
+        """
         # Every batch not in flight has had its outputs handed to the producer (on this
         # thread), so the flush below covers them.
         if self._commits_stopped:
@@ -197,13 +204,13 @@ class Worker:
             # (librdkafka calls it from close()).
             self._commits_stopped = True
             raise
-        offsets = self.offsets.committable(waiting)
+        offsets = self.offsets.committable(waiting, again=wait)
         self._last_commit = time.monotonic()
         if not offsets:
             self.health.committed()
             return
         try:
-            self.consumer.commit(offsets)
+            self.consumer.commit(offsets, wait=wait)
         except CommitRejected as exc:
             # A rebalance is under way: the next commit (or the next owner) covers these records.
             log.warning("commit skipped (%s); the records will be committed later or re-read", exc)

@@ -17,15 +17,18 @@ class OffsetTracker:
         """One past the last offset handed to the pipeline, if any was."""
         return self._next.get((topic, partition))
 
-    def committable(self, waiting: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    def committable(
+        self, waiting: dict[tuple[str, int], int], again: bool = False
+    ) -> dict[tuple[str, int], int]:
         """Offsets to commit: per partition, the lowest offset still waiting, else one past the last seen.
 
+        Only those past the last commit, unless `again` (an asynchronous commit may have failed).
         Call only after the outputs of everything handled so far are acknowledged.
         """
         out = {}
         for tp, nxt in self._next.items():
             position = min(nxt, waiting.get(tp, nxt))
-            if position > self._committed.get(tp, -1):
+            if position > self._committed.get(tp, -1) or again:
                 out[tp] = position
         return out
 

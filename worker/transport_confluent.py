@@ -66,6 +66,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "max.partition.fetch.bytes": 4 * 1024 * 1024,
             "fetch.max.bytes": 16 * 1024 * 1024,
             "enable.partition.eof": False,
+            "on_commit": _log_failed_commit,  # the answer to an asynchronous commit
         }
     )
     producer = Producer(
@@ -84,6 +85,13 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
     except KafkaException as exc:
         raise unreachable(s, exc) from None
     return source, ConfluentSink(producer)
+
+
+def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
+    if err is not None:
+        logging.getLogger(__name__).warning(
+            "a commit failed (%s); the next commit covers its records, or they are read again", err
+        )
 
 
 class ConfluentSource:
@@ -134,10 +142,10 @@ class ConfluentSource:
         got = self.consumer.consume(num_messages=n, timeout=timeout_s)
         return got if self.rebalances != generation else before + got
 
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+    def commit(self, offsets: dict[tuple[str, int], int], wait: bool = True) -> None:
         try:
             self.consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=not wait
             )
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None

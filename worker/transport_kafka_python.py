@@ -15,6 +15,8 @@ from kafka.structs import OffsetAndMetadata
 from worker.settings import WorkerSettings
 from worker.transport import CommitRejected, Partitions, unreachable
 
+log = logging.getLogger(__name__)
+
 
 @contextmanager
 def _connection_errors_said_once() -> Iterator[None]:
@@ -105,11 +107,13 @@ class KafkaPythonSource:
         start, self._next = self._next, min(self._next + max_records, len(self._fetched))
         return self._fetched[start : self._next]
 
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+    def commit(self, offsets: dict[tuple[str, int], int], wait: bool = True) -> None:
+        exact = {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+        if not wait:
+            self.consumer.commit_async(exact, callback=_log_failed_commit)
+            return
         try:
-            self.consumer.commit(
-                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
-            )
+            self.consumer.commit(exact)
         except (CommitFailedError, RebalanceInProgressError) as exc:
             raise CommitRejected(str(exc)) from None
 
@@ -145,6 +149,12 @@ class KafkaPythonSink:
 
     def close(self, timeout_s: float) -> None:
         self.producer.close(timeout=timeout_s)
+
+
+def _log_failed_commit(offsets: dict, response: object) -> None:
+    if isinstance(response, Exception):
+        log.warning("a commit failed (%s); the next commit covers its records, or they are read again",
+                    response)  # fmt: skip
 
 
 class _Listener(ConsumerRebalanceListener):
