@@ -48,9 +48,6 @@ class BatchHistogram(Collector):
                 self.counts += counts
                 self.sum += float(np.sum(values))
 
-        def observe(self, value: float) -> None:
-            self.observe_many(np.array([value]))
-
     def labels(self, **labels: str) -> BatchHistogram.Child:
         key = tuple(str(labels[n]) for n in self.labelnames)
         child = self._children.get(key)

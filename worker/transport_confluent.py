@@ -16,6 +16,8 @@ from collections.abc import Callable
 from worker.settings import WorkerSettings
 from worker.transport import CommitRejected, Message, Partitions, StartupError, unreachable
 
+log = logging.getLogger(__name__)
+
 SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
 
 try:
@@ -89,7 +91,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
 
 def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
     if err is not None:
-        logging.getLogger(__name__).warning(
+        log.warning(
             "a commit failed (%s); the next commit covers its records, or they are read again", err
         )
 
