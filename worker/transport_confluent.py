@@ -91,9 +91,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
 
 def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
     if err is not None:
-        log.warning(
-            "a commit failed (%s); the next commit covers its records, or they are read again", err
-        )
+        log.warning("a commit failed (%s); the next commit covers its records, or they are read again", err)
 
 
 class ConfluentSource:
