@@ -14,6 +14,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import AnomalyAlert, DeadLetter, ScoreMessage, image_message, metric_message
+from tests.kafka_broker import LocalKafka
 from tests.worker_harness import (
     WorkerThread,
     committed,
@@ -294,3 +295,44 @@ def test_a_second_worker_joining_takes_partitions_and_nothing_is_lost(
     alerts, scores, dead = outcome_ids(kafka_bootstrap, topics)
     assert set(alerts) | set(scores) == {json.loads(m)["id"] for m in messages}
     assert dead == []
+
+
+def test_a_stop_while_the_broker_is_away_exits_and_loses_nothing(
+    tmp_path, tiny_bundle, mnist_stream, transport
+) -> None:
+    """The broker goes away, then SIGTERM: the last commit cannot be made. The worker says so and
+    exits (kafka-python alone would wait for the coordinator forever); the records come back."""
+    messages, _ = mnist_stream
+    broker = LocalKafka(home=tmp_path / "kafka").start()
+    try:
+        bootstrap = broker.bootstrap_servers
+        topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        outputs = [NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]
+        admin.create_topics([NewTopic("in", 2, 1), *outputs])
+        admin.close()
+        # No periodic commit: the commit at the stop is the only one.
+        settings = worker_settings(bootstrap, repository(tiny_bundle), topics, transport=transport,
+                                   commit_interval_ms=600_000)  # fmt: skip
+        produce(bootstrap, "in", messages[:100])
+        proc = start_worker_process(settings)
+        try:
+            assert wait_for(lambda: outputs_so_far(bootstrap, topics) >= 100, 90)
+            broker.stop()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=90)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, out
+        assert "the last commit did not go through" in out and "stopped cleanly" not in out
+        broker.start()  # the same data: the outputs made before the stop are still there
+        assert committed(bootstrap, "g", "in") == {}
+        with WorkerThread(settings.model_copy(update={"commit_interval_ms": 100})) as w:
+            assert wait_for(lambda: committed(bootstrap, "g", "in") == end_offsets(bootstrap, "in"), 90)
+            w.stop()
+        alerts, scores, dead = outcome_ids(bootstrap, topics)
+        assert len(alerts) + len(scores) == 200  # each record twice: once before the stop, once after
+        assert set(alerts) | set(scores) == {json.loads(m)["id"] for m in messages[:100]}
+        assert dead == []
+    finally:
+        broker.stop()

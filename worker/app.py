@@ -76,6 +76,7 @@ class Worker:
         self._commits_stopped = False  # once an output is lost, this process commits nothing more
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
+        self.committed_at_stop: bool | None = None  # None until the commit at the end of run() is made
         for m in models:
             metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
             metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
@@ -93,7 +94,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 self.step()
-            self.drain()
+            self.committed_at_stop = self.drain()
         except BaseException:
             # Whatever broke the loop may have left a record without its output: commit nothing
             # more (librdkafka calls the revocation callback from close(), which would commit).
@@ -125,8 +126,11 @@ class Worker:
         if time.monotonic() - self._last_lag >= LAG_EVERY_S:
             self._update_lag()
 
-    def drain(self) -> None:
-        """Score every batch in hand, flush the outputs, commit and wait for the commit."""
+    def drain(self) -> bool:
+        """Score every batch in hand, flush the outputs, commit and wait for the commit.
+
+        False if the commit did not go through (see CommitRejected): the records after the last
+        commit are read again by whoever owns their partitions next."""
         for batch in self.batcher.drain():
             self.scoring.submit(batch)
         deadline = time.monotonic() + 120
@@ -137,7 +141,7 @@ class Worker:
                 self._publish(result)
         # Waited for, and every position again: the partitions' next owner (or the next run)
         # starts exactly here, even if a periodic commit before it failed.
-        self.commit(wait=True)
+        return self.commit(wait=True)
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -183,7 +187,7 @@ class Worker:
             self.metrics.end_to_end_seconds.labels(model=model.key).observe_many(seconds)
         self.scoring.finish(batch)
 
-    def commit(self, wait: bool) -> None:
+    def commit(self, wait: bool) -> bool:
         """Flush the outputs; only if every one was acknowledged, commit what lies below the open batches.
 
         The periodic commit does not wait for the broker's answer: waiting stalled the loop for
@@ -193,7 +197,7 @@ class Worker:
         # Every batch not in flight has had its outputs handed to the producer (on this
         # thread), so the flush below covers them.
         if self._commits_stopped:
-            return  # an output was lost: nothing more may be committed by this process
+            return False  # an output was lost: nothing more may be committed by this process
         waiting = self.batcher.pending_offsets()
         for tp, offset in self.scoring.pending_offsets().items():
             waiting[tp] = min(offset, waiting.get(tp, offset))
@@ -208,16 +212,18 @@ class Worker:
         self._last_commit = time.monotonic()
         if not offsets:
             self.health.committed()
-            return
+            return True
         try:
             self.consumer.commit(offsets, wait=wait)
         except CommitRejected as exc:
-            # A rebalance is under way: the next commit (or the next owner) covers these records.
+            # A rebalance, or the coordinator out of reach: the next commit (or the next owner)
+            # covers these records.
             log.warning("commit skipped (%s); the records will be committed later or re-read", exc)
-            return
+            return False
         self.offsets.committed(offsets)
         self.metrics.commits.inc()
         self.health.committed()
+        return True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -261,8 +267,8 @@ class Worker:
 
     def on_revoked(self, partitions: Partitions) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""
-        if self._commits_stopped:
-            return
+        if self._commits_stopped or self.committed_at_stop is not None:
+            return  # also when closing after the last drain: nothing was polled since
         try:
             self.drain()
         except Exception as exc:  # the clients would only log it: re-raised after poll

@@ -55,7 +55,11 @@ def run(s: WorkerSettings) -> int:
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()
-    log.info("stopped cleanly: outputs flushed, offsets committed, group left")
+    if worker.committed_at_stop:
+        log.info("stopped cleanly: outputs flushed, offsets committed, group left")
+    else:
+        log.warning("stopped: outputs flushed, but the last commit did not go through; the records "
+                    "after the previous commit will be read again (their alerts may repeat)")  # fmt: skip
     return 0
 
 

@@ -30,8 +30,15 @@ class StartupError(RuntimeError):
     pass
 
 
+# A commit normally answers in milliseconds; one that cannot reach the group coordinator gives up
+# after this, so a worker told to stop while its broker is away still exits (kafka-python would
+# wait forever). Its records are read again from the last commit.
+COMMIT_TIMEOUT_S = 15.0
+
+
 class CommitRejected(RuntimeError):
-    """The group is rebalancing: the commit did not happen (the next one, or the next owner, covers it)."""
+    """The commit did not happen: the group is rebalancing, or the coordinator could not be reached
+    within COMMIT_TIMEOUT_S. The next commit, or the next owner of the partitions, covers its records."""
 
 
 class Consumed(Protocol):

@@ -156,9 +156,19 @@ class ConfluentSource:
                 KafkaError.UNKNOWN_MEMBER_ID,
                 KafkaError._NO_OFFSET,
             )
+            # librdkafka does not call these retriable, but they only say the coordinator is out
+            # of reach right now (a broker down, a stop while it is away).
+            unreachable = code in (
+                KafkaError._WAIT_COORD,
+                KafkaError._TRANSPORT,
+                KafkaError._ALL_BROKERS_DOWN,
+                KafkaError._TIMED_OUT,
+                KafkaError.COORDINATOR_NOT_AVAILABLE,
+                KafkaError.NOT_COORDINATOR,
+            )
             # Retriable (a coordinator moving, a timeout): the next commit covers these offsets, as
             # kafka-python's own retry loop would.
-            if rebalancing or (err is not None and err.retriable()):
+            if rebalancing or unreachable or (err is not None and err.retriable()):
                 raise CommitRejected(str(exc)) from None
             raise
 

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, NoBrokersAvailable, RebalanceInProgressError
+from kafka.errors import CommitFailedError, KafkaTimeoutError, NoBrokersAvailable, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from worker.settings import WorkerSettings
-from worker.transport import CommitRejected, Partitions, unreachable
+from worker.transport import COMMIT_TIMEOUT_S, CommitRejected, Partitions, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,12 @@ class KafkaPythonSource:
             self.consumer.commit_async(exact, callback=_log_failed_commit)
             return
         try:
-            self.consumer.commit(exact)
+            self.consumer.commit(exact, timeout_ms=COMMIT_TIMEOUT_S * 1000)
         except (CommitFailedError, RebalanceInProgressError) as exc:
             raise CommitRejected(str(exc)) from None
+        except KafkaTimeoutError:
+            waited = f"{COMMIT_TIMEOUT_S:.0f} s"
+            raise CommitRejected(f"no answer from the group coordinator within {waited}") from None
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
