@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+# Loggers of the Kafka clients whose errors are mostly one line per reconnect attempt.
+CLIENT_LOGGERS = ("kafka.conn", "kafka.client", "librdkafka")
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,8 +26,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class RepeatThrottle(logging.Filter):
+    """Lets one line of a kind from the Kafka clients through per `every_s`, and says how many
+    were held back. While a broker is down, kafka-python logs two lines per reconnect attempt and
+    librdkafka about two a second per client, which buries everything else. A kind is a logger
+    and, for librdkafka, its facility (`FAIL`, `ERROR`, ...)."""
+
+    def __init__(self, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s, self.clock = every_s, clock
+        self._kinds: dict[tuple[str, str], list] = {}  # kind -> [when one last went through, held since]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name not in CLIENT_LOGGERS:
+            return True
+        facility = str(record.msg).split(" ", 1)[0] if record.name == "librdkafka" else ""
+        now, kind = self.clock(), (record.name, facility)
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen[0] < self.every_s:
+            seen[1] += 1
+            return False
+        held = seen[1] if seen is not None else 0
+        self._kinds[kind] = [now, 0]
+        if held:
+            record.msg = f"{record.getMessage()} ({held} more like it since the last one shown)"
+            record.args = ()
+        return True
+
+
 def configure(level: str, as_json: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    if logging.getLevelName(level) > logging.DEBUG:
+        handler.addFilter(RepeatThrottle())
     handler.setFormatter(
         JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
