@@ -192,11 +192,19 @@ down() {
     [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); }
     rm -f "$d/broker.pid"
   done
-  # A controlled shutdown takes a few seconds; after 30 s the JVM is killed.
+  # A controlled shutdown takes a few seconds; after 30 s the JVM is killed (a node of a 3-node
+  # cluster can hang in its shutdown once the other controllers are gone) and waited for, so
+  # nothing is left running when this returns.
   local deadline=$((SECONDS + 30))
   for pid in "${pids[@]}"; do
     while alive "$pid"; do
-      if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+      if [ $SECONDS -ge $deadline ]; then
+        echo "broker pid $pid did not stop within 30 s: killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        local killed=$((SECONDS + 10))
+        while alive "$pid" && [ $SECONDS -lt $killed ]; do sleep 0.1; done
+        break
+      fi
       sleep 0.2
     done
   done
