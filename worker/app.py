@@ -267,12 +267,15 @@ class Worker:
 
     def on_revoked(self, partitions: Partitions) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""
-        if self._commits_stopped or self.committed_at_stop is not None:
-            return  # also when closing after the last drain: nothing was polled since
+        if self._commits_stopped or self.committed_at_stop:
+            return  # also when closing (librdkafka) after a last drain that committed
         try:
-            self.drain()
+            committed = self.drain()
         except Exception as exc:  # the clients would only log it: re-raised after poll
             self._fatal = exc
+            return
+        if self.committed_at_stop is not None:  # closing: a second try at the last commit
+            self.committed_at_stop = committed
 
     def on_assigned(self, partitions: Partitions) -> None:
         kept = set(partitions)
