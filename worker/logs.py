@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,24 +31,31 @@ class RepeatThrottle(logging.Filter):
     """Lets one line of a kind from the Kafka clients through per `every_s`, and says how many
     were held back. While a broker is down, kafka-python logs two lines per reconnect attempt and
     librdkafka about two a second per client, which buries everything else. A kind is a logger
-    and, for librdkafka, its facility (`FAIL`, `ERROR`, ...)."""
+    plus, for librdkafka, its facility (`FAIL`, `COMMITFAIL`, `SASL`, ...) and, for kafka-python,
+    the message's template, so an error of another kind still shows at once."""
 
     def __init__(self, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.every_s, self.clock = every_s, clock
         self._kinds: dict[tuple[str, str], list] = {}  # kind -> [when one last went through, held since]
+        self._lock = threading.Lock()  # kafka-python logs from its sender and heartbeat threads too
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or record.name not in CLIENT_LOGGERS:
             return True
-        facility = str(record.msg).split(" ", 1)[0] if record.name == "librdkafka" else ""
-        now, kind = self.clock(), (record.name, facility)
-        seen = self._kinds.get(kind)
-        if seen is not None and now - seen[0] < self.every_s:
-            seen[1] += 1
-            return False
-        held = seen[1] if seen is not None else 0
-        self._kinds[kind] = [now, 0]
+        # confluent-kafka logs ("%s [%s] %s", (facility, client, text)): the facility leads.
+        if record.name == "librdkafka":
+            kind = (record.name, record.getMessage().split(" ", 1)[0])
+        else:
+            kind = (record.name, str(record.msg))
+        now = self.clock()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.every_s:
+                seen[1] += 1
+                return False
+            held = seen[1] if seen is not None else 0
+            self._kinds[kind] = [now, 0]
         if held:
             record.msg = f"{record.getMessage()} ({held} more like it since the last one shown)"
             record.args = ()

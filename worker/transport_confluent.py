@@ -158,7 +158,7 @@ class ConfluentSource:
             )
             # librdkafka does not call these retriable, but they only say the coordinator is out
             # of reach right now (a broker down, a stop while it is away).
-            unreachable = code in (
+            coordinator_away = code in (
                 KafkaError._WAIT_COORD,
                 KafkaError._TRANSPORT,
                 KafkaError._ALL_BROKERS_DOWN,
@@ -168,7 +168,7 @@ class ConfluentSource:
             )
             # Retriable (a coordinator moving, a timeout): the next commit covers these offsets, as
             # kafka-python's own retry loop would.
-            if rebalancing or unreachable or (err is not None and err.retriable()):
+            if rebalancing or coordinator_away or (err is not None and err.retriable()):
                 raise CommitRejected(str(exc)) from None
             raise
 
