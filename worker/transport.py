@@ -36,6 +36,11 @@ class StartupError(RuntimeError):
 COMMIT_TIMEOUT_S = 15.0
 
 
+def log_failed_commit(error: object) -> None:
+    """What both clients say when an asynchronous commit comes back failed."""
+    log.warning("a commit failed (%s); the next commit covers its records, or they are read again", error)
+
+
 class CommitRejected(RuntimeError):
     """The commit did not happen: the group is rebalancing, or the coordinator could not be reached
     within COMMIT_TIMEOUT_S. The next commit, or the next owner of the partitions, covers its records."""

@@ -14,9 +14,14 @@ import time
 from collections.abc import Callable
 
 from worker.settings import WorkerSettings
-from worker.transport import CommitRejected, Message, Partitions, StartupError, unreachable
-
-log = logging.getLogger(__name__)
+from worker.transport import (
+    CommitRejected,
+    Message,
+    Partitions,
+    StartupError,
+    log_failed_commit,
+    unreachable,
+)
 
 SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
 
@@ -91,7 +96,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
 
 def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
     if err is not None:
-        log.warning("a commit failed (%s); the next commit covers its records, or they are read again", err)
+        log_failed_commit(err)
 
 
 class ConfluentSource:

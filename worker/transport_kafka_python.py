@@ -13,9 +13,7 @@ from kafka.errors import CommitFailedError, KafkaTimeoutError, NoBrokersAvailabl
 from kafka.structs import OffsetAndMetadata
 
 from worker.settings import WorkerSettings
-from worker.transport import COMMIT_TIMEOUT_S, CommitRejected, Partitions, unreachable
-
-log = logging.getLogger(__name__)
+from worker.transport import COMMIT_TIMEOUT_S, CommitRejected, Partitions, log_failed_commit, unreachable
 
 
 @contextmanager
@@ -156,8 +154,7 @@ class KafkaPythonSink:
 
 def _log_failed_commit(offsets: dict, response: object) -> None:
     if isinstance(response, Exception):
-        log.warning("a commit failed (%s); the next commit covers its records, or they are read again",
-                    response)  # fmt: skip
+        log_failed_commit(response)
 
 
 class _Listener(ConsumerRebalanceListener):
