@@ -48,9 +48,9 @@ test-all: setup lint  ## the suite including the slow quality runs
 train: $(VENV)/.installed  ## train the default MNIST bundle into models/mnist-vae/<next version> (~1 min on 2 cores)
 	$(PY) -m training train
 
-KPI_DATA := .demo/kpi
+KPI_DATA := .demo/kpi-nonstationary
 train-kpi: $(VENV)/.installed  ## generate KPI series (as the demo does) and train a KPI bundle into models/kpi-vae/
-	@test -f $(KPI_DATA)/kpi.csv || $(PY) -m training synth --out $(KPI_DATA) --series 20 --days 21 --seed 11
+	@test -f $(KPI_DATA)/kpi.csv || $(PY) -m training synth --out $(KPI_DATA) --series 20 --days 28 --seed 11 --profile nonstationary
 	$(PY) -m training train --dataset csv --data $(KPI_DATA)/kpi.csv
 
 bench: setup  ## throughput and latency of each stage on a private broker (trains the bundles first if none)

@@ -22,6 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import append_times, create_topic, metric_total, start_worker, wait_ready
 from schemas import ModelManifest, metric_message
+from schemas.detect import STATE_SIZE
 from tests.kafka_broker import free_port_block
 from worker.series import SeriesWindows
 
@@ -114,7 +115,7 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         lines.append(
             f"(f) memory per series: worker RSS +{(rss1 - rss0) / n_series:,.0f} bytes/series "
             f"({n_series:,} series x {w - 1} points); window store alone {per_store:,.0f} bytes/series "
-            f"(ring {w * 8} bytes)"
+            f"(ring {w * 8} bytes, detector state {STATE_SIZE * 8} bytes)"
         )
         keys, values = messages(n_series, scored_steps, w - 1, interval)
         produce(bootstrap, topic, keys, values)

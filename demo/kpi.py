@@ -1,11 +1,12 @@
 """The KPI half of the demo: labelled synthetic series through the worker, checked against the labels
 and against what the offline evaluation predicts.
 
-The bundle is trained (if there is none) on a generated set; the stream is the last days of
-the same series (the part the training split keeps for testing), so each series is one the
-model knows. A series' first W - 1 streamed points warm its window up; after that every
-point is scored, and the worker's alerts are compared with `training.kpi.offline.predict_alerts`
-on the same points.
+The bundle is trained (if there is none) on a generated non-stationary set (levels that step
+and drift, noise that changes, seasonality that shifts, gaps, counts near zero); the stream is
+the last days of the same series (the part the training split keeps for testing). A series'
+first W - 1 streamed points fill its window and the detector's next `warmup` scores only
+learn; after that every point is scored, and the worker's alerts are compared with
+`training.kpi.offline.predict_alerts` on the same points.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def ensure_kpi_bundle(
     if not csv_path.exists():
         subprocess.run(
             [sys.executable, "-m", "training", "synth", "--out", str(data_dir), "--series", str(series),
-             "--days", str(days), "--seed", str(seed)],
+             "--days", str(days), "--seed", str(seed), "--profile", "nonstationary"],
             cwd=REPO, check=True,
         )  # fmt: skip
     out = repository / name / "1"
@@ -131,7 +132,7 @@ def summary(
                 total[kind] += 1
                 found[kind] += bool(hit[start:i].any())
                 start = None
-    print("\nKPI summary (points the worker scored: each series' first W - 1 streamed points warm up)")
+    print("\nKPI summary (each series' first W - 1 streamed points fill its window, the next ones warm up)")
     print(f"  series             {len(by_series)}, W = {window}, {len(points)} points streamed")
     print(f"  alerts             {len(alerts)}")
     for kind in sorted(total):

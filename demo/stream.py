@@ -57,10 +57,11 @@ class StreamDemoSettings(BaseSettings):
         "kpi-vae", description="KPI model: its newest version (trained into <repository>/<name>/1 if none)"
     )
     kpi_data_dir: Path = Field(
-        REPO / ".demo" / "kpi", description="where the generated KPI series (and the streamed part) go"
+        REPO / ".demo" / "kpi-nonstationary",
+        description="where the generated KPI series (and the streamed part) go",
     )
     kpi_series: int = Field(20, ge=1, description="generated KPI series (when a bundle is trained)")
-    kpi_days: int = Field(21, ge=7, description="days per generated series (when a bundle is trained)")
+    kpi_days: int = Field(28, ge=7, description="days per generated series (when a bundle is trained)")
     kpi_seed: int = Field(11, description="seed of the generated series")
     kpi_stream_days: float = Field(3.0, gt=0, description="last days of each series to stream")
     kpi_rate: float = Field(3000.0, gt=0, description="KPI points per second")

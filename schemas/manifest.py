@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from schemas.detect import DetectorParams
+
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 
@@ -47,20 +49,16 @@ class ImagePreprocessing(BaseModel):
 
 
 class SeriesStats(BaseModel):
-    """What training learned about one series: its grid and its robust scale."""
+    """What training learned about one series: its grid."""
 
     model_config = ConfigDict(frozen=True)
 
-    center: float = Field(..., description="Median of the training values")
-    scale: float = Field(..., gt=0, description="Robust spread: IQR / 1.349 (floored, never 0)")
     interval_s: float = Field(..., gt=0, description="Sampling interval of the series, seconds")
-    threshold: float | None = Field(
-        None, description="Per-series threshold, if calibrated per series; else the model's"
-    )
 
 
 class MetricPreprocessing(BaseModel):
-    """How metric points become model input: see schemas/timeseries.py, which both sides use."""
+    """How metric points become model input and alerts: schemas/timeseries.py (the grid) and
+    schemas/detect.py (scaling, parts, adaptive thresholds), which the worker and training share."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -71,14 +69,17 @@ class MetricPreprocessing(BaseModel):
     reset_gap: PositiveInt = Field(
         ..., description="A gap of this many missing points or more restarts the series' window"
     )
-    clip: float = Field(20.0, gt=0, description="Normalised values are clipped to [-clip, clip]")
-    normalisation: Literal["robust"] = Field("robust", description="(value - median) / (IQR / 1.349)")
-    series: dict[str, SeriesStats] = Field(
-        default_factory=dict, description="Per-series statistics by series key (series + sorted labels)"
+    clip: float = Field(20.0, gt=0, description="Scaled values are clipped to [-clip, clip]")
+    normalisation: Literal["window"] = Field(
+        "window",
+        description="Each window is scaled by its own past: (value - median) / (IQR / 1.349) of its "
+        "first W - 1 points, so the scaling follows the series",
     )
-    unknown_series: Literal["first_window"] = Field(
-        "first_window",
-        description="A series training did not see is normalised by the robust stats of its first W points",
+    series: dict[str, SeriesStats] = Field(
+        default_factory=dict, description="Per-series grid interval by series key (series + sorted labels)"
+    )
+    detector: DetectorParams = Field(
+        default_factory=DetectorParams, description="Parts, adaptive thresholds, warm-up: schemas/detect.py"
     )
 
     @property
@@ -102,7 +103,9 @@ class Calibration(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    method: Literal["percentile", "mean-std"]
+    method: Literal["percentile", "mean-std", "adaptive"] = Field(
+        ..., description="adaptive: metric models, thresholds that follow each series (schemas/detect.py)"
+    )
     percentile: float | None = Field(None, gt=0, lt=100, description="method=percentile")
     k: float | None = Field(None, description="method=mean-std: threshold = mean + k*std")
     threshold: float

@@ -45,6 +45,17 @@ class AnomalyAlert(BaseModel):
     labels: dict[str, str] | None = Field(None, description="Metric alerts: series labels.")
     value: float | None = Field(None, description="Metric alerts: value of the window's last point.")
     window: int | None = Field(None, description="Metric alerts: points in the scored window.")
+    detector: Literal["vae", "level", "flat"] | None = Field(
+        None,
+        description="Metric alerts: the part that fired: vae (the model's reconstruction error), level "
+        "(a robust z-score against the window's past), flat (a stuck value)",
+    )
+    detector_score: float | None = Field(
+        None, description="Metric alerts: that part's raw score (flat: the run length in points)"
+    )
+    detector_threshold: float | None = Field(
+        None, description="Metric alerts: the raw score at which that part alone alerts for this series now"
+    )
 
 
 class ScoreMessage(BaseModel):
@@ -60,3 +71,4 @@ class ScoreMessage(BaseModel):
     source: SourcePosition
     series_key: str | None = Field(None, description="Metric records: series plus sorted labels.")
     value: float | None = Field(None, description="Metric records: value of the window's last point.")
+    detector: str | None = Field(None, description="Metric records: the part that gave the score.")

@@ -26,11 +26,23 @@ MAX_GRID_SLOTS = 5_000_000  # a sparse series may span more slots than this only
 
 
 def detect_interval(timestamps_s: np.ndarray) -> float:
-    """The sampling interval of a series: the median gap between distinct timestamps."""
+    """The sampling interval of a series: the median gap between distinct timestamps, leaving out the
+    gaps that span missing points, and snapped to a whole second (a whole minute when within 2%).
+
+    A plain median drifts up when points are missing and timestamps jitter (301 s for a 300 s
+    series): the grid then stretches and points start to share slots and be dropped.
+    """
     distinct = np.unique(np.asarray(timestamps_s, dtype=np.float64))
     if distinct.size < 2:
         raise ValueError("a series needs at least two distinct timestamps to find its interval")
-    return float(np.median(np.diff(distinct)))
+    gaps = np.diff(distinct)
+    first = float(np.median(gaps))
+    estimate = float(np.median(gaps[gaps < 1.5 * first]))
+    if estimate >= 30:
+        minute = 60.0 * round(estimate / 60.0)
+        if minute and abs(estimate - minute) <= 0.02 * minute:
+            return minute
+    return float(round(estimate)) if estimate >= 10 else estimate
 
 
 def slot_of(timestamp_s: float | np.ndarray, interval_s: float) -> int | np.ndarray:

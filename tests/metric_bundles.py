@@ -1,8 +1,8 @@
 """A small hand-built metric bundle for tests of the worker's window mechanics (not of model quality).
 
 Its graph scores a window by how far the last point lies from the mean of the others:
-score = (x[-1] - mean(x[:-1]))^2 on normalised values. Real, exported ONNX; quick to build;
-its scores are easy to predict, so tests can say which points must alert. The trained
+score = (x[-1] - mean(x[:-1]))^2 on scaled values (its detector's vae part). Real, exported
+ONNX; quick to build; its scores are easy to predict. The trained
 KPI bundle (training.kpi) is what the quality tests use.
 """
 
@@ -12,11 +12,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
 from schemas import MANIFEST_FILE, ModelManifest
+from schemas.detect import DetectorParams
 from schemas.manifest import (
     Calibration,
     MetricPreprocessing,
@@ -61,11 +61,14 @@ def last_point_graph(window: int) -> onnx.ModelProto:
 def write_last_point_bundle(
     folder: Path,
     window: int = 8,
-    threshold: float = 25.0,
+    detector: DetectorParams | None = None,
     series: dict[str, SeriesStats] | None = None,
     interval_s: float = 60.0,
 ) -> ModelManifest:
-    """A bundle at `folder` (= <repository>/<name>/<version>) whose alerts are easy to predict."""
+    """A bundle at `folder` (= <repository>/<name>/<version>) whose scores are easy to predict; its
+    detector (schemas/detect.py) alerts from a series' first scored point unless told otherwise."""
+    detector = detector or DetectorParams(warmup=0)
+    threshold = detector.threshold
     folder.mkdir(parents=True)
     onnx.save(last_point_graph(window), folder / "model.onnx")
     manifest = ModelManifest(
@@ -77,13 +80,12 @@ def write_last_point_bundle(
         outputs={"score": TensorSpec(name="score", shape=[])},
         opset=18,
         preprocessing=MetricPreprocessing(
-            window=window, interval_s=interval_s, reset_gap=window, series=series or {}
+            window=window, interval_s=interval_s, reset_gap=window, series=series or {}, detector=detector
         ),
         score=ScoreSpec(function="last_point_sq", description="(last - mean of the rest)^2, normalised"),
         threshold=threshold,
         calibration=Calibration(
-            method="percentile",
-            percentile=99.0,
+            method="adaptive",
             threshold=threshold,
             score_min=0.0,
             score_max=4 * threshold,
@@ -94,7 +96,3 @@ def write_last_point_bundle(
     )
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2))
     return manifest
-
-
-def expected_score(window_values: np.ndarray) -> float:
-    return float((window_values[-1] - window_values[:-1].mean()) ** 2)

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from schemas import MetricPreprocessing, ModelManifest
+from schemas.detect import window_features
 from schemas.manifest import sha256_file
-from schemas.timeseries import robust_stats
+from schemas.timeseries import windows_ending_at
 from tests.kpi_helpers import tiny_kpi_csv, train_tiny_kpi_bundle
-from training.kpi.baseline import rolling_zscore
-from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust, segments, verdict
+from training.kpi.baseline import hampel, rolling_zscore
+from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust, segments
 from training.kpi.load import RawSeries
 from training.kpi.windows import WindowConfig, prepare_series, training_windows
 
@@ -32,27 +33,27 @@ def raw(ts: np.ndarray, values: np.ndarray, labels: np.ndarray | None = None) ->
     return RawSeries("s", ts.astype(float), values.astype(float), labels, None, "test")
 
 
-def test_split_by_time_stats_from_the_training_part_and_filled_points_masked() -> None:
+def test_split_by_time_windows_scaled_by_their_own_past_and_filled_points_masked() -> None:
     n = 100
     ts = np.arange(n) * 60.0
     values = np.arange(n, dtype=float)
-    values[60:] += 1000.0  # the later parts must not move the scaling
+    values[60:] += 1000.0  # a later step: only the windows that hold it see it
     keep = np.ones(n, dtype=bool)
     keep[[20, 21]] = False  # a short gap in the training part
     cfg = WindowConfig(window=8, reset_gap=5, clip=20.0, train_fraction=0.5, val_fraction=0.2)
     s = prepare_series(raw(ts[keep], values[keep]), cfg)
     assert s.interval_s == 60.0 and len(s.grid) == n
     assert (s.train_end, s.val_end) == (50, 70)
-    center, scale = robust_stats(np.delete(values[:50], [20, 21]))
-    assert (s.center, s.scale) == (center, scale)
     assert s.grid.missing[[20, 21]].all() and s.labels[[20, 21]].tolist() == [0, 0]
-    x, m = training_windows([s], cfg.window, "train")
+    x, m = training_windows([s], cfg, "train")
     assert x.shape == m.shape == (50 - 7, 8)  # every window ending in the training part
     assert x.dtype == np.float32
+    raw_windows = windows_ending_at(s.grid.values, np.arange(7, 50), 8)
+    np.testing.assert_array_equal(x, window_features(raw_windows, cfg.clip).z)
     row = 21 - 7  # the window ending at slot 21 holds both filled points, last
     assert m[row].tolist() == [True] * 6 + [False, False]
     assert not m[row + 3].all() and m[row + 9].all()
-    xv, _ = training_windows([s], cfg.window, "val")
+    xv, _ = training_windows([s], cfg, "val")
     assert len(xv) == 20
 
 
@@ -69,15 +70,22 @@ def test_labels_and_kinds_land_on_their_grid_slots() -> None:
 # --- baseline ----------------------------------------------------------------------------
 
 
-def test_rolling_zscore_uses_only_the_previous_w_points() -> None:
+def test_rolling_zscore_uses_only_the_previous_points_up_to_its_history() -> None:
     x = np.array([1.0, 2.0, 3.0, 10.0, 3.0])
-    z = rolling_zscore(x, np.array([3, 4]), window=3, floor=1e-9)
+    z = rolling_zscore(x, np.array([3, 4]), history=3)
     prev = np.array([1.0, 2.0, 3.0])
     assert z[0] == pytest.approx(abs(10 - prev.mean()) / prev.std())
     prev = np.array([2.0, 3.0, 10.0])
     assert z[1] == pytest.approx(abs(3 - prev.mean()) / prev.std())
-    flat = rolling_zscore(np.array([5.0, 5.0, 5.0, 5.0]), np.array([3]), window=3, floor=1e-6)
+    assert rolling_zscore(x, np.array([2]))[0] == pytest.approx(abs(3 - 1.5) / 0.5)  # fewer at the start
+    flat = rolling_zscore(np.array([5.0, 5.0, 5.0, 5.0]), np.array([3]), history=3)
     assert flat.tolist() == [0.0]  # a flat history does not divide by zero
+
+
+def test_hampel_is_robust_to_an_outlier_in_its_own_history() -> None:
+    x = np.array([10.0, 11.0, 9.0, 1000.0, 10.0, 12.0])
+    [score] = hampel(x, np.array([5]), window=6)  # history: 10, 11, 9, 1000, 10
+    assert score == pytest.approx(abs(12 - 10) / (1.4826 * 1.0))
 
 
 # --- point-adjusted metrics --------------------------------------------------------------
@@ -105,9 +113,6 @@ def test_precision_recall_f1_false_alarms_and_per_kind() -> None:
     assert d.per_kind["variance"].f1 == pytest.approx(2 * (3 / 5) * 1 / (3 / 5 + 1))  # against all 2 FPs
     base = evaluate([SeriesOutcome(labels, kinds, np.zeros(10, dtype=bool), days=0.5)])
     assert base.f1 == 0.0
-    line = verdict(d, base)
-    assert line.startswith("VAE beats the z-score on: overall F1 0.600 vs 0.000, ")
-    assert "does not on: dip 0.000 vs 0.000" in line
 
 
 # --- export and parity -------------------------------------------------------------------
@@ -182,10 +187,12 @@ def test_tiny_bundle_is_a_valid_metric_bundle(tiny_kpi) -> None:
     assert isinstance(pre, MetricPreprocessing)
     assert pre.window == 32 and pre.interval_s == 300.0 and pre.reset_gap == 32
     assert sorted(pre.series) == ["kpi_0000", "kpi_0001", "kpi_0002"]
-    assert all(st.threshold is not None and st.threshold > 0 for st in pre.series.values())
-    assert manifest.threshold == manifest.calibration.threshold
+    assert pre.normalisation == "window" and set(pre.detector.priors) == {"vae", "level"}
+    assert manifest.threshold == manifest.calibration.threshold == pre.detector.threshold
+    assert manifest.calibration.method == "adaptive"
     assert manifest.training["data"] == str(csv.resolve())
-    assert {"vae_f1", "baseline_f1", "vae_false_alarms_per_day"} <= set(manifest.metrics)
+    for name in ("detector", "zscore", "hampel"):
+        assert {f"{name}_f1", f"{name}_nab_standard", f"{name}_false_alarms_per_day"} <= set(manifest.metrics)
 
 
 def test_tiny_bundle_scores_windows_deterministically(tiny_kpi) -> None:
@@ -202,9 +209,8 @@ def test_predict_alerts_matches_the_evaluation_and_imports_no_torch(tiny_kpi) ->
     trained, csv = tiny_kpi
     ev = trained.evaluation
     expected = set()
-    for s, sc in zip(trained.series, ev.vae_scored, strict=True):
-        hit = sc.ends[(sc.scores >= ev.vae_thresholds[s.key])]
-        expected |= {(s.key, float(t)) for t in s.times[hit]}
+    for s, sc in zip(trained.series, ev.scored["detector"], strict=True):
+        expected |= {(s.key, float(t)) for t in s.times[sc.ends[sc.alerts]]}
     code = (
         "import sys, json; from training.kpi.offline import predict_alerts; "
         f"a = predict_alerts({str(trained.folder)!r}, {str(csv)!r}); "
@@ -216,20 +222,23 @@ def test_predict_alerts_matches_the_evaluation_and_imports_no_torch(tiny_kpi) ->
 
     alerts = json.loads(run.stdout)
     assert alerts and {(k, t) for k, t, _, _ in alerts} == expected
-    pre = trained.manifest.preprocessing
-    assert all(thr == pre.series[k].threshold and score >= thr for k, _, score, thr in alerts)
+    threshold = trained.manifest.threshold
+    assert all(thr >= threshold and score >= thr for _, _, score, thr in alerts)
 
 
-def test_predict_alerts_normalises_an_unknown_series_by_its_first_window(tiny_kpi, tmp_path: Path) -> None:
+def test_a_series_training_did_not_see_is_scored_as_a_known_one(tiny_kpi, tmp_path: Path) -> None:
+    """Nothing about a series is fixed in training but its grid interval: under another name, the
+    same values give the same alerts."""
     from training.kpi.offline import predict_alerts
 
     trained, csv = tiny_kpi
-    text = csv.read_text().replace("kpi_0000,", "new_series,")
     other = tmp_path / "renamed.csv"
-    other.write_text(text)
-    alerts = predict_alerts(trained.folder, other)
-    new = [a for a in alerts if a.series == "new_series"]
-    assert new and all(a.threshold == trained.manifest.threshold for a in new)
+    other.write_text(csv.read_text().replace("kpi_0000,", "new_series,"))
+    before = [(a.timestamp_s, a.score) for a in predict_alerts(trained.folder, csv) if a.series == "kpi_0000"]
+    after = [
+        (a.timestamp_s, a.score) for a in predict_alerts(trained.folder, other) if a.series == "new_series"
+    ]
+    assert before and after == before
 
 
 def test_evaluate_bundle_reproduces_the_training_figures(tiny_kpi) -> None:
@@ -260,14 +269,15 @@ def test_cli_help_lists_the_csv_options_and_evaluate_prints_the_table(tiny_kpi) 
     help_text = subprocess.run(
         [sys.executable, "-m", "training", "train", "--help"], cwd=REPO, capture_output=True, text=True
     ).stdout
-    for flag in ("--data", "--window", "--split", "--reset-gap", "--per-series-threshold", "--delay"):
+    for flag in ("--data", "--window", "--split", "--reset-gap", "--alert-threshold", "--adapt-halflife"):
         assert flag in help_text
     run = subprocess.run(
         [sys.executable, "-m", "training", "evaluate", str(trained.folder)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "point-adjusted" in run.stdout and "z-score" in run.stdout and "VAE beats" in run.stdout
+    assert "NAB standard" in run.stdout and "zscore" in run.stdout and "hampel" in run.stdout
+    assert "PA-F1" in run.stdout and "detector vs zscore" in run.stdout
 
 
 def test_context_anomalies_never_touch_the_scored_points_and_zero_share_is_identity():
@@ -286,13 +296,14 @@ def test_context_anomalies_never_touch_the_scored_points_and_zero_share_is_ident
     assert torch.equal(inject_context_anomalies(x, 0.0, 2, gen), x)
 
 
-def test_without_labels_the_table_gives_alert_rates_not_detection_figures():
-    from training.kpi.evaluate import SeriesOutcome, evaluate, format_table, verdict
+def test_without_labels_the_comparison_gives_alert_rates_not_detection_figures():
+    from training.kpi.evaluate import SeriesOutcome, evaluate, format_comparison, report
 
-    outcome = SeriesOutcome(labels=np.zeros(1000, np.int8), kinds=np.array([""] * 1000),
-                            alerts=np.arange(1000) % 100 == 0, days=2.0)  # fmt: skip
-    det = evaluate([outcome])
-    text = format_table(det, det, None, 32)
-    assert "no labelled anomalies" in text and "F1" not in text
-    assert "5.00" in text and "10.00" in text  # 10 alerts over 2 series-days and over 1,000 points
-    assert verdict(det, det).startswith("no labelled anomalies")
+    alerts = np.arange(1000) % 100 == 0
+    outcome = SeriesOutcome(
+        labels=np.zeros(1000, np.int8), kinds=np.array([""] * 1000), alerts=alerts, days=2.0
+    )
+    r = report("detector", [alerts.astype(float)], [np.zeros(1000, np.int8)], evaluate([outcome]), 0.15)
+    text = format_comparison([r], "test")
+    assert "no labelled anomalies" in text and "NAB" not in text and "F1" not in text
+    assert "5.00" in text  # 10 alerts over 2 series-days

@@ -85,3 +85,13 @@ def test_one_timestamp_and_an_array_give_the_same_slots_halves_included():
 
     ts = [0.0, 29.999, 30.0, 90.0, 150.0, 1_795_449_671.5, -30.0]
     assert [slot_of(t, 60.0) for t in ts] == slot_of(np.array(ts), 60.0).tolist()
+
+
+def test_detect_interval_is_not_pulled_up_by_missing_points_under_jitter():
+    """A plain median said 301-302 s here, and the stretched grid dropped points as duplicates."""
+    rng = np.random.default_rng(0)
+    ts = np.arange(5000) * 300.0 + rng.uniform(-45, 45, 5000)
+    ts = ts[rng.random(5000) > 0.3]  # 30% of the points missing
+    assert detect_interval(ts) == 300.0
+    assert detect_interval(np.arange(100) * 0.5) == 0.5  # sub-second data keeps its interval
+    assert detect_interval(np.arange(100) * 17.0) == 17.0

@@ -16,13 +16,13 @@ pytestmark = pytest.mark.integration
 
 W = 8
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
-KNOWN = {'cpu{host="a"}': SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}
+KNOWN = {'cpu{host="a"}': SeriesStats(interval_s=60.0)}
 
 
 @pytest.fixture(scope="module")
 def metric_repository(tmp_path_factory):
     repo = tmp_path_factory.mktemp("metric-models")
-    write_last_point_bundle(repo / "kpi-test" / "1", window=W, threshold=25.0, series=KNOWN)
+    write_last_point_bundle(repo / "kpi-test" / "1", window=W, series=KNOWN)
     return repo
 
 
@@ -75,14 +75,18 @@ def test_a_spike_is_alerted_with_its_series_and_the_rest_scored(
     assert alert.kind == "metric" and alert.value == 10.0 and alert.window == W
     assert alert.series == "cpu" and alert.labels == {"host": "a"} and alert.series_key == 'cpu{host="a"}'
     assert alert.ts == T0 + timedelta(minutes=16)
-    assert alert.score > 80 and alert.threshold == 25.0
-    assert alert.severity == pytest.approx(1 - 25.0 / (2 * alert.score))  # 0.5 at the threshold
+    # The detector's threshold (2.7 standard deviations of the series' own log-scores), reached by
+    # the spike's level or vae part, which the alert names with its raw score and raw threshold.
+    assert alert.threshold == 2.7 and alert.score >= alert.threshold
+    assert alert.detector in ("vae", "level") and alert.detector_score >= alert.detector_threshold
+    assert alert.severity == pytest.approx(1 - 2.7 / (2 * alert.score))  # 0.5 at the threshold
     assert alert.model == "kpi-test" and alert.source.topic == topics["input"]
     scores = [ScoreMessage.model_validate(s) for s in read_json(kafka_bootstrap, topics["scores"])]
-    # Every point after the spike's window that still holds the spike scores low: the spike pulls the
-    # mean up, the last point sits near 0 or 1 -> (x - mean)^2 < 25.
+    # Every other scored point is a score message below its threshold (the points after the spike
+    # are held back by the raised threshold after an alert, not alerted again).
     assert len(scores) == len(values) - (W - 1) - 1
-    assert all(s.series_key == 'cpu{host="a"}' and s.score < 25 for s in scores)
+    assert all(s.series_key == 'cpu{host="a"}' and s.score < s.threshold for s in scores)
+    assert all(s.detector in ("vae", "level", "flat") for s in scores)
     ends = {p: end for p, end in end_offsets(kafka_bootstrap, topics["input"]).items() if end}
     assert committed(kafka_bootstrap, topics["group"], topics["input"]) == ends
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from schemas.detect import STATE_SIZE, window_features
 from schemas.manifest import MetricPreprocessing, SeriesStats
-from schemas.timeseries import normalise, scoreable, to_grid, windows_ending_at
+from schemas.timeseries import scoreable, to_grid, windows_ending_at
 from worker.series import PointOutcome, SeriesWindows, Window
 
 TP = ("kpi", 0)
@@ -15,47 +16,49 @@ def prep(window=4, reset_gap=3, series=None):
 
 
 def test_a_series_warms_up_then_every_point_completes_a_window():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     outcomes = [store.push("a", 60.0 * i, float(i), TP) for i in range(6)]
     assert outcomes[:3] == [PointOutcome.WARMING] * 3
-    assert [o.values.tolist() for o in outcomes[3:]] == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]]
+    assert [o.raw.tolist() for o in outcomes[3:]] == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]]
     assert outcomes[-1].slot_ts == 300.0
     assert store.warming == 0
 
 
 def test_duplicates_and_late_points_are_not_scored_and_do_not_change_the_window():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     for i in range(4):
         store.push("a", 60.0 * i, float(i), TP)
     assert store.push("a", 180.0, 99.0, TP) is PointOutcome.DUPLICATE
     assert store.push("a", 185.0, 99.0, TP) is PointOutcome.DUPLICATE  # jitter within the slot
     assert store.push("a", 60.0, 99.0, TP) is PointOutcome.LATE
     nxt = store.push("a", 240.0, 4.0, TP)
-    assert isinstance(nxt, Window) and nxt.values.tolist() == [1, 2, 3, 4]
+    assert isinstance(nxt, Window) and nxt.raw.tolist() == [1, 2, 3, 4]
 
 
 def test_short_gaps_are_filled_and_long_gaps_restart_the_window():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     store.push("a", 0.0, 0.0, TP)
     store.push("a", 60.0, 1.0, TP)
     w = store.push("a", 240.0, 4.0, TP)  # slots 2 and 3 missing: filled with 2, 3
-    assert w.values.tolist() == [1, 2, 3, 4]
+    assert w.raw.tolist() == [1, 2, 3, 4]
     assert store.push("a", 240.0 + 4 * 60, 8.0, TP) is PointOutcome.WARMING  # 3 missing >= reset_gap
     assert store.resets == 1 and store.warming == 1
 
 
 def test_points_without_timestamp_take_the_next_slot():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     out = [store.push("a", None, float(i), TP) for i in range(4)]
-    assert out[-1].values.tolist() == [0, 1, 2, 3]
+    assert out[-1].raw.tolist() == [0, 1, 2, 3]
 
 
-def test_unknown_series_are_scaled_by_their_first_window():
+def test_each_window_is_scaled_by_its_own_past_so_the_scaling_follows_the_series():
     store = SeriesWindows(prep(), 10)
-    out = [store.push("new", 60.0 * i, v, TP) for i, v in enumerate([10.0, 12.0, 14.0, 16.0, 100.0])]
-    first, second = out[3], out[4]
-    assert isinstance(first, Window) and abs(float(np.median(first.values))) < 1e-6
-    assert second.values[-1] > 10  # the jump is large on the first window's scale
+    values = [10.0, 12.0, 14.0, 16.0, 100.0, 101.0, 99.0, 100.0, 102.0]
+    out = [store.push("new", 60.0 * i, v, TP) for i, v in enumerate(values)]
+    jump, settled = out[4], out[-1]
+    assert isinstance(jump, Window) and jump.values[-1] > 10  # far from its window's past (12, 14, 16)
+    np.testing.assert_array_equal(jump.values, window_features(jump.raw, 20.0).z[0])
+    assert abs(float(settled.values[-1])) < 3  # 4 points later the new level is the past (99..101)
 
 
 def test_least_recently_updated_series_is_evicted_and_memory_is_bounded():
@@ -68,7 +71,7 @@ def test_least_recently_updated_series_is_evicted_and_memory_is_bounded():
     assert store.push("b", 60.0, 1.0, TP) is PointOutcome.WARMING  # b starts over
     assert store.evicted == 2  # c went
     assert store._values.shape[0] <= 3
-    assert store.bytes_per_series() == 4 * 8
+    assert store.bytes_per_series() == (4 + STATE_SIZE) * 8
 
 
 def test_series_of_partitions_given_away_are_forgotten():
@@ -87,7 +90,7 @@ def test_streaming_windows_equal_the_windows_training_scores():
     keep = rng.random(n) > 0.15
     keep[200:210] = False  # a long gap: a new segment
     ts, values = ts[keep], rng.normal(50, 5, n)[keep]
-    stats = SeriesStats(center=50.0, scale=5.0, interval_s=60.0)
+    stats = SeriesStats(interval_s=60.0)
     p = prep(window=16, reset_gap=6, series={"s": stats})
     store = SeriesWindows(p, 10)
     streamed = []
@@ -98,9 +101,9 @@ def test_streaming_windows_equal_the_windows_training_scores():
 
     grid = to_grid(ts, values, 60.0, p.reset_gap)
     ends = scoreable(grid, p.window)
-    offline = windows_ending_at(normalise(np.nan_to_num(grid.values), 50.0, 5.0, p.clip), ends, p.window)
+    offline = window_features(windows_ending_at(grid.values, ends, p.window), p.clip).z
     assert [t for t, _ in streamed] == (grid.slots[ends] * 60.0).tolist()
-    np.testing.assert_allclose(np.stack([w for _, w in streamed]), offline, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.stack([w for _, w in streamed]), offline)
 
 
 @pytest.mark.parametrize("max_series", [1, 5])
@@ -112,25 +115,25 @@ def test_growth_never_exceeds_max_series(max_series):
 
 
 def test_one_point_stamped_far_ahead_does_not_leave_the_series_rejecting_correct_points():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     for i in range(4):
         store.push("a", 60.0 * i, float(i), TP)
     store.push("a", 60.0 * 1e6, 99.0, TP)  # a producer's clock (or ms-for-s) mistake
     assert store.push("a", 240.0, 4.0, TP) is PointOutcome.WARMING  # restarts instead of "late"
     out = [store.push("a", 60.0 * i, float(i), TP) for i in range(5, 8)]
-    assert isinstance(out[-1], Window) and out[-1].values.tolist() == [4, 5, 6, 7]
+    assert isinstance(out[-1], Window) and out[-1].raw.tolist() == [4, 5, 6, 7]
     assert store.resets == 2  # the jump ahead (a long gap), then the jump back
     assert store.push("a", 60.0 * 6, 0.0, TP) is PointOutcome.LATE  # late by less than reset_gap
 
 
 def test_a_new_series_without_timestamps_starts_at_the_message_time():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     out = [store.push("a", None, float(i), TP, fallback_ts=1_800_000_000.0) for i in range(4)]
     assert out[-1].slot_ts == 1_800_000_000.0 + 3 * 60.0
 
 
 def test_a_point_restarts_its_window_only_when_more_than_reset_gap_slots_back():
-    store = SeriesWindows(prep(series={"a": SeriesStats(center=0.0, scale=1.0, interval_s=60.0)}), 10)
+    store = SeriesWindows(prep(series={"a": SeriesStats(interval_s=60.0)}), 10)
     gap = store.prep.reset_gap
     last = gap + 10
     for i in range(last + 1):
@@ -141,17 +144,30 @@ def test_a_point_restarts_its_window_only_when_more_than_reset_gap_slots_back():
     assert store.resets == 1
 
 
-def test_offline_prediction_scales_an_unseen_series_as_the_worker_does():
-    """A first segment shorter than W, then a long gap: both take the stats of the first full window."""
-    from training.kpi.offline import first_window_stats
+def test_worker_decisions_equal_the_offline_detector_point_for_point():
+    """The worker's per-point decide (after scoring) and training's offline detect are one code path:
+    same scores, thresholds, parts and alerts, given the same model scores."""
+    from training.kpi.scoring import RawScores, detect
 
-    p = prep(window=4, reset_gap=3)
-    ts = np.array([0, 1, 2, 10, 11, 12, 13, 14], dtype=float) * 60.0  # 3 points, a gap of 7, then 5
-    values = np.array([1000.0, 1000.0, 1000.0, 10.0, 12.0, 17.0, 11.0, 30.0])
+    rng = np.random.default_rng(5)
+    n = 600
+    values = rng.normal(100, 3, n)
+    values[300:] += 25  # a level shift
+    values[450:470] = values[450]  # a stuck value
+    ts = np.arange(n) * 60.0
+    p = prep(window=16, reset_gap=6)
     store = SeriesWindows(p, 10)
-    pushed = [store.push("new", t, v, TP) for t, v in zip(ts, values, strict=True)]
-    windows = [w for w in pushed if isinstance(w, Window)]
-    center, scale = first_window_stats(to_grid(ts, values, p.interval_s, p.reset_gap), p.window)
-    expected = normalise(values[3:7], center, scale, p.clip)
-    assert np.allclose(windows[0].values, expected)
-    assert center == pytest.approx(11.5)  # the median of 10, 12, 17, 11; the 1000s are another segment
+    model = lambda w: float(np.mean(w.values.astype(np.float64) ** 2))  # noqa: E731 - a stand-in graph
+    streamed = []
+    for t, v in zip(ts, values, strict=True):
+        w = store.push("s", t, v, TP)
+        if isinstance(w, Window):
+            streamed.append(w.decide(p, model(w)))
+    grid = to_grid(ts, values, 60.0, p.reset_gap)
+    ends = scoreable(grid, p.window)
+    f = window_features(windows_ending_at(grid.values, ends, p.window), p.clip)
+    offline = detect(RawScores(ends, f, np.mean(f.z.astype(np.float64) ** 2, axis=1)), p.detector)
+    assert [d.score for d in streamed] == pytest.approx(offline.scores.tolist(), rel=1e-9, abs=1e-12)
+    assert [d.threshold for d in streamed] == pytest.approx(offline.thresholds.tolist(), rel=1e-9)
+    assert [d.alert for d in streamed] == offline.alerts.tolist()
+    assert any(d.alert and d.part == "flat" for d in streamed)  # the stuck value is found, and named

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, CliPositionalArg, SettingsConfigDict
 
+from schemas.detect import DetectorParams
 from training.data.mnist import BUNDLED_DIR
 
 _COMMON = dict(env_prefix="TRAINING_", cli_kebab_case=True, frozen=True, cli_implicit_flags=True)
@@ -31,7 +32,7 @@ class TrainSettings(BaseSettings):
         "per-series CSV files timestamp,value[,label] (series name = file name); labels are used "
         "for evaluation only",
     )
-    window: int = Field(120, ge=4, le=10_000, description="(csv) W: points per window the model sees")
+    window: int = Field(32, ge=4, le=10_000, description="(csv) W: points per window the model sees")
     hidden: str = Field("100,100", description="(csv) hidden layer widths of the dense encoder (and decoder)")
     score_points: int = Field(
         1, ge=1, description="(csv) score = mean squared reconstruction error of the window's last N points"
@@ -63,10 +64,22 @@ class TrainSettings(BaseSettings):
         "the loss still on the clean window: an anomaly then does not keep raising the scores of "
         "the W points after it (0 = off)",
     )
-    per_series_threshold: bool = Field(
-        True,
-        description="(csv) calibrate one threshold per series on its validation part (stored in the "
-        "manifest); the model-wide threshold, over all series, is for series training did not see",
+    alert_threshold: float = Field(
+        DetectorParams().threshold,
+        gt=0,
+        description="(csv) a point alerts when its largest surprise (the log-score of a part against that "
+        "series' own recent ones, in standard deviations) reaches this",
+    )
+    adapt_halflife: float = Field(
+        DetectorParams().adapt_halflife,
+        gt=1,
+        description="(csv) half-life, in points, of each series' score statistics: how fast the "
+        "thresholds follow a series that changes",
+    )
+    warmup: int = Field(
+        DetectorParams().warmup,
+        ge=0,
+        description="(csv) points a new series only learns from (after its first window) before it alerts",
     )
     delay: int | None = Field(
         None,
@@ -158,6 +171,23 @@ class TrainSettings(BaseSettings):
         return self.device
 
 
+class BenchmarkSettings(TrainSettings):
+    """Learn from the first part of each series only, then score every point as the worker would and
+    compare with classic detectors (NAB's protocol: learn from the first 15%, score the rest)."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m training benchmark", **_COMMON)
+
+    dataset: Literal["csv"] = Field("csv", description="always csv: KPI series from --data")
+    learn_percent: float = Field(
+        15.0, gt=0, lt=100, description="the bundle trains on this first share of each series' points only"
+    )
+    split: str = Field(
+        "67,32,1",
+        description="train,validation,test percentages of that first share (the evaluation is of every "
+        "point after it)",
+    )
+
+
 class EvaluateSettings(BaseSettings):
     """Re-score a bundle with plain onnxruntime on the evaluation protocol its manifest names."""
 
@@ -176,7 +206,22 @@ class SynthSettings(BaseSettings):
     model_config = SettingsConfigDict(cli_prog_name="python -m training synth", **_COMMON)
 
     out: Path = Field(..., description="folder to write kpi.csv into (series,timestamp,value,label,kind)")
+    profile: Literal["stationary", "nonstationary", "heldout"] = Field(
+        "stationary",
+        description="stationary: one level, fixed cycles, one noise size (demos, tests); nonstationary: "
+        "drift, trends, changing noise and cycles, counts near zero, bursts, jitter and gaps (the tuning "
+        "set; also writes series.json); heldout: a fixed preset with its own seed and parameters, never "
+        "used for tuning (--series, --days, --seed, --interval-minutes, --anomalies-per-week not allowed)",
+    )
     series: int = Field(10, ge=1, le=100_000, description="how many series")
     days: int = Field(14, ge=2, le=3650, description="days per series (the first day has no anomalies)")
-    interval_minutes: int = Field(5, ge=1, le=1440, description="sampling interval")
+    interval_minutes: int = Field(
+        5, ge=1, le=1440, description="sampling interval (nonstationary: must divide a day)"
+    )
     seed: int = Field(0, description="random seed")
+    anomalies_per_week: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="anomaly windows per series and week (default: 6 stationary, 1.5 nonstationary)",
+    )

@@ -178,7 +178,13 @@ class Worker:
         else:
             self.metrics.inference_seconds.labels(model=model.key).observe(result.seconds)
             self.metrics.batch_size.labels(model=model.key).observe(len(items))
-            alerts = self.publisher.outcomes(model, items, result.scores, datetime.now(UTC))
+            decisions = None
+            if model.manifest.kind == "metric":
+                # In the order the windows were made: each decision updates its series' state.
+                prep = model.manifest.preprocessing
+                scores = result.scores.tolist()
+                decisions = [item.window.decide(prep, s) for item, s in zip(items, scores, strict=True)]
+            alerts = self.publisher.outcomes(model, items, result.scores, datetime.now(UTC), decisions)
             self.metrics.scored.labels(model=model.key).inc(len(items))
             self.metrics.alerts.labels(model=model.key).inc(alerts)
             stamps = np.fromiter((i.message.timestamp or 0 for i in items), np.float64, len(items))

@@ -9,6 +9,7 @@ import numpy as np
 
 from schemas import ImageRecord, MetricPoint
 from worker.registry import LoadedModel
+from worker.series import Window
 from worker.transport import Consumed
 
 
@@ -19,8 +20,8 @@ class Item:
     message: Consumed
     record: ImageRecord | MetricPoint
     record_id: str
-    row: np.ndarray  # the model input of this record: the image, or the series' normalised window
-    threshold: float | None = None  # a metric series' own threshold, if training calibrated one
+    row: np.ndarray  # the model input of this record: the image, or the series' scaled window
+    window: Window | None = None  # metric points: the window, and what deciding on its score needs
     point_ts: float | None = None  # metric points: grid time of the point, seconds since the epoch
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from schemas import AnomalyAlert, DeadLetter, MetricPoint, Reason, ScoreMessage, SourcePosition
+from schemas.detect import Decision
 from schemas.manifest import ratio_severity
 from worker.batch import Item
 from worker.metrics import Metrics
@@ -49,21 +50,30 @@ class Publisher:
         self._in_flight: list = []  # futures since the last flush; touched only by the loop thread
 
     def outcomes(
-        self, model: LoadedModel, items: list[Item], scores: np.ndarray, detected_at: datetime
+        self,
+        model: LoadedModel,
+        items: list[Item],
+        scores: np.ndarray,
+        detected_at: datetime,
+        decisions: list[Decision] | None = None,
     ) -> int:
-        """An alert for each score at or above the threshold, a score message for the rest. Returns alerts."""
+        """An alert for each alerting record, a score message for the rest (with a scores topic).
+
+        Images alert at score >= the model's threshold. Metric points come with the detector's
+        `decisions` (schemas/detect.py): its score, the threshold it had to reach, the part that
+        fired. Returns the number of alerts."""
         m = model.manifest
-        thresholds = np.array(
-            [m.threshold if item.threshold is None else item.threshold for item in items]
-            if m.kind == "metric"
-            else m.threshold
-        )
-        is_alert = scores >= thresholds
+        if decisions is None:
+            thresholds = np.full(len(items), m.threshold)
+            is_alert = scores >= thresholds
+        else:
+            scores = np.fromiter((d.score for d in decisions), np.float64, len(decisions))
+            thresholds = np.fromiter((d.threshold for d in decisions), np.float64, len(decisions))
+            is_alert = np.fromiter((d.alert for d in decisions), bool, len(decisions))
         # Most records are not anomalies: with no scores topic they need no Python work at all.
         send = range(len(items)) if self.scores_topic else np.flatnonzero(is_alert).tolist()
         for i in send:
-            item, score = items[i], float(scores[i])
-            threshold = float(thresholds if thresholds.ndim == 0 else thresholds[i])
+            item, score, threshold = items[i], float(scores[i]), float(thresholds[i])
             common = dict(
                 record_id=item.record_id,
                 kind=m.kind,
@@ -76,12 +86,16 @@ class Publisher:
             )
             key = item.record_id
             extra: dict[str, object] = {}
-            if isinstance(item.record, MetricPoint):
+            if isinstance(item.record, MetricPoint) and decisions is not None:
+                d = decisions[i]
                 key = item.record.series_key
                 common.update(series_key=key, value=item.record.value)
                 if common["ts"] is None and item.point_ts is not None:
                     common["ts"] = datetime.fromtimestamp(item.point_ts, UTC)
-                extra = dict(series=item.record.series, labels=item.record.labels, window=len(item.row))
+                extra = dict(
+                    series=item.record.series, labels=item.record.labels, window=len(item.row),
+                    detector=d.part, detector_score=d.part_score, detector_threshold=d.part_threshold,
+                )  # fmt: skip
             if is_alert[i]:
                 severity = (
                     ratio_severity(score, threshold) if m.kind == "metric" else m.calibration.severity(score)
@@ -92,6 +106,8 @@ class Publisher:
                 )
                 topic = self.alerts_topic
             else:
+                if decisions is not None:
+                    common["detector"] = decisions[i].part
                 msg, topic = ScoreMessage.model_construct(**common), self.scores_topic
             self._send(topic, key.encode(), msg.model_dump_json(exclude_none=True).encode())
         return int(is_alert.sum())

@@ -69,7 +69,7 @@ def _metric(
         record=point,
         record_id=record_id,
         row=window.values,
-        threshold=window.threshold,
+        window=window,
         point_ts=window.slot_ts,
     )
     return model, item

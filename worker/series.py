@@ -18,20 +18,28 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 - without a timestamp: it takes the slot after the series' last point (a new series starts
   at the slot of `fallback_ts`, the message's Kafka timestamp).
 
+Each full window is scaled by its own past (schemas/detect.py), so nothing about a series is
+fixed at training time but its grid interval. Beside the ring row, each series keeps its
+detector state (schemas/detect.py: a few floats), which `decide` updates once the model has
+scored the window.
+
 State lives in memory only. After a restart, or when a partition moves to another worker,
-each series warms up again: its first W - 1 points are counted as `warming` and not scored.
+each series warms up again: its first W - 1 points are counted as `warming` and not scored,
+and its detector's first `warmup` scores only learn.
 """
 
 from __future__ import annotations
 
 import enum
+from array import array
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from schemas.detect import STATE_SIZE, Decision, WindowFeatures, decide, new_state, window_features
 from schemas.manifest import MetricPreprocessing
-from schemas.timeseries import interpolate_gap, normalise, robust_stats, slot_of
+from schemas.timeseries import interpolate_gap, slot_of
 
 
 class PointOutcome(enum.StrEnum):
@@ -47,20 +55,28 @@ class _Series:
     last_slot: int
     filled: int  # points in the ring since the last reset (capped at W)
     head: int  # ring position the next point goes to
-    center: float | None
-    scale: float | None
     interval_s: float
-    threshold: float | None
     partition: tuple[str, int]
+    state: array  # the detector's (schemas/detect.py); kept by a window in flight if evicted meanwhile
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A full window, normalised and ready for the model, and the point that completed it."""
+    """A full window, scaled and ready for the model, and what deciding on its score needs."""
 
-    values: np.ndarray  # float32 [W]
+    values: np.ndarray  # float32 [W]: the model's input
+    raw: np.ndarray  # float64 [W]: the series' own values, oldest first
     slot_ts: float  # grid time of the last point, seconds since the epoch
-    threshold: float | None  # the series' own threshold, if training calibrated one
+    features: WindowFeatures  # of this one window
+    state: array  # the series' detector state
+
+    def decide(self, prep: MetricPreprocessing, model_score: float) -> Decision:
+        """The alert decision on this window's score; call in the order the windows were made."""
+        f = self.features
+        return decide(
+            self.state, prep.detector, model_score, float(f.level[0]), float(f.scale[0]),
+            float(f.last[0]), float(f.prev[0]),
+        )  # fmt: skip
 
 
 class SeriesWindows:
@@ -138,8 +154,8 @@ class SeriesWindows:
         return len(gone)
 
     def bytes_per_series(self) -> int:
-        """Window storage per series (the ring row); the state object and dict entry come on top."""
-        return self.window * self._values.itemsize
+        """Window and detector storage per series (ring row and state array); objects come on top."""
+        return self.window * self._values.itemsize + STATE_SIZE * 8
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -156,11 +172,9 @@ class SeriesWindows:
             last_slot=slot,
             filled=0,
             head=0,
-            center=known.center if known else None,
-            scale=known.scale if known else None,
             interval_s=interval,
-            threshold=known.threshold if known else None,
             partition=partition,
+            state=new_state(self.prep.detector),
         )
         self._series[key] = s
         self.warming += 1
@@ -185,11 +199,8 @@ class SeriesWindows:
         if s.filled < self.window:
             return PointOutcome.WARMING
         raw = self._values[s.row, (self._positions + s.head) % self.window]  # oldest first
-        if s.center is None:
-            # A series training did not see: its first full window sets its scale, for good.
-            s.center, s.scale = robust_stats(raw)
-        values = normalise(raw, s.center, s.scale, self.prep.clip)
-        return Window(values, s.last_slot * s.interval_s, s.threshold)
+        features = window_features(raw, self.prep.clip)
+        return Window(features.z[0], raw, s.last_slot * s.interval_s, features, s.state)
 
     def _forget(self, key: str) -> None:
         s = self._series.pop(key)

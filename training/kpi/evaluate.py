@@ -121,62 +121,103 @@ def evaluate(outcomes: list[SeriesOutcome], delay: int | None = None) -> Detecti
     )
 
 
-def format_table(vae: Detection, base: Detection, delay: int | None, window: int) -> str:
-    rule = "no delay limit (Donut)" if delay is None else f"detected within {delay + 1} points of its start"
-    fa_v, fa_b = vae.false_alarms_per_day, base.false_alarms_per_day
-    seg_v, seg_b = f"{vae.detected}/{vae.segments}", f"{base.detected}/{base.segments}"
-    per_k_v, per_k_b = (1000 * d.fp / d.points if d.points else 0.0 for d in (vae, base))
-    if vae.segments == 0:
+NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+@dataclass
+class DetectorReport:
+    """One detector on one corpus: NAB's scores (its threshold swept, NAB's rules), the best
+    point-adjusted F1 over one threshold for the whole corpus, and the figures at its own
+    default thresholds (what it would alert on in production)."""
+
+    name: str
+    nab: dict[str, float]
+    best_f1: float
+    default: Detection
+
+    def as_dict(self) -> dict[str, object]:
+        out = {"name": self.name, "nab": self.nab, "best_f1": self.best_f1}
+        return {**out, "default": self.default.as_dict()}
+
+
+def best_point_adjusted_f1(ratios: list[np.ndarray], labels: list[np.ndarray], candidates: int = 60) -> float:
+    """The highest pooled point-adjusted F1 over one threshold on score / threshold for all series."""
+    pooled = np.concatenate(ratios) if ratios else np.zeros(0)
+    pooled = pooled[pooled > 0]
+    if pooled.size == 0 or not any(np.any(lab) for lab in labels):
+        return 0.0
+    best = 0.0
+    for t in np.unique(np.quantile(pooled, np.linspace(0.5, 1.0, candidates))):
+        tp = fp = fn = 0
+        for r, lab in zip(ratios, labels, strict=True):
+            adj = point_adjust(lab, r >= t)
+            tp += int((adj & (lab == 1)).sum())
+            fp += int((adj & (lab == 0)).sum())
+            fn += int((~adj & (lab == 1)).sum())
+        best = max(best, _f1(tp, fp, fn)[2])
+    return best
+
+
+def report(
+    name: str,
+    ratios: list[np.ndarray],
+    labels: list[np.ndarray],
+    default: Detection,
+    probation_percent: float,
+) -> DetectorReport:
+    """NAB and point-adjusted figures of one detector; `ratios` is score / threshold on every point."""
+    from training.kpi.nab import nab_score
+
+    corpus = [(r, np.asarray(lab, dtype=bool)) for r, lab in zip(ratios, labels, strict=True)]
+    has_windows = any(lab.any() for _, lab in corpus)
+    nab = {
+        p: (nab_score(corpus, p, probation_percent=probation_percent).score if has_windows else float("nan"))
+        for p in NAB_PROFILES
+    }
+    return DetectorReport(name, nab, best_point_adjusted_f1(ratios, labels), default)
+
+
+def format_comparison(reports: list[DetectorReport], what: str) -> str:
+    """Detectors side by side: NAB (standard, low FP, low FN), best PA-F1, then at default thresholds."""
+    head = f"{'':<22}" + "".join(f"{r.name:>12}" for r in reports)
+    if all(r.default.segments == 0 for r in reports):
         # Without labelled anomalies there is nothing to detect: report alert rates, not a 0/0 table.
         return "\n".join(
             [
-                f"test parts, {vae.days:.1f} series-days, {vae.points} points: no labelled anomalies there "
-                "(no label column, or none in the test parts), so no detection figures; alert rates only",
-                f"{'':<28}{'VAE':>10}{'z-score':>10}",
-                f"{'alerts / series-day':<28}{fa_v:>10.2f}{fa_b:>10.2f}",
-                f"{'alerts / 1k points':<28}{per_k_v:>10.2f}{per_k_b:>10.2f}",
+                f"{what}: no labelled anomalies there, so no detection figures; alert rates only",
+                head,
+                f"{'alerts / series-day':<22}"
+                + "".join(f"{r.default.false_alarms_per_day:>12.2f}" for r in reports),
             ]
         )
-    lines = [
-        f"test parts, {vae.days:.1f} series-days, {vae.points} points; point-adjusted ({rule}); "
-        "pooled over series",
-        f"{'':<28}{'VAE':>10}{'z-score':>10}",
-        f"{'precision':<28}{vae.precision:>10.3f}{base.precision:>10.3f}",
-        f"{'recall':<28}{vae.recall:>10.3f}{base.recall:>10.3f}",
-        f"{'F1':<28}{vae.f1:>10.3f}{base.f1:>10.3f}",
-        f"{'false alarms / series-day':<28}{fa_v:>10.2f}{fa_b:>10.2f}",
-        f"{'false alarms / 1k points':<28}{per_k_v:>10.2f}{per_k_b:>10.2f}",
-        f"{'segments detected':<28}{seg_v:>10}{seg_b:>10}",
+    rows = [
+        f"{what}",
+        head,
+        *(
+            f"{'NAB ' + label:<22}" + "".join(f"{r.nab[p]:>12.1f}" for r in reports)
+            for p, label in zip(NAB_PROFILES, ("standard", "low FP", "low FN"), strict=True)
+        ),
+        f"{'PA-F1, best threshold':<22}" + "".join(f"{r.best_f1:>12.3f}" for r in reports),
+        "at default thresholds:",
+        f"{'  precision':<22}" + "".join(f"{r.default.precision:>12.3f}" for r in reports),
+        f"{'  recall':<22}" + "".join(f"{r.default.recall:>12.3f}" for r in reports),
+        f"{'  PA-F1':<22}" + "".join(f"{r.default.f1:>12.3f}" for r in reports),
+        f"{'  false alarms / day':<22}"
+        + "".join(f"{r.default.false_alarms_per_day:>12.2f}" for r in reports),
+        f"{'  segments detected':<22}"
+        + "".join(f"{f'{r.default.detected}/{r.default.segments}':>12}" for r in reports),
     ]
-    if vae.per_kind:
-        lines += [
-            "",
-            f"{'kind':<14}{'segments':>9}{'VAE det':>9}{'z det':>9}{'VAE rec':>9}{'z rec':>9}"
-            f"{'VAE F1':>9}{'z F1':>9}",
-        ]
-        for kind, v in vae.per_kind.items():
-            b = base.per_kind.get(kind, KindResult())
-            lines.append(
-                f"{kind:<14}{v.segments:>9}{v.detected:>9}{b.detected:>9}{v.recall:>9.3f}{b.recall:>9.3f}"
-                f"{v.f1:>9.3f}{b.f1:>9.3f}"
-            )
-        lines.append(
-            "(rec: point-adjusted recall; F1 per kind: that kind's segments against all false alarms)"
-        )
-    lines.append(
-        f"baseline: rolling z-score |x - mean| / std of the previous {window} points, same calibration"
+    kinds = sorted({k for r in reports for k in r.default.per_kind})
+    if kinds:
+        rows += ["recall per kind at default thresholds (point-adjusted):"]
+        for kind in kinds:
+            cells = []
+            for r in reports:
+                k = r.default.per_kind.get(kind)
+                cells.append(f"{f'{k.detected}/{k.segments}' if k else '-':>12}")
+            rows.append(f"{'  ' + kind:<22}" + "".join(cells))
+    rows.append(
+        "NAB: Numenta Anomaly Benchmark rules, threshold swept per detector over the corpus; PA-F1: "
+        "point-adjusted (Donut); default: each detector's own thresholds"
     )
-    return "\n".join(lines)
-
-
-def verdict(vae: Detection, base: Detection) -> str:
-    """One line: where the VAE's F1 beats the baseline's, and where it does not."""
-    if vae.segments == 0:
-        return "no labelled anomalies to compare the VAE and the z-score on"
-    wins, losses = [], []
-    (wins if vae.f1 > base.f1 else losses).append(f"overall F1 {vae.f1:.3f} vs {base.f1:.3f}")
-    for kind, v in vae.per_kind.items():
-        b = base.per_kind.get(kind, KindResult())
-        (wins if v.f1 > b.f1 else losses).append(f"{kind} {v.f1:.3f} vs {b.f1:.3f}")
-    out = "VAE beats the z-score on: " + (", ".join(wins) if wins else "nothing")
-    return out + "; does not on: " + (", ".join(losses) if losses else "nothing")
+    return "\n".join(rows)

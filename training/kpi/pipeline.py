@@ -6,7 +6,6 @@ will, so the figures in the manifest are the bundle's, not the torch model's.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -16,74 +15,88 @@ from pathlib import Path
 import numpy as np
 
 from schemas import Calibration, MetricPreprocessing, ModelManifest, ScoreSpec, SeriesStats, TensorSpec
-from schemas.timeseries import normalise
+from schemas.detect import DetectorParams
 from training.bundle import BundleExistsError, package_versions, read_manifest, staging_folder, write_manifest
-from training.kpi.evaluate import Detection, evaluate, format_table, verdict
+from training.calibrate import REPORTED_PERCENTILES
+from training.kpi.evaluate import (
+    Detection,
+    DetectorReport,
+    evaluate,
+    format_comparison,
+    report,
+)
 from training.kpi.load import LoadedData, load_csv
 from training.kpi.scoring import (
     Scored,
     baseline_scored,
-    calibrate_series,
+    detector_scored,
     outcomes,
-    vae_scored,
+    per_point,
 )
 from training.kpi.windows import (
     SeriesData,
     WindowConfig,
+    features,
     most_common_interval,
     prepare_all,
     prepare_series,
-    score_windows,
     training_windows,
 )
 from training.settings import TrainSettings
 
 PARITY_WINDOWS = 2000
 SCORE_FUNCTION = "last_point_squared_error"
+DETECTORS = ("detector", "zscore", "hampel")  # the detector first: the one the worker runs
 
 
 @dataclass
 class KpiEvaluation:
-    vae: Detection
-    baseline: Detection
-    delay: int | None
-    window: int
-    vae_scored: list[Scored]
-    base_scored: list[Scored]
-    vae_thresholds: dict[str, float]
-    base_thresholds: dict[str, float]
+    """The detector and the classic ones on the same points: NAB and point-adjusted figures."""
+
+    reports: list[DetectorReport]
+    scored: dict[str, list[Scored]]
+    what: str  # which part of which series was evaluated
+
+    @property
+    def detector(self) -> Detection:
+        return self.reports[0].default
 
     def table(self) -> str:
-        return format_table(self.vae, self.baseline, self.delay, self.window)
+        return format_comparison(self.reports, self.what)
 
     def verdict(self) -> str:
-        return verdict(self.vae, self.baseline)
+        ours, others = self.reports[0], self.reports[1:]
+        lines = []
+        for o in others:
+            nab, f1 = ours.nab["standard"], ours.best_f1
+            lines.append(
+                f"{ours.name} vs {o.name}: NAB standard {nab:.1f} vs {o.nab['standard']:.1f}, "
+                f"best PA-F1 {f1:.3f} vs {o.best_f1:.3f}"
+            )
+        return "\n".join(lines)
 
     def metrics(self) -> dict[str, float]:
-        """Flat figures for the manifest: overall, then recall and F1 per kind, VAE and baseline."""
+        """Flat figures for the manifest, per detector: NAB per profile, best and default PA-F1."""
         out: dict[str, float] = {}
-        for who, d in (("vae", self.vae), ("baseline", self.baseline)):
+        for r in self.reports:
+            out.update({f"{r.name}_nab_{p}": v for p, v in r.nab.items() if np.isfinite(v)})
+            out[f"{r.name}_best_f1"] = r.best_f1
+            d = r.default
             out.update(
                 {
-                    f"{who}_precision": d.precision,
-                    f"{who}_recall": d.recall,
-                    f"{who}_f1": d.f1,
-                    f"{who}_false_alarms_per_day": d.false_alarms_per_day,
+                    f"{r.name}_precision": d.precision,
+                    f"{r.name}_recall": d.recall,
+                    f"{r.name}_f1": d.f1,
+                    f"{r.name}_false_alarms_per_day": d.false_alarms_per_day,
                 }
             )
             for kind, k in d.per_kind.items():
-                out[f"{who}_recall_{kind}"] = k.recall
-                out[f"{who}_f1_{kind}"] = k.f1
+                out[f"{r.name}_recall_{kind}"] = k.recall
         return out
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "protocol": "point-adjusted, test part of each series, pooled; "
-            + ("no delay limit" if self.delay is None else f"delay {self.delay}"),
-            "vae": self.vae.as_dict(),
-            "baseline": self.baseline.as_dict(),
-            "verdict": self.verdict(),
-        }
+        return {"evaluated": self.what, "detectors": [r.as_dict() for r in self.reports],
+                "verdict": self.verdict()}  # fmt: skip
 
 
 @dataclass
@@ -106,29 +119,51 @@ def window_config(s: TrainSettings) -> WindowConfig:
     )
 
 
+def detector_params(s: TrainSettings) -> DetectorParams:
+    return DetectorParams(threshold=s.alert_threshold, adapt_halflife=s.adapt_halflife, warmup=s.warmup)
+
+
 def evaluate_series(
-    vae: list[Scored],
     series: list[SeriesData],
-    window: int,
-    vae_thresholds: dict[str, float],
-    cal: Calibration,
-    per_series: bool,
+    ours: list[Scored],
+    cfg: WindowConfig,
     delay: int | None,
+    test_only: bool = True,
 ) -> KpiEvaluation:
-    """Calibrate the baseline as the VAE was, and compare the two on the test parts."""
-    base = baseline_scored(series, window)
-    _, base_thr = calibrate_series(
-        series, base, cal.method, cal.percentile or 99.0, cal.k or 3.0, per_series, "z-scores"
-    )
-    return KpiEvaluation(
-        vae=evaluate(outcomes(series, vae, vae_thresholds), delay),
-        baseline=evaluate(outcomes(series, base, base_thr), delay),
-        delay=delay,
-        window=window,
-        vae_scored=vae,
-        base_scored=base,
-        vae_thresholds=vae_thresholds,
-        base_thresholds=base_thr,
+    """The detector and the classic detectors compared on the test parts (or, with test_only False,
+    on every point after NAB's probationary first 15% of each series)."""
+    scored = {"detector": ours, **{name: baseline_scored(series, cfg, name) for name in DETECTORS[1:]}}
+    reports = []
+    for name, sc in scored.items():
+        if test_only:
+            ratios = [per_point(s, x)[s.val_end :] for s, x in zip(series, sc, strict=True)]
+            labels = [s.labels[s.val_end :] for s in series]
+            default = evaluate(outcomes(series, sc), delay)
+        else:
+            ratios = [per_point(s, x) for s, x in zip(series, sc, strict=True)]
+            labels = [s.labels for s in series]
+            default = evaluate(outcomes(series, sc, part=0), delay)
+        reports.append(report(name, ratios, labels, default, 0.0 if test_only else 0.15))
+    what = (
+        f"test parts of {len(series)} series" if test_only
+        else f"every point of {len(series)} series after NAB's probationary 15%"
+    )  # fmt: skip
+    return KpiEvaluation(reports, scored, what)
+
+
+def calibration_of(series: list[SeriesData], ours: list[Scored], params: DetectorParams) -> Calibration:
+    """The manifest's record of the detector's scores on the validation parts (its threshold is fixed
+    in standard deviations; the thresholds per series adapt as they run)."""
+    val = np.concatenate([sc.scores[s.part_of(sc.ends) == 1] for s, sc in zip(series, ours, strict=True)])
+    val = val if val.size else np.zeros(1)
+    return Calibration(
+        method="adaptive",
+        threshold=params.threshold,
+        score_min=float(val.min()),
+        score_max=float(val.max()),
+        percentiles={f"p{p:g}": float(np.percentile(val, p)) for p in REPORTED_PERCENTILES},
+        n_scores=int(val.size),
+        data=f"detector scores of the validation part of {len(series)} series (labels unused)",
     )
 
 
@@ -151,8 +186,8 @@ def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
     t0 = time.monotonic()
     data = load_csv(s.data)
     series = prepare_all(data, cfg)
-    train = training_windows(series, cfg.window, "train")
-    val = training_windows(series, cfg.window, "val")
+    train = training_windows(series, cfg, "train")
+    val = training_windows(series, cfg, "val")
     device = s.torch_device()
     print(
         f"training a dense window VAE (W {cfg.window}, hidden {list(hidden)}, latent {s.latent_dim}, "
@@ -178,13 +213,11 @@ def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
     with staging_folder(out) as folder:
         print("exporting the ONNX graph and checking torch/onnxruntime parity on real windows")
         export_window_graph(model, folder / "model.onnx")
-        check_parity(model, folder / "model.onnx", parity_windows(series, cfg.window, s.seed))
-        # The bundle's own (onnxruntime) scores decide the thresholds the worker will use.
-        vae = vae_scored(folder / "model.onnx", series, cfg.window)
-        cal, thresholds = calibrate_series(
-            series, vae, s.calibration, s.percentile, s.k, s.per_series_threshold, "VAE scores"
-        )
-        ev = evaluate_series(vae, series, cfg.window, thresholds, cal, s.per_series_threshold, s.delay)
+        check_parity(model, folder / "model.onnx", parity_windows(series, cfg, s.seed))
+        # The bundle's own (onnxruntime) scores, through the worker's detector, give the figures.
+        ours, params = detector_scored(folder / "model.onnx", series, cfg, detector_params(s))
+        cal = calibration_of(series, ours, params)
+        ev = evaluate_series(series, ours, cfg, s.delay)
         (folder / "evaluation.json").write_text(json.dumps(ev.as_json(), indent=2) + "\n")
         (folder / "history.json").write_text(json.dumps(fitted.as_dict(), indent=2, default=float) + "\n")
         if s.report:
@@ -192,11 +225,8 @@ def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
             from training.report import loss_curves
 
             loss_curves(fitted.history, fitted.best_epoch, folder / "loss_curves.png")
-            report.series_scores(
-                series, ev.vae_scored, ev.base_scored, ev.vae_thresholds, ev.base_thresholds,
-                folder / "series_scores.png",
-            )  # fmt: skip
-            report.recall_per_kind(ev.vae, ev.baseline, folder / "recall_per_kind.png")
+            report.series_scores(series, ev.scored, folder / "series_scores.png")
+            report.recall_per_kind(ev.reports, folder / "recall_per_kind.png")
         summary = {
             "seconds": round(time.monotonic() - t0, 1),
             "fit_seconds": round(fitted.seconds, 1),
@@ -207,22 +237,26 @@ def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
         }
         manifest = write_manifest(
             folder,
-            lambda files: build_manifest(
-                s, out, cfg, model, data, series, cal, thresholds, ev, summary, files
-            ),
+            lambda files: build_manifest(s, out, cfg, model, data, series, cal, params, ev, summary, files),
         )
     return KpiBundle(out, manifest, ev, model, series)
 
 
-def parity_windows(series: list[SeriesData], window: int, seed: int) -> np.ndarray:
-    """Real windows from the test parts, spread over every series."""
+def parity_windows(series: list[SeriesData], cfg: WindowConfig, seed: int) -> np.ndarray:
+    """Real scaled windows from the test parts (the validation parts where a test part is too short),
+    spread over every series."""
+    from schemas.timeseries import scoreable
+
     per = max(1, PARITY_WINDOWS // len(series))
     rng = np.random.default_rng(seed)
     rows = []
     for s in series:
-        ends, windows = score_windows(s, window)
-        test = np.flatnonzero(s.part_of(ends) == 2)
-        rows.append(windows[rng.choice(test, size=min(per, test.size), replace=False)])
+        ends = scoreable(s.grid, cfg.window)
+        test = ends[s.part_of(ends) == 2]
+        if test.size == 0:
+            test = ends[s.part_of(ends) == 1]
+        pick = rng.choice(test, size=min(per, test.size), replace=False)
+        rows.append(features(s, np.sort(pick), cfg).z)
     return np.concatenate(rows)
 
 
@@ -234,7 +268,7 @@ def build_manifest(
     data: LoadedData,
     series: list[SeriesData],
     cal: Calibration,
-    thresholds: dict[str, float],
+    params: DetectorParams,
     ev: KpiEvaluation,
     summary: dict[str, object],
     files: dict[str, str],
@@ -242,15 +276,7 @@ def build_manifest(
     from training.export import OPSET
     from training.kpi.export import INPUT, OUTPUT
 
-    stats = {
-        x.key: SeriesStats(
-            center=x.center,
-            scale=x.scale,
-            interval_s=x.interval_s,
-            threshold=thresholds[x.key] if s.per_series_threshold else None,
-        )
-        for x in series
-    }
+    stats = {x.key: SeriesStats(interval_s=x.interval_s) for x in series}
     return ModelManifest(
         name=s.model_name(),
         version=out.name,
@@ -265,11 +291,12 @@ def build_manifest(
             reset_gap=cfg.reset_gap,
             clip=cfg.clip,
             series=stats,
+            detector=params,
         ),
         score=ScoreSpec(
             function=SCORE_FUNCTION,
-            description=f"mean squared error of the window's last {model.score_points} normalised "
-            "point(s), reconstructed from the latent mean",
+            description=f"mean squared error of the window's last {model.score_points} scaled "
+            "point(s), reconstructed from the latent mean: the detector's vae part (schemas/detect.py)",
         ),
         threshold=cal.threshold,
         calibration=cal,
@@ -291,7 +318,6 @@ def build_manifest(
             "beta": s.beta,
             "missing_injection": s.missing_injection,
             "context_anomalies": s.context_anomalies,
-            "per_series_threshold": s.per_series_threshold,
             "delay": s.delay,
             "epochs": s.epochs,
             "batch_size": s.batch_size,
@@ -300,7 +326,8 @@ def build_manifest(
             "patience": s.patience,
             "seed": s.seed,
             "device": s.torch_device(),
-            "baseline": f"rolling z-score over the previous {cfg.window} points, calibrated the same way",
+            "baselines": "zscore: rolling z-score over the previous 1,000 points; hampel: median/MAD over "
+            f"the previous {cfg.window - 1} points; each at the p99 of each series' validation part",
             **summary,
         },
         metrics=ev.metrics(),
@@ -309,45 +336,82 @@ def build_manifest(
     )
 
 
-def series_from_manifest(manifest: ModelManifest, data: LoadedData) -> list[SeriesData]:
-    """The bundle's series, gridded and scaled exactly as the manifest says (for re-evaluation)."""
-    pre = manifest.preprocessing
-    assert isinstance(pre, MetricPreprocessing)
-    train, val, _ = manifest.training["split"]  # type: ignore[misc]
-    cfg = WindowConfig(pre.window, pre.reset_gap, pre.clip, float(train), float(val))
-    out = []
-    for key, st in pre.series.items():
-        if key not in data.series:
-            raise ValueError(f"series {key!r} of the bundle is not in the data any more")
-        x = prepare_series(data.series[key], cfg, st.interval_s)
-        out.append(
-            dataclasses.replace(
-                x, center=st.center, scale=st.scale, z=normalise(x.grid.values, st.center, st.scale, pre.clip)
-            )
-        )
-    return out
+LEARN_FRACTION = 0.15  # NAB's rule: a detector may learn from the first 15% of each series only
 
 
 def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelManifest, KpiEvaluation]:
-    """Re-score a metric bundle with onnxruntime on the CSV its manifest names (or `data`)."""
+    """Re-score a metric bundle with onnxruntime, through the worker's detector, beside the classic ones.
+
+    Without `data`: the CSV the manifest names, on the test parts of the bundle's series (the
+    training figures again). With `data`: every series of that CSV, known to the bundle or not,
+    on every point after the first 15% (NAB's probationary period), as a stream would see them;
+    the classic detectors calibrate on that first 15%.
+    """
+    from training.kpi.scoring import detect, raw_scores
+    from training.onnx_scoring import cpu_session
+
     manifest = read_manifest(bundle)
-    path = Path(data or str(manifest.training["data"]))
-    series = series_from_manifest(manifest, load_csv(path))
     pre = manifest.preprocessing
-    assert isinstance(pre, MetricPreprocessing)
-    thresholds = {
-        k: st.threshold if st.threshold is not None else manifest.threshold for k, st in pre.series.items()
-    }
-    per_series = bool(manifest.training.get("per_series_threshold", True))
+    if not isinstance(pre, MetricPreprocessing):
+        raise ValueError(f"{bundle} is an {manifest.kind} bundle; evaluate --data needs a metric bundle")
+    test_only = data is None
+    loaded = load_csv(Path(data or str(manifest.training["data"])))
+    if test_only:
+        train, val, _ = manifest.training["split"]  # type: ignore[misc]
+        fractions = float(train), float(val)  # type: ignore[arg-type]
+    else:
+        fractions = LEARN_FRACTION * 2 / 3, LEARN_FRACTION / 3
+    cfg = WindowConfig(pre.window, pre.reset_gap, pre.clip, *fractions)
+    series = []
+    for key, raw in loaded.series.items():
+        known = pre.series.get(key)
+        if test_only and known is None:
+            continue
+        try:
+            series.append(prepare_series(raw, cfg, known.interval_s if known else None))
+        except ValueError as exc:  # one timestamp, or one far off: skip, say why
+            print(f"warning: series {key} skipped: {exc}")
+    if not series:
+        raise ValueError("no series of the data can be scored by this bundle")
+    session = cpu_session(bundle / manifest.model_file)
+    ours = [detect(raw_scores(session, s, cfg), pre.detector) for s in series]
     delay = manifest.training.get("delay")
-    vae = vae_scored(bundle / manifest.model_file, series, pre.window)
-    ev = evaluate_series(
-        vae, series, pre.window, thresholds, manifest.calibration, per_series,
-        int(delay) if delay is not None else None,  # type: ignore[arg-type]
-    )  # fmt: skip
+    ev = evaluate_series(series, ours, cfg, int(delay) if delay is not None else None, test_only)  # type: ignore[arg-type]
     text = json.dumps(ev.as_json(), indent=2) + "\n"
     stored = bundle / "evaluation.json"
     if not stored.exists() or stored.read_text() != text:  # hashed in the manifest: never overwritten
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         (bundle / f"evaluation-{stamp}.json").write_text(text)
     return manifest, ev
+
+
+def learning_part(data: LoadedData, percent: float, path: Path) -> Path:
+    """Write the first `percent` of each series' points (in time order) as a long CSV at `path`."""
+    import csv
+
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["series", "timestamp", "value"])
+        for key, raw in data.series.items():
+            order = np.argsort(raw.timestamps, kind="stable")
+            keep = order[: int(np.ceil(len(order) * percent / 100.0))]
+            for i in keep:
+                out.writerow([key, repr(float(raw.timestamps[i])), repr(float(raw.values[i]))])
+    return path
+
+
+def benchmark_kpi(s) -> tuple[KpiBundle, KpiEvaluation]:
+    """Train on the first `s.learn_percent` of each series of `s.data`, then evaluate on every point."""
+    if s.data is None:
+        raise ValueError("benchmark needs --data PATH: a long CSV file or a folder of per-series CSVs")
+    out = s.out_dir()
+    if out.exists():
+        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    learn = learning_part(load_csv(s.data), s.learn_percent, out.parent / f".{out.name}-learn.csv")
+    try:
+        trained = train_kpi_bundle(s.model_copy(update={"data": learn, "out": out}))
+    finally:
+        learn.unlink(missing_ok=True)
+    _, ev = evaluate_kpi_bundle(out, s.data)
+    return trained, ev

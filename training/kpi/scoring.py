@@ -1,8 +1,10 @@
-"""Score series with a bundle's model.onnx (plain onnxruntime, as the worker does), calibrate, and alert.
+"""Score series as the worker does, and the classic detectors beside it; turn scores into alerts.
 
-The VAE and the baseline go through the same calibration and the same alert rule, so the
-comparison between them is fair: thresholds from each series' validation part, alerts on
-its test part where score >= threshold.
+The detector (`detect`) is the worker's own code path: windows scaled by `schemas.detect`, the
+exported graph's score from plain onnxruntime, then `schemas.detect.decide` point by point in
+time order. The classic detectors are scored on the same points and calibrated the classic way
+(a threshold per series: the 99th percentile of its validation part), so a comparison at the
+default thresholds is fair to them; NAB's scores sweep every detector's threshold anyway.
 """
 
 from __future__ import annotations
@@ -13,22 +15,34 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from schemas import Calibration
-from training.calibrate import calibrate
-from training.kpi.baseline import baseline_scores
+from schemas.detect import EPS, PARTS, DetectorParams, PartPrior, WindowFeatures, decide, new_state
+from schemas.timeseries import scoreable
+from training.kpi.baseline import hampel, rolling_zscore
 from training.kpi.evaluate import SeriesOutcome
-from training.kpi.windows import SeriesData, score_windows
+from training.kpi.windows import SeriesData, WindowConfig, features
 from training.onnx_scoring import cpu_session
 
 DAY_S = 86_400.0
+BASELINE_PERCENTILE = 99.0
 
 
 @dataclass
 class Scored:
-    """Scores of one series at grid indices `ends` (the window's last point)."""
+    """One detector on one series: its scores at grid indices `ends` and the threshold of each."""
 
     ends: np.ndarray
     scores: np.ndarray
+    thresholds: np.ndarray
+    parts: np.ndarray | None = None  # the detector: index into schemas.detect.PARTS per point
+    model_scores: np.ndarray | None = None  # the detector: the graph's raw score per point
+
+    @property
+    def alerts(self) -> np.ndarray:
+        return self.scores >= self.thresholds
+
+    def ratio(self) -> np.ndarray:
+        """score / threshold: >= 1 alerts; comparable across series (what NAB's sweep is given)."""
+        return self.scores / np.maximum(self.thresholds, 1e-12)
 
 
 def onnx_scores(session: ort.InferenceSession, windows: np.ndarray, batch: int = 8192) -> np.ndarray:
@@ -43,55 +57,96 @@ def onnx_scores(session: ort.InferenceSession, windows: np.ndarray, batch: int =
     return np.concatenate(out).astype(np.float64)
 
 
-def vae_scored(model_path: Path, series: list[SeriesData], window: int) -> list[Scored]:
-    session = cpu_session(model_path)
-    out = []
-    for s in series:
-        ends, windows = score_windows(s, window)
-        out.append(Scored(ends, onnx_scores(session, windows)))
+@dataclass
+class RawScores:
+    """What the detector decides on, for every point of a series the worker would score."""
+
+    ends: np.ndarray
+    features: WindowFeatures
+    model: np.ndarray  # the graph's score
+
+
+def raw_scores(session: ort.InferenceSession, s: SeriesData, cfg: WindowConfig) -> RawScores:
+    ends = scoreable(s.grid, cfg.window)
+    f = features(s, ends, cfg)
+    return RawScores(ends, f, onnx_scores(session, f.z))
+
+
+def detect(raw: RawScores, params: DetectorParams) -> Scored:
+    """schemas.detect.decide over a series' points in time order, from a new series' state."""
+    state = new_state(params)
+    f, n = raw.features, len(raw.ends)
+    scores, thresholds, parts = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int8)
+    cols = zip(
+        raw.model.tolist(), f.level.tolist(), f.scale.tolist(), f.last.tolist(), f.prev.tolist(), strict=True
+    )
+    for i, (m, level, scale, last, prev) in enumerate(cols):
+        d = decide(state, params, m, level, scale, last, prev)
+        scores[i], thresholds[i], parts[i] = d.score, d.threshold, PARTS.index(d.part)
+    return Scored(raw.ends, scores, thresholds, parts, raw.model)
+
+
+def fit_priors(series: list[SeriesData], raws: list[RawScores]) -> dict[str, PartPrior]:
+    """Starting statistics of each part: the median, over series, of the mean and std of
+    log(eps + raw score) on each validation part (labels unused). The flat part starts neutral."""
+    stats: dict[str, list[tuple[float, float]]] = {p: [] for p in ("vae", "level")}
+    for s, r in zip(series, raws, strict=True):
+        val = s.part_of(r.ends) == 1
+        if val.sum() < 10:
+            continue
+        for part, values in (("vae", r.model), ("level", r.features.level)):
+            y = np.log(EPS[part] + np.minimum(values[val], 1e6))
+            stats[part].append((float(y.mean()), float(y.std())))
+    out = {}
+    for part, rows in stats.items():
+        if rows:
+            means, stds = np.array(rows).T
+            out[part] = PartPrior(mean=float(np.median(means)), std=max(float(np.median(stds)), 1e-3))
     return out
 
 
-def baseline_scored(series: list[SeriesData], window: int) -> list[Scored]:
-    return [Scored(*baseline_scores(s, window)) for s in series]
+def detector_scored(
+    model_path: Path, series: list[SeriesData], cfg: WindowConfig, params: DetectorParams
+) -> tuple[list[Scored], DetectorParams]:
+    """The detector on every series, with priors fitted on the validation parts (returned in the params)."""
+    session = cpu_session(model_path)
+    raws = [raw_scores(session, s, cfg) for s in series]
+    params = params.model_copy(update={"priors": fit_priors(series, raws)})
+    return [detect(r, params) for r in raws], params
 
 
-def calibrate_series(
-    series: list[SeriesData],
-    scored: list[Scored],
-    method: str,
-    percentile: float,
-    k: float,
-    per_series: bool,
-    what: str,
-) -> tuple[Calibration, dict[str, float]]:
-    """(model-wide calibration over every validation score, threshold per series key).
-
-    Labels are not used: the validation parts may hold anomalies, as real data does, so a
-    percentile is a cap on the alert rate rather than a promise about false alarms.
-    """
-    val = [sc.scores[s.part_of(sc.ends) == 1] for s, sc in zip(series, scored, strict=True)]
-    cal = calibrate(
-        np.concatenate(val), method, percentile, k,  # type: ignore[arg-type]
-        data=f"{what} of the validation part of {len(series)} series (labels unused)",
-    )  # fmt: skip
-    if not per_series:
-        return cal, {s.key: cal.threshold for s in series}
-    return cal, {
-        s.key: calibrate(v, method, percentile, k).threshold  # type: ignore[arg-type]
-        for s, v in zip(series, val, strict=True)
-    }
+def baseline_scored(series: list[SeriesData], cfg: WindowConfig, which: str) -> list[Scored]:
+    """A classic detector on the detector's points, thresholded at the 99th percentile of each
+    series' validation scores (its usual calibration)."""
+    out = []
+    for s in series:
+        ends = scoreable(s.grid, cfg.window)
+        if which == "zscore":
+            scores = rolling_zscore(s.grid.values, ends)
+        elif which == "hampel":
+            scores = hampel(s.grid.values, ends, cfg.window)
+        else:
+            raise ValueError(f"unknown baseline {which!r}")
+        val = scores[s.part_of(ends) == 1]
+        threshold = float(np.percentile(val, BASELINE_PERCENTILE)) if val.size else float(np.inf)
+        out.append(Scored(ends, scores, np.full(len(ends), threshold)))
+    return out
 
 
-def outcomes(
-    series: list[SeriesData], scored: list[Scored], thresholds: dict[str, float]
-) -> list[SeriesOutcome]:
-    """Alerts on the real points of each test part (a point not scored is not alerted)."""
+def outcomes(series: list[SeriesData], scored: list[Scored], part: int = 2) -> list[SeriesOutcome]:
+    """Alerts on the real points of each series' test part (a point not scored is not alerted)."""
     out = []
     for s, sc in zip(series, scored, strict=True):
         alerts = np.zeros(len(s.grid), dtype=bool)
-        alerts[sc.ends[sc.scores >= thresholds[s.key]]] = True
-        idx = np.arange(s.val_end, len(s.grid))
+        alerts[sc.ends[sc.alerts]] = True
+        idx = np.arange(s.val_end if part == 2 else 0, len(s.grid))
         idx = idx[~s.grid.missing[idx]]
         out.append(SeriesOutcome(s.labels[idx], s.kinds[idx], alerts[idx], idx.size * s.interval_s / DAY_S))
+    return out
+
+
+def per_point(s: SeriesData, sc: Scored) -> np.ndarray:
+    """score / threshold on every grid point of the series (0 where nothing was scored)."""
+    out = np.zeros(len(s.grid))
+    out[sc.ends] = sc.ratio()
     return out

@@ -1,9 +1,9 @@
-"""Series on their grid, split by time, scaled by their training part; the windows the model sees.
+"""Series on their grid, split by time; the windows the model sees.
 
-Everything the worker also does (grid, gap fill, segments, robust scaling, which windows
-are scored) comes from `schemas.timeseries`, so the two sides cannot drift apart. What is
-only training's lives here: the time split, the labels on the grid, the training windows
-with their masks of filled points.
+Everything the worker also does (grid, gap fill, segments, which windows are scored) comes
+from `schemas.timeseries`, and the scaling of each window by its own past from
+`schemas.detect`, so the two sides cannot drift apart. What is only training's lives here:
+the time split, the labels on the grid, the training windows with their masks of filled points.
 """
 
 from __future__ import annotations
@@ -12,16 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.timeseries import (
-    Grid,
-    detect_interval,
-    normalise,
-    robust_stats,
-    scoreable,
-    slot_of,
-    to_grid,
-    windows_ending_at,
-)
+from schemas.detect import WindowFeatures, window_features
+from schemas.timeseries import Grid, detect_interval, scoreable, slot_of, to_grid, windows_ending_at
 from training.kpi.load import LoadedData, RawSeries
 
 PARTS = ("train", "val", "test")
@@ -42,14 +34,11 @@ class WindowConfig:
 
 @dataclass
 class SeriesData:
-    """One series ready for the model: grid, scaled values, labels on the grid, split bounds."""
+    """One series ready for the model: grid, labels on the grid, split bounds."""
 
     key: str
     interval_s: float
     grid: Grid
-    center: float
-    scale: float
-    z: np.ndarray  # float32: normalise(grid.values); NaN inside long gaps (never in a scored window)
     times: np.ndarray  # float64 seconds: the real point's own timestamp, or slot * interval if filled
     labels: np.ndarray  # int8 per grid slot; 0 on filled slots (they are not evaluated)
     kinds: np.ndarray  # str per grid slot ("" for normal), or "anomaly" when the data has no kinds
@@ -78,16 +67,14 @@ def first_slot_positions(
 
 
 def prepare_series(raw: RawSeries, cfg: WindowConfig, interval_s: float | None = None) -> SeriesData:
-    """Grid the whole series, split it by time, and scale it by the robust stats of its training part."""
+    """Grid the whole series and split it by time."""
     interval = interval_s if interval_s is not None else detect_interval(raw.timestamps)
     grid = to_grid(raw.timestamps, raw.values, interval, cfg.reset_gap)
     n = len(grid)
     train_end = round(n * cfg.train_fraction)
     val_end = round(n * (cfg.train_fraction + cfg.val_fraction))
-    real_train = grid.values[:train_end][~grid.missing[:train_end]]
-    if real_train.size == 0:
+    if grid.missing[:train_end].all():
         raise ValueError(f"series {raw.key!r}: no real points in its training part")
-    center, scale = robust_stats(real_train)
     pos, rows = first_slot_positions(raw.timestamps, interval, grid)
     times = (grid.slots * interval).astype(np.float64)
     times[pos] = raw.timestamps[rows]
@@ -104,9 +91,6 @@ def prepare_series(raw: RawSeries, cfg: WindowConfig, interval_s: float | None =
         key=raw.key,
         interval_s=interval,
         grid=grid,
-        center=center,
-        scale=scale,
-        z=normalise(grid.values, center, scale, cfg.clip),
         times=times,
         labels=labels,
         kinds=kinds,
@@ -133,7 +117,7 @@ def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesDa
             continue
         ends = scoreable(s.grid, cfg.window)
         parts = s.part_of(ends)
-        if len(s.grid) < need or not (parts == 1).any() or not (parts == 2).any():
+        if len(s.grid) < need or not (parts == 1).any():
             skipped.append(f"{raw.key} ({len(s.grid)} grid points)")
             continue
         out.append(s)
@@ -141,7 +125,7 @@ def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesDa
         log(
             f"warning: skipped {len(skipped)} series too short for --window {cfg.window} and the split, "
             "or with timestamps far apart "
-            f"(each needs >= {need} grid points, and scoreable windows in its validation and test parts): "
+            f"(each needs >= {need} grid points, and scoreable windows in its validation part): "
             + ", ".join(skipped[:10])
             + (" ..." if len(skipped) > 10 else "")
         )
@@ -159,29 +143,30 @@ def most_common_interval(series: list[SeriesData]) -> float:
     return float(values[np.argmax(counts)])
 
 
+def features(s: SeriesData, ends: np.ndarray, cfg: WindowConfig) -> WindowFeatures:
+    """The windows ending at grid indices `ends`, scaled by their own past (schemas.detect), as the
+    worker scales them."""
+    return window_features(windows_ending_at(s.grid.values, ends, cfg.window), cfg.clip)
+
+
 def training_windows(
-    series: list[SeriesData], window: int, part: str = "train"
+    series: list[SeriesData], cfg: WindowConfig, part: str = "train"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(windows, observed mask), both [N, W], ending in `part` and lying inside one segment.
+    """(scaled windows, observed mask), both [N, W], ending in `part` and lying inside one segment.
 
     Filled points stay in the input (the worker feeds them too) but their mask is 0, so the
     loss does not teach the model to reconstruct the fill (Donut's M-ELBO). Labels are not used.
     """
     code = PARTS.index(part)
+    window = cfg.window
     xs, ms = [], []
     for s in series:
         idx = np.flatnonzero(s.grid.run_length >= window)
         idx = idx[s.part_of(idx) == code]
         if idx.size == 0:
             continue
-        xs.append(windows_ending_at(s.z, idx, window))
+        xs.append(features(s, idx, cfg).z)
         ms.append(windows_ending_at(~s.grid.missing, idx, window))
     if not xs:
         return np.zeros((0, window), np.float32), np.zeros((0, window), bool)
     return np.concatenate(xs), np.concatenate(ms)
-
-
-def score_windows(s: SeriesData, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(grid indices, windows [N, W]) of every window the worker would score in this series."""
-    ends = scoreable(s.grid, window)
-    return ends, windows_ending_at(s.z, ends, window)
