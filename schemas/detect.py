@@ -6,19 +6,27 @@ A point is scored when it ends a full window of W raw values (oldest first). Two
    by its own past, so the scaling follows the series: center = median and scale = IQR / 1.349
    of its first W - 1 points (their standard deviation where the IQR is 0, floored). A level
    shift is therefore far from its window's past when it happens, and part of that past W
-   points later. The scaled window, clipped, is the VAE's input, and gives a cheap part:
-     level  |z| of the last point: a robust z-score against the window's past
-2. `decide` (stateful, one call per point of a series, in time order). One more part:
+   points later. The scaled window, clipped, is the VAE's input.
+2. `decide` (stateful, one call per point of a series, in time order), with two cheap parts
+   beside the VAE's score:
+     level  |x - center| / scale of the last point: a robust z-score against the window's past
+            (where that past is one value, half the series' mean step |x(t) - x(t-1)| is the
+            scale, so a count that idles at 0 does not turn every 1 into a million)
      flat   the run of (nearly) equal values ending here: a stuck sensor or a flat-lined count
    Each part's raw score becomes a *surprise* against that series' own recent scores of that
-   part: per series and part, an exponentially weighted mean and standard deviation of
-   log(eps + raw) (half-life `adapt_halflife` points), so surprise = (log(eps + raw) - mean) / std.
-   Flat runs are heavy-tailed instead (a count idles at 0 every night): a run is compared with
-   the longest of the series' recent runs, and reaches the threshold at `flat_ratio` times it.
+   part, by peaks over threshold (as SPOT does, with an exponential tail): per series and part,
+   the `tail_quantile` t of y = log(eps + raw) and the mean excess b of y over t, both following
+   the series (half-life `adapt_halflife` points); surprise = -log10 of the tail probability,
+   -log10(1 - q) + (y - t) / (b ln 10). Tails, not means: a count that is 0 most of the time and
+   1 now and then has a bimodal score, and its 1s are normal for it. Flat runs are heavy-tailed
+   (a count idles at 0 every night): a run is compared with the longest of the series' recent
+   runs instead, and reaches the threshold at `flat_ratio` times it.
    The point's score is the largest surprise, and its part the one that gave it: the alert
-   names it. The threshold is `threshold` standard deviations; after an alert it is raised to
-   the alert's score and decays back (half-life `cooldown_halflife`), so one anomaly raises one
-   alert, not one per point, unless it grows. The first `warmup` points of a series only learn.
+   names it. The threshold is `threshold` (3: a tail probability of 1 in 1,000 per part); after
+   an alert it is raised to twice the alert's score and decays back (half-life
+   `cooldown_halflife`), so one anomaly raises one alert, not one per point, unless it grows.
+   The first `warmup` points of a series only learn; its statistics start from priors fitted in
+   training.
 
 The state of a series is a short array of floats (`new_state`); nothing grows with time.
 """
@@ -35,17 +43,18 @@ from pydantic import BaseModel, ConfigDict, Field
 IQR_TO_SIGMA = 1.349
 MIN_SCALE = 1e-9
 MAX_RAW = 1e6  # raw part scores are capped: a value of 1e308 is an anomaly, not an overflow
+TAIL_PRIOR_WEIGHT = 0.2  # the first excesses move a tail's mean excess a fifth of the way each
 PARTS = ("vae", "level", "flat")
 EPS = {"vae": 1e-3, "level": 0.1, "flat": 0.0}
 
 
 class PartPrior(BaseModel):
-    """Where a series' statistics of one part start, before its own points have moved them."""
+    """Where a series' tail statistics of one part start, before its own points have moved them."""
 
     model_config = ConfigDict(frozen=True)
 
-    mean: float = Field(..., description="Mean of log(eps + raw score)")
-    std: float = Field(..., gt=0, description="Standard deviation of log(eps + raw score)")
+    quantile: float = Field(..., description="The tail_quantile of log(eps + raw score)")
+    excess: float = Field(..., gt=0, description="Mean excess of log(eps + raw score) over that quantile")
 
 
 class DetectorParams(BaseModel):
@@ -53,8 +62,19 @@ class DetectorParams(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    method: str = Field("adaptive-surprise", description="See schemas/detect.py")
-    threshold: float = Field(2.7, gt=0, description="Alert when the largest surprise reaches this (stds)")
+    method: str = Field("peaks-over-threshold", description="See schemas/detect.py")
+    threshold: float = Field(
+        3.0, gt=0, description="Alert when the largest surprise reaches this: -log10 of a tail probability"
+    )
+    tail_quantile: float = Field(
+        0.99,
+        gt=0.5,
+        lt=1,
+        description="Each part's scores above this quantile of the series' own are its tail",
+    )
+    quantile_step: float = Field(
+        0.2, gt=0, description="How far (in mean excesses) one point moves the quantile estimate"
+    )
     adapt_halflife: float = Field(
         1000.0, gt=1, description="Half-life, in scored points, of each series' score statistics"
     )
@@ -63,11 +83,15 @@ class DetectorParams(BaseModel):
         20.0, ge=0, description="Weight of the priors, in points, against a series' first scores"
     )
     cooldown_halflife: float = Field(
-        12.0, gt=0, description="After an alert the threshold rises to its score and halves back in this"
+        12.0,
+        gt=0,
+        description="After an alert the threshold rises to twice its score and halves back in this",
     )
-    sigma_floor: float = Field(0.25, gt=0, description="Least std of log scores: no series is too quiet")
+    excess_floor: float = Field(
+        0.1, gt=0, description="Least mean excess of log scores over the quantile: no series is too quiet"
+    )
     flat_tolerance: float = Field(
-        1e-3, ge=0, description="Values within this share of the series' scale count as equal (flat part)"
+        1e-3, ge=0, description="Values within this share of the window's scale count as equal (flat part)"
     )
     flat_min_run: int = Field(8, ge=2, description="A flat run shorter than this never alerts")
     flat_ratio: float = Field(
@@ -81,11 +105,12 @@ class DetectorParams(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class WindowFeatures:
-    """What one window (or a batch of them) gives the model and the level part."""
+    """What one window (or a batch of them) gives the model and the cheap parts."""
 
     z: np.ndarray  # float32 [B, W]: the model's input
-    level: np.ndarray  # float64 [B]
+    center: np.ndarray  # float64 [B]: the median of the window's past
     scale: np.ndarray  # float64 [B]: the window's robust scale, in the series' units
+    step: np.ndarray  # float64 [B]: the window's mean |x(t) - x(t-1)|
     last: np.ndarray  # float64 [B]: the raw last value
     prev: np.ndarray  # float64 [B]: the raw value before it
 
@@ -99,8 +124,8 @@ def _quantile_sorted(s: np.ndarray, q: float) -> np.ndarray:
 
 
 def window_features(raw: np.ndarray, clip: float) -> WindowFeatures:
-    """Scale each window by its own past and take the level part's raw score (rows are independent:
-    one window alone gives exactly what it gives inside a batch)."""
+    """Scale each window by its own past (rows are independent: one window alone gives exactly what
+    it gives inside a batch)."""
     x = np.asarray(raw, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -115,39 +140,42 @@ def window_features(raw: np.ndarray, clip: float) -> WindowFeatures:
         scale = np.where(np.isfinite(scale), scale, np.finfo(np.float64).max)
         z = (x - center[:, None]) / scale[:, None]
     z = np.nan_to_num(z, nan=0.0, posinf=MAX_RAW, neginf=-MAX_RAW)
-    level = np.minimum(np.abs(z[:, -1]), MAX_RAW)
+    with np.errstate(all="ignore"):
+        step = np.nan_to_num(np.abs(np.diff(x, axis=1)).mean(axis=1), nan=MAX_RAW, posinf=MAX_RAW)
     return WindowFeatures(
         z=np.clip(z, -clip, clip).astype(np.float32),
-        level=level,
+        center=center,
+        step=np.minimum(step, MAX_RAW),
         scale=scale,
         last=x[:, -1].copy(),
         prev=x[:, -2].copy(),
     )
 
 
-# State layout: per part (mean, var) of log(eps + raw) (flat: the longest recent run, and a spare);
+# State layout: per part the tail quantile and mean excess of log(eps + raw) (flat: the longest
+# recent run, and a spare);
 # then the counters and the flat run.
 _N_PARTS = len(PARTS)
 _SEEN = 2 * _N_PARTS  # scored points so far
 _RUN = _SEEN + 1  # length of the current flat run
-_LONG_SCALE = _SEEN + 2  # slow average of the window scale: what "nearly equal" is measured against
+_STEP = _SEEN + 2  # the series' mean |x(t) - x(t-1)|: the level part's scale after a flat past
 _COOLDOWN = _SEEN + 3  # the raised threshold after an alert (0 when none)
 STATE_SIZE = _SEEN + 4
 
 
 def new_state(params: DetectorParams) -> array:
-    """A new series' state, starting from the priors (a part without one starts at mean 0, std 1)."""
+    """A new series' state, starting from the priors (a part without one: quantile 0, mean excess 1)."""
     state = array("d", bytes(8 * STATE_SIZE))
     for i, part in enumerate(PARTS):
         prior = params.priors.get(part)
-        state[2 * i] = prior.mean if prior else (1.0 if part == "flat" else 0.0)
-        state[2 * i + 1] = (prior.std if prior else 1.0) ** 2
+        state[2 * i] = prior.quantile if prior else (1.0 if part == "flat" else 0.0)
+        state[2 * i + 1] = prior.excess if prior else 1.0
     return state
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    score: float  # the largest surprise, in std units (0 while warming up)
+    score: float  # the largest surprise, -log10 of a tail probability (0 while warming up)
     threshold: float  # what the score had to reach (the cooldown may have raised it)
     part: str  # the part that gave the score
     part_score: float  # that part's raw score
@@ -157,19 +185,28 @@ class Decision:
 
 
 def decide(
-    state: array, p: DetectorParams, vae: float, level: float, scale: float, last: float, prev: float
-) -> Decision:
-    """Score one point of a series and update its state (see the module docstring)."""
+    state: array, p: DetectorParams, vae: float, center: float, scale: float, step: float, last: float,
+    prev: float,
+) -> Decision:  # fmt: skip
+    """Score one point of a series and update its state (see the module docstring). `step` is the
+    window's mean |x(t) - x(t-1)|: where a series' mean step starts."""
     seen = state[_SEEN]
     alpha = max(1.0 - 0.5 ** (1.0 / p.adapt_halflife), 1.0 / (seen + p.prior_points + 1.0))
+    mean_step = step if seen == 0 else state[_STEP]
+    step = abs(last - prev)
+    step = min(step, MAX_RAW) if math.isfinite(step) else MAX_RAW
+    mean_step += alpha * (step - mean_step)
+    state[_STEP] = mean_step
+    # A window whose past is one value has no spread to measure the last point against (scale is
+    # its floor): half the series' mean step stands in, so a count that idles at 0 does not turn
+    # each 1 into a million standard deviations.
+    flat_past = scale <= max(MIN_SCALE, 1e-9 * abs(center)) * (1.0 + 1e-12)
+    level = level_score(center, max(0.5 * mean_step, MIN_SCALE) if flat_past else scale, last)
     # The flat run: how many points in a row have stayed within the tolerance of the one before.
-    long_scale = state[_LONG_SCALE]
-    long_scale = scale if seen == 0 else long_scale + alpha * (scale - long_scale)
-    state[_LONG_SCALE] = long_scale
-    tol = p.flat_tolerance * long_scale + 1e-12 * abs(last)
+    tol = p.flat_tolerance * scale + 1e-12 * abs(last)
     run = state[_RUN]
     flat_ended = 0.0
-    if abs(last - prev) <= tol:
+    if step <= tol:
         run += 1.0
     else:
         flat_ended, run = run, 1.0
@@ -185,18 +222,14 @@ def decide(
             longest = max(state[2 * i], 1.0)
             raw_thr = max(float(p.flat_min_run), p.flat_ratio * longest)
             # In the same units as the other parts: 0 at the longest recent run, the threshold
-            # at flat_ratio times it (one "std" is a 1/threshold share of log(flat_ratio)).
+            # at flat_ratio times it (one unit is a 1/threshold share of log(flat_ratio)).
             surprise = p.threshold * math.log(raw * p.flat_ratio / raw_thr) / math.log(p.flat_ratio)
             if flat_ended:
                 longest = max(longest, min(flat_ended, raw_thr))
             state[2 * i] = max(longest * decay, 1.0)
         else:
-            mean, var = state[2 * i], state[2 * i + 1]
-            std = max(math.sqrt(var), p.sigma_floor)
-            y = math.log(EPS[part] + raw)
-            surprise = (y - mean) / std
-            raw_thr = math.exp(mean + p.threshold * std) - EPS[part]
-            _learn(state, i, min(y, mean + p.threshold * std), alpha)
+            surprise, raw_thr = _tail(state, i, math.log(EPS[part] + raw), p, alpha)
+            raw_thr -= EPS[part]
         if part in p.parts and surprise > best:
             best, best_i, best_thr = surprise, i, raw_thr
     state[_SEEN] = seen + 1.0
@@ -206,7 +239,9 @@ def decide(
     warming = seen < p.warmup
     score = 0.0 if warming else max(best, 0.0)
     alert = not warming and score >= threshold
-    state[_COOLDOWN] = score if alert else (cooldown * 0.5 ** (1.0 / p.cooldown_halflife))
+    # Twice the alert's score, halving back: the same anomaly, as bad as when it alerted, stays quiet
+    # for a half-life; one that doubles alerts again.
+    state[_COOLDOWN] = 2.0 * score if alert else (cooldown * 0.5 ** (1.0 / p.cooldown_halflife))
     if alert and PARTS[best_i] == "flat":
         # The run is known now: it alerts again only if it lasts flat_ratio times longer, so a series
         # that is flat by nature costs a few alerts in all, not one per point.
@@ -222,10 +257,32 @@ def decide(
     )
 
 
-def _learn(state: array, i: int, y: float, alpha: float) -> None:
-    """Exponentially weighted mean and variance (West's incremental form)."""
-    mean, var = state[2 * i], state[2 * i + 1]
-    diff = y - mean
-    incr = alpha * diff
-    state[2 * i] = mean + incr
-    state[2 * i + 1] = (1.0 - alpha) * (var + diff * incr)
+def level_score(center: float | np.ndarray, scale: float | np.ndarray, last: float | np.ndarray):
+    """|last - center| / scale, capped at MAX_RAW (values near +-1e308 overflow to inf)."""
+    with np.errstate(all="ignore"):
+        z = np.abs(np.asarray(last, dtype=np.float64) - center) / scale
+    z = np.minimum(np.nan_to_num(z, nan=0.0, posinf=MAX_RAW), MAX_RAW)
+    return float(z) if z.ndim == 0 else z
+
+
+def _tail(state: array, i: int, y: float, p: DetectorParams, alpha: float) -> tuple[float, float]:
+    """(surprise, the raw score that would reach the threshold) of a log-score y, then learn y.
+
+    Peaks over threshold (SPOT-like, with an exponential tail): above its tail_quantile t, a part's
+    log-scores are taken to fall off as exp(-(y - t) / b), b their mean excess over t, so
+    surprise = -log10(P(Y >= y)) = -log10(1 - q) + (y - t) / (b ln 10). t moves by stochastic
+    approximation and b is an exponentially weighted mean; an excess larger than the alerting one
+    is learnt as the alerting one, so an anomaly does not raise its series' tail much.
+    """
+    t, b = state[2 * i], max(state[2 * i + 1], p.excess_floor)
+    base = -math.log10(1.0 - p.tail_quantile)
+    surprise = base + (y - t) / (b * math.log(10.0))
+    y_alert = t + b * math.log(10.0) * (p.threshold - base)
+    excess = min(y, y_alert) - t
+    if excess > 0:
+        # Only a (1 - q) share of points are excesses: their mean forgets over that many fewer, and
+        # starts from its prior as if it had seen a few.
+        tail_alpha = min(TAIL_PRIOR_WEIGHT, alpha / (1.0 - p.tail_quantile))
+        state[2 * i + 1] = b + tail_alpha * (excess - b)
+    state[2 * i] = t + p.quantile_step * b * ((1.0 if y > t else 0.0) - (1.0 - p.tail_quantile))
+    return surprise, math.exp(y_alert)

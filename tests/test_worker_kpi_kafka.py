@@ -31,7 +31,10 @@ def split(series: SynthSeries, start: int, end: int | None = None) -> SynthSerie
 @pytest.fixture(scope="module")
 def kpi_case(tmp_path_factory):
     """Two normal series (no random anomalies); the model trains on their first 8 days; the stream
-    is their next 2 days with a spike and a level shift injected into the first series."""
+    is their next 2 days with a spike and a level shift injected into the first series.
+
+    Alerting at a tail probability of 10^-3.4 rather than the default 10^-3, so a normal stretch of
+    a hundred points is expected to stay silent."""
     folder = tmp_path_factory.mktemp("kpi")
     rng = np.random.default_rng(31)
     full = [
@@ -40,7 +43,7 @@ def kpi_case(tmp_path_factory):
     train_csv = folder / "train.csv"
     write_long_csv([split(s, 0, TRAIN_DAYS * PER_DAY) for s in full], train_csv)
     bundle = train_tiny_kpi_bundle(folder / "models" / "kpi-test" / "1", train_csv, window=32, epochs=8,
-                                   split="60,30,10")  # fmt: skip
+                                   split="60,30,10", alert_threshold=3.4)  # fmt: skip
     stream = [split(s, TRAIN_DAYS * PER_DAY) for s in full]
     target = stream[0]
     sd = float(np.std(np.diff(target.values))) / np.sqrt(2)

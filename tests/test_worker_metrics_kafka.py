@@ -75,11 +75,11 @@ def test_a_spike_is_alerted_with_its_series_and_the_rest_scored(
     assert alert.kind == "metric" and alert.value == 10.0 and alert.window == W
     assert alert.series == "cpu" and alert.labels == {"host": "a"} and alert.series_key == 'cpu{host="a"}'
     assert alert.ts == T0 + timedelta(minutes=16)
-    # The detector's threshold (2.7 standard deviations of the series' own log-scores), reached by
+    # The detector's threshold (a tail probability of 1e-3 among the series' own scores), reached by
     # the spike's level or vae part, which the alert names with its raw score and raw threshold.
-    assert alert.threshold == 2.7 and alert.score >= alert.threshold
+    assert alert.threshold == 3.0 and alert.score >= alert.threshold
     assert alert.detector in ("vae", "level") and alert.detector_score >= alert.detector_threshold
-    assert alert.severity == pytest.approx(1 - 2.7 / (2 * alert.score))  # 0.5 at the threshold
+    assert alert.severity == pytest.approx(1 - 3.0 / (2 * alert.score))  # 0.5 at the threshold
     assert alert.model == "kpi-test" and alert.source.topic == topics["input"]
     scores = [ScoreMessage.model_validate(s) for s in read_json(kafka_bootstrap, topics["scores"])]
     # Every other scored point is a score message below its threshold (the points after the spike

@@ -85,7 +85,8 @@ def train_kpi(settings) -> int:
     print(f"\n{ev.table()}\n\n{ev.verdict()}")
     print(
         f"bundle {out} ({manifest.name} version {manifest.version}, W {manifest.input.shape[0]}, alert at a "
-        f"surprise of {manifest.threshold:g} standard deviations) written in {time.monotonic() - t0:.0f} s"
+        f"surprise of {manifest.threshold:g}: a tail probability of 1e-{manifest.threshold:g}) written in "
+        f"{time.monotonic() - t0:.0f} s"
     )
     return 0
 

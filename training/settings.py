@@ -67,8 +67,8 @@ class TrainSettings(BaseSettings):
     alert_threshold: float = Field(
         DetectorParams().threshold,
         gt=0,
-        description="(csv) a point alerts when its largest surprise (the log-score of a part against that "
-        "series' own recent ones, in standard deviations) reaches this",
+        description="(csv) a point alerts when its largest surprise reaches this: -log10 of the tail "
+        "probability of one part's score among that series' own recent ones (3 = 1 in 1,000)",
     )
     adapt_halflife: float = Field(
         DetectorParams().adapt_halflife,

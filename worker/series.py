@@ -74,8 +74,8 @@ class Window:
         """The alert decision on this window's score; call in the order the windows were made."""
         f = self.features
         return decide(
-            self.state, prep.detector, model_score, float(f.level[0]), float(f.scale[0]),
-            float(f.last[0]), float(f.prev[0]),
+            self.state, prep.detector, model_score, float(f.center[0]), float(f.scale[0]),
+            float(f.step[0]), float(f.last[0]), float(f.prev[0]),
         )  # fmt: skip
 
 

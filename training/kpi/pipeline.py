@@ -27,9 +27,11 @@ from training.kpi.evaluate import (
 )
 from training.kpi.load import LoadedData, load_csv
 from training.kpi.scoring import (
+    RawScores,
     Scored,
     baseline_scored,
-    detector_scored,
+    detect,
+    fitted_raw_scores,
     outcomes,
     per_point,
 )
@@ -46,7 +48,7 @@ from training.settings import TrainSettings
 
 PARITY_WINDOWS = 2000
 SCORE_FUNCTION = "last_point_squared_error"
-DETECTORS = ("detector", "zscore", "hampel")  # the detector first: the one the worker runs
+BASELINES = ("zscore", "hampel")
 
 
 @dataclass
@@ -65,7 +67,7 @@ class KpiEvaluation:
         return format_comparison(self.reports, self.what)
 
     def verdict(self) -> str:
-        ours, others = self.reports[0], self.reports[1:]
+        ours, others = self.reports[0], [r for r in self.reports[1:] if r.name in BASELINES]
         lines = []
         for o in others:
             nab, f1 = ours.nab["standard"], ours.best_f1
@@ -125,14 +127,21 @@ def detector_params(s: TrainSettings) -> DetectorParams:
 
 def evaluate_series(
     series: list[SeriesData],
-    ours: list[Scored],
+    raws: list[RawScores],
+    params: DetectorParams,
     cfg: WindowConfig,
     delay: int | None,
     test_only: bool = True,
 ) -> KpiEvaluation:
-    """The detector and the classic detectors compared on the test parts (or, with test_only False,
-    on every point after NAB's probationary first 15% of each series)."""
-    scored = {"detector": ours, **{name: baseline_scored(series, cfg, name) for name in DETECTORS[1:]}}
+    """The detector (the worker's), its VAE part alone (same adaptive thresholds) and the classic
+    detectors, compared on the test parts (or, with test_only False, on every point after NAB's
+    probationary first 15% of each series)."""
+    vae_only = params.model_copy(update={"parts": ("vae",)})
+    scored = {
+        "detector": [detect(r, params) for r in raws],
+        "vae": [detect(r, vae_only) for r in raws],
+        **{name: baseline_scored(series, cfg, name) for name in BASELINES},
+    }
     reports = []
     for name, sc in scored.items():
         if test_only:
@@ -215,9 +224,9 @@ def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
         export_window_graph(model, folder / "model.onnx")
         check_parity(model, folder / "model.onnx", parity_windows(series, cfg, s.seed))
         # The bundle's own (onnxruntime) scores, through the worker's detector, give the figures.
-        ours, params = detector_scored(folder / "model.onnx", series, cfg, detector_params(s))
-        cal = calibration_of(series, ours, params)
-        ev = evaluate_series(series, ours, cfg, s.delay)
+        raws, params = fitted_raw_scores(folder / "model.onnx", series, cfg, detector_params(s))
+        ev = evaluate_series(series, raws, params, cfg, s.delay)
+        cal = calibration_of(series, ev.scored["detector"], params)
         (folder / "evaluation.json").write_text(json.dumps(ev.as_json(), indent=2) + "\n")
         (folder / "history.json").write_text(json.dumps(fitted.as_dict(), indent=2, default=float) + "\n")
         if s.report:
@@ -347,7 +356,7 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     on every point after the first 15% (NAB's probationary period), as a stream would see them;
     the classic detectors calibrate on that first 15%.
     """
-    from training.kpi.scoring import detect, raw_scores
+    from training.kpi.scoring import raw_scores
     from training.onnx_scoring import cpu_session
 
     manifest = read_manifest(bundle)
@@ -374,9 +383,10 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     if not series:
         raise ValueError("no series of the data can be scored by this bundle")
     session = cpu_session(bundle / manifest.model_file)
-    ours = [detect(raw_scores(session, s, cfg), pre.detector) for s in series]
+    raws = [raw_scores(session, s, cfg) for s in series]
     delay = manifest.training.get("delay")
-    ev = evaluate_series(series, ours, cfg, int(delay) if delay is not None else None, test_only)  # type: ignore[arg-type]
+    delay = int(delay) if delay is not None else None  # type: ignore[arg-type]
+    ev = evaluate_series(series, raws, pre.detector, cfg, delay, test_only)
     text = json.dumps(ev.as_json(), indent=2) + "\n"
     stored = bundle / "evaluation.json"
     if not stored.exists() or stored.read_text() != text:  # hashed in the manifest: never overwritten

@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from schemas.detect import EPS, PARTS, DetectorParams, PartPrior, WindowFeatures, decide, new_state
+from schemas.detect import (
+    EPS,
+    PARTS,
+    DetectorParams,
+    PartPrior,
+    WindowFeatures,
+    decide,
+    level_score,
+    new_state,
+)
 from schemas.timeseries import scoreable
 from training.kpi.baseline import hampel, rolling_zscore
 from training.kpi.evaluate import SeriesOutcome
@@ -78,41 +87,52 @@ def detect(raw: RawScores, params: DetectorParams) -> Scored:
     f, n = raw.features, len(raw.ends)
     scores, thresholds, parts = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int8)
     cols = zip(
-        raw.model.tolist(), f.level.tolist(), f.scale.tolist(), f.last.tolist(), f.prev.tolist(), strict=True
-    )
-    for i, (m, level, scale, last, prev) in enumerate(cols):
-        d = decide(state, params, m, level, scale, last, prev)
+        raw.model.tolist(), f.center.tolist(), f.scale.tolist(), f.step.tolist(), f.last.tolist(),
+        f.prev.tolist(), strict=True,
+    )  # fmt: skip
+    for i, (m, center, scale, step, last, prev) in enumerate(cols):
+        d = decide(state, params, m, center, scale, step, last, prev)
         scores[i], thresholds[i], parts[i] = d.score, d.threshold, PARTS.index(d.part)
     return Scored(raw.ends, scores, thresholds, parts, raw.model)
 
 
-def fit_priors(series: list[SeriesData], raws: list[RawScores]) -> dict[str, PartPrior]:
-    """Starting statistics of each part: the median, over series, of the mean and std of
-    log(eps + raw score) on each validation part (labels unused). The flat part starts neutral."""
+def fit_priors(
+    series: list[SeriesData], raws: list[RawScores], params: DetectorParams
+) -> dict[str, PartPrior]:
+    """Starting tail statistics of each part: the median, over series, of the tail_quantile of
+    log(eps + raw score) on each validation part and of the mean excess over it (labels unused).
+    The flat part starts neutral."""
     stats: dict[str, list[tuple[float, float]]] = {p: [] for p in ("vae", "level")}
     for s, r in zip(series, raws, strict=True):
         val = s.part_of(r.ends) == 1
         if val.sum() < 10:
             continue
-        for part, values in (("vae", r.model), ("level", r.features.level)):
+        f = r.features
+        mean_step = float(np.mean(np.abs(f.last - f.prev)))
+        level = level_score(f.center, np.maximum(f.scale, 0.5 * mean_step), f.last)
+        for part, values in (("vae", r.model), ("level", level)):
             y = np.log(EPS[part] + np.minimum(values[val], 1e6))
-            stats[part].append((float(y.mean()), float(y.std())))
+            t = float(np.quantile(y, params.tail_quantile))
+            above = y[y > t] - t
+            stats[part].append((t, float(above.mean()) if above.size else params.excess_floor))
     out = {}
     for part, rows in stats.items():
         if rows:
-            means, stds = np.array(rows).T
-            out[part] = PartPrior(mean=float(np.median(means)), std=max(float(np.median(stds)), 1e-3))
+            quantiles, excesses = np.array(rows).T
+            out[part] = PartPrior(
+                quantile=float(np.median(quantiles)),
+                excess=max(float(np.median(excesses)), params.excess_floor),
+            )
     return out
 
 
-def detector_scored(
+def fitted_raw_scores(
     model_path: Path, series: list[SeriesData], cfg: WindowConfig, params: DetectorParams
-) -> tuple[list[Scored], DetectorParams]:
-    """The detector on every series, with priors fitted on the validation parts (returned in the params)."""
+) -> tuple[list[RawScores], DetectorParams]:
+    """Every series' raw scores from the graph, and the params with priors fitted on the validation parts."""
     session = cpu_session(model_path)
     raws = [raw_scores(session, s, cfg) for s in series]
-    params = params.model_copy(update={"priors": fit_priors(series, raws)})
-    return [detect(r, params) for r in raws], params
+    return raws, params.model_copy(update={"priors": fit_priors(series, raws, params)})
 
 
 def baseline_scored(series: list[SeriesData], cfg: WindowConfig, which: str) -> list[Scored]:
