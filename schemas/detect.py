@@ -152,9 +152,8 @@ def window_features(raw: np.ndarray, clip: float) -> WindowFeatures:
     )
 
 
-# State layout: per part the tail quantile and mean excess of log(eps + raw) (flat: the longest
-# recent run, and a spare);
-# then the counters and the flat run.
+# State layout: per part, the tail quantile and mean excess of log(eps + raw) (flat: the longest
+# recent run, and a spare); then the counters, the flat run, the mean step and the cooldown.
 _N_PARTS = len(PARTS)
 _SEEN = 2 * _N_PARTS  # scored points so far
 _RUN = _SEEN + 1  # length of the current flat run
@@ -213,20 +212,10 @@ def decide(
     state[_RUN] = run
     raws = (vae, level, run)
     best, best_i, best_thr = -math.inf, 0, 0.0
-    decay = 0.5 ** (1.0 / p.adapt_halflife)
     for i, part in enumerate(PARTS):
         raw = min(max(raws[i], 0.0), MAX_RAW) if math.isfinite(raws[i]) else MAX_RAW
         if part == "flat":
-            # Runs are judged against the longest of the series' recent runs, not a mean: runs of
-            # equal values are heavy-tailed (a count series idles at 0 for a while every night).
-            longest = max(state[2 * i], 1.0)
-            raw_thr = max(float(p.flat_min_run), p.flat_ratio * longest)
-            # In the same units as the other parts: 0 at the longest recent run, the threshold
-            # at flat_ratio times it (one unit is a 1/threshold share of log(flat_ratio)).
-            surprise = p.threshold * math.log(raw * p.flat_ratio / raw_thr) / math.log(p.flat_ratio)
-            if flat_ended:
-                longest = max(longest, min(flat_ended, raw_thr))
-            state[2 * i] = max(longest * decay, 1.0)
+            surprise, raw_thr = _flat(state, i, raw, flat_ended, p)
         else:
             surprise, raw_thr = _tail(state, i, math.log(EPS[part] + raw), p, alpha)
             raw_thr -= EPS[part]
@@ -263,6 +252,22 @@ def level_score(center: float | np.ndarray, scale: float | np.ndarray, last: flo
         z = np.abs(np.asarray(last, dtype=np.float64) - center) / scale
     z = np.minimum(np.nan_to_num(z, nan=0.0, posinf=MAX_RAW), MAX_RAW)
     return float(z) if z.ndim == 0 else z
+
+
+def _flat(state: array, i: int, run: float, ended: float, p: DetectorParams) -> tuple[float, float]:
+    """(surprise, the run length that reaches the threshold) of the current flat run, then learn.
+
+    Runs are judged against the longest of the series' recent runs, not a mean: runs of equal
+    values are heavy-tailed (a count idles at 0 for a while every night). In the other parts'
+    units: 0 at the longest recent run, the threshold at flat_ratio times it.
+    """
+    longest = max(state[2 * i], 1.0)
+    run_thr = max(float(p.flat_min_run), p.flat_ratio * longest)
+    surprise = p.threshold * math.log(run * p.flat_ratio / run_thr) / math.log(p.flat_ratio)
+    if ended:
+        longest = max(longest, min(ended, run_thr))
+    state[2 * i] = max(longest * 0.5 ** (1.0 / p.adapt_halflife), 1.0)
+    return surprise, run_thr
 
 
 def _tail(state: array, i: int, y: float, p: DetectorParams, alpha: float) -> tuple[float, float]:
