@@ -99,6 +99,26 @@ def stream_points(bundle: Path, days: float, out_csv: Path) -> tuple[list[KpiPoi
     return chosen, manifest.preprocessing.window
 
 
+def scored_points(bundle: Path, points: list[KpiPoint]) -> int:
+    """How many of the points the worker scores (one output each): on each series' grid, the real points
+    with W points of their segment behind them (schemas.timeseries, as the worker places them)."""
+    from schemas.timeseries import scoreable, to_grid
+
+    manifest = ModelManifest.model_validate_json((bundle / "manifest.json").read_bytes())
+    pre = manifest.preprocessing
+    by_series: dict[str, list[KpiPoint]] = {}
+    for p in points:
+        by_series.setdefault(p.series, []).append(p)
+    total = 0
+    for key, pts in by_series.items():
+        stats = pre.series.get(key)
+        interval = stats.interval_s if stats else pre.interval_s
+        grid = to_grid(np.array([p.seconds for p in pts]), np.array([p.value for p in pts]), interval,
+                       pre.reset_gap)  # fmt: skip
+        total += len(scoreable(grid, pre.window))
+    return total
+
+
 def messages(points: list[KpiPoint], model: str) -> list[tuple[bytes, bytes]]:
     """(key, value) of each point, naming `model` ('name:version'): with a second metric model in the
     repository, a point that names none has no default model in the worker and is dead-lettered."""

@@ -201,7 +201,8 @@ class Outputs:
             if len(self.metric_alerts) <= SHOWN_ALERTS:
                 print(
                     f"  ALERT  {out['series_key']:<12} {out['ts'][:16]}  value {out['value']:8.1f}  "
-                    f"score {out['score']:6.2f} >= {out['threshold']:.2f}  severity {out['severity']:.2f}"
+                    f"score {out['score']:6.2f} >= {out['threshold']:.2f}  by {out.get('detector', '?'):<5}  "
+                    f"severity {out['severity']:.2f}"
                 )
             elif len(self.metric_alerts) == SHOWN_ALERTS + 1:
                 print("  ... (more KPI alerts; the summary counts them all)")
@@ -275,7 +276,7 @@ def stream_kpi(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], ou
     points, window = kpi.stream_points(bundle.folder, s.kpi_stream_days, streamed_csv)
     keyed = kpi.messages(points, bundle.key)
     n_series = len({p.series for p in points})
-    expected = len(points) - n_series * (window - 1)  # warming points have no output
+    expected = kpi.scored_points(bundle.folder, points)  # points that fill a window have no output
     print(f"\nstreaming {len(points)} KPI points ({n_series} series) at {s.kpi_rate:.0f}/s:")
     before = out.count()
     stream(s, topics["metrics"], [v for _, v in keyed], s.kpi_rate, keys=[k for k, _ in keyed])
