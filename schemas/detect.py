@@ -200,7 +200,9 @@ def decide(
     # its floor): half the series' mean step stands in, so a count that idles at 0 does not turn
     # each 1 into a million standard deviations.
     flat_past = scale <= max(MIN_SCALE, 1e-9 * abs(center)) * (1.0 + 1e-12)
-    level = level_score(center, max(0.5 * mean_step, MIN_SCALE) if flat_past else scale, last)
+    denom = max(0.5 * mean_step, MIN_SCALE) if flat_past else scale
+    level = abs(last - center) / denom
+    level = min(level, MAX_RAW) if level == level else 0.0  # NaN: inf - inf; inf is capped
     # The flat run: how many points in a row have stayed within the tolerance of the one before.
     tol = p.flat_tolerance * scale + 1e-12 * abs(last)
     run = state[_RUN]
