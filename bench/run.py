@@ -26,11 +26,12 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench import kpi, plots
-from bench.common import REPO, append_times, create_topic, metric_total, start_worker, wait_ready
+from bench.common import REPO, append_times, create_topic, metric_total, start_worker
 from schemas import ModelManifest, image_message
 from tests.kafka_broker import LocalKafka, free_port_block
 from training.data.mnist import load_split
 from worker.device import choose_providers
+from worker.launch import wait_ready
 from worker.registry import load_bundle
 from worker.score import score_batch
 from worker.settings import WorkerSettings
@@ -117,7 +118,7 @@ def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int, threads: i
     return len(x) / (time.perf_counter() - t0)
 
 
-def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: str) -> float:
+def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: object) -> float:
     """Records/s while the worker drains a full topic, from the broker's append times of its alerts.
 
     The records are shuffled, so alerts are spread evenly through the drain: the rate is
@@ -162,7 +163,7 @@ def latency(
     port = free_port_block(1)
     proc = start_worker(bootstrap, repo, topic, alerts, port, default_model=model, transport=transport)
     try:
-        wait_ready(port)
+        wait_ready(port, proc)
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
         n = int(rate * seconds)
         sent: dict[str, int] = {}
@@ -287,10 +288,10 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     for transport in args.transports.split(","):
         a = median_of(f"a {transport}", partial(bare_consume_rate, bootstrap, topic, args.records, transport))
         c = median_of(f"c {transport}", partial(
-            worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=str(args.max_batch),
+            worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=args.max_batch,
             default_model=model, transport=transport))  # fmt: skip
         d = median_of(f"d {transport}", partial(
-            worker_drain_rate, bootstrap, repo, small, args.batch1_records, max_batch="1",
+            worker_drain_rate, bootstrap, repo, small, args.batch1_records, max_batch=1,
             default_model=model, transport=transport))  # fmt: skip
         lat = latencies[transport] = latency(bootstrap, repo, args.rate, args.seconds, model, transport)
         results[transport] = (a, c, d, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat))

@@ -1,75 +1,38 @@
-"""Decode a message and pick its model: a batch item, a metric point held back, or a dead letter.
+"""The decode stage: message bytes -> a record (schemas.decode), its model, and the model's input as
+its kind prepares it (worker/kinds/). Never raises.
 
-Never raises. A metric point goes into its series' window (worker/series.py); only a
-point that completes a full window becomes a batch item. The others (warming, duplicate,
-late) are done with: nothing to publish, and they are counted by outcome.
+A message becomes a batch item, a record held back (a metric point that completes no window:
+nothing to publish, counted by its kind), or a rejection to dead-letter with its reason.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 
-from schemas import ImageRecord, MetricPoint, Reason, Rejection, decode
+from schemas import Reason, Rejection, decode
 from worker.batch import Item
+from worker.kafka.protocol import Consumed
+from worker.kinds import Held, RecordKind
 from worker.registry import LoadedModel, ModelRegistry
-from worker.series import PointOutcome, SeriesWindows
-from worker.transport import Consumed
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A metric point that completed no window to score (see PointOutcome)."""
-
-    model: LoadedModel
-    outcome: PointOutcome
-
-
-def route(
-    message: Consumed,
-    registry: ModelRegistry,
-    max_bytes: int,
-    windows: dict[str, SeriesWindows],
+def decode_message(
+    message: Consumed, models: ModelRegistry, kinds: Mapping[str, RecordKind], max_bytes: int
 ) -> tuple[LoadedModel, Item] | Held | Rejection:
-    result = decode(message.value, max_bytes=max_bytes)
-    if isinstance(result, Rejection):
-        return result
-    model = registry.resolve_for(result.model, result.kind)
+    record = decode(message.value, max_bytes=max_bytes)
+    if isinstance(record, Rejection):
+        return record
+    model = models.resolve_for(record.model, record.kind)
     if model is None:
-        wanted = result.model or f"(a default model for {result.kind} records)"
+        wanted = record.model or f"(a default model for {record.kind} records)"
         return Rejection(
-            Reason.UNKNOWN_MODEL, f"model {wanted} is not served here; served: {', '.join(registry.names())}"
+            Reason.UNKNOWN_MODEL, f"model {wanted} is not served here; served: {', '.join(models.names())}"
         )
-    if model.manifest.kind != result.kind:
+    if model.manifest.kind != record.kind:
         return Rejection(
             Reason.UNKNOWN_MODEL,
-            f"model {model.key} scores {model.manifest.kind} records, not {result.kind} records",
+            f"model {model.key} scores {model.manifest.kind} records, not {record.kind} records",
         )
-    record_id = result.id or f"{message.topic}:{message.partition}:{message.offset}"
-    if isinstance(result, MetricPoint):
-        return _metric(message, model, result, record_id, windows[model.key])
-    assert isinstance(result, ImageRecord)
-    if tuple(result.shape) != model.record_shape:
-        return Rejection(
-            Reason.SHAPE_MISMATCH,
-            f"image shape {result.shape} does not match model {model.key}'s input {list(model.record_shape)}",
-        )
-    return model, Item(message=message, record=result, record_id=record_id, row=result.pixels)
-
-
-def _metric(
-    message: Consumed, model: LoadedModel, point: MetricPoint, record_id: str, store: SeriesWindows
-) -> tuple[LoadedModel, Item] | Held:
-    ts = point.ts.timestamp() if point.ts is not None else None  # records carry ts in UTC
-    kafka_ts = message.timestamp / 1000.0 if message.timestamp and message.timestamp > 0 else None
-    window = store.push(point.series_key, ts, point.value, (message.topic, message.partition), kafka_ts)
-    if isinstance(window, PointOutcome):
-        return Held(model, window)
-    item = Item(
-        message=message,
-        record=point,
-        record_id=record_id,
-        row=window.values,
-        window=window,
-        point_ts=window.slot_ts,
-    )
-    return model, item
+    record_id = record.id or f"{message.topic}:{message.partition}:{message.offset}"
+    prepared = kinds[model.key].prepare(message, record, record_id)
+    return (model, prepared) if isinstance(prepared, Item) else prepared
