@@ -1,17 +1,17 @@
-"""Pieces both benchmarks use: topics, a worker process, waiting for it to be ready."""
+"""Pieces both benchmarks use: topics, a worker process (worker/launch.py), its counters, append times."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+
+from worker.launch import start_worker_process
+from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,32 +24,21 @@ def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, 
 
 
 def start_worker(
-    bootstrap: str, repo: Path, topic: str, alerts: str, port: int, **extra: str
+    bootstrap: str, repo: Path, topic: str, alerts: str, port: int, **extra: object
 ) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        WORKER_BOOTSTRAP_SERVERS=bootstrap,
-        WORKER_INPUT_TOPICS=topic,
-        WORKER_ALERTS_TOPIC=alerts,
-        WORKER_DEAD_LETTER_TOPIC=f"{alerts}-dead",
-        WORKER_GROUP_ID=f"bench-{uuid.uuid4().hex[:8]}",
-        WORKER_MODEL_REPOSITORY=str(repo),
-        WORKER_METRICS_PORT=str(port),
-        WORKER_LOG_LEVEL="WARNING",
+    """The worker as its own process, reading `topic`; `extra`: more WorkerSettings fields."""
+    settings = WorkerSettings(
+        bootstrap_servers=bootstrap,
+        input_topics=topic,
+        alerts_topic=alerts,
+        dead_letter_topic=f"{alerts}-dead",
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        model_repository=repo,
+        metrics_port=port,
+        log_level="WARNING",
+        **extra,
     )
-    env.update({f"WORKER_{k.upper()}": v for k, v in extra.items()})
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env)
-
-
-def wait_ready(port: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"the worker was not ready within {timeout_s} s")
+    return start_worker_process(settings)
 
 
 def append_times(bootstrap: str, topic: str) -> list[int]:

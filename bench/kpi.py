@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import append_times, create_topic, metric_total, start_worker, wait_ready
+from bench.common import append_times, create_topic, metric_total, start_worker
 from schemas import ModelManifest, metric_message
 from schemas.detect import STATE_SIZE
 from tests.kafka_broker import free_port_block
-from worker.series import SeriesWindows
+from worker.launch import wait_ready
+from worker.windows import SeriesWindows
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -104,9 +105,9 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
     port = free_port_block(1)
     model = f"{manifest.name}:{manifest.version}"
     proc = start_worker(bootstrap, repo, topic, alerts, port, scores_topic=scores, default_model=model,
-                        max_series=str(n_series))  # fmt: skip
+                        max_series=n_series)  # fmt: skip
     try:
-        wait_ready(port)
+        wait_ready(port, proc)
         rss0 = rss_bytes(proc.pid)
         keys, values = messages(n_series, w - 1, 0, interval)
         produce(bootstrap, topic, keys, values)

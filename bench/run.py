@@ -4,7 +4,7 @@
   (b) onnxruntime scoring rate alone, at the worker's batch size
   (c) the worker's drain rate (alerts only), as its own process
   (d) the same worker with --max-batch 1
-  (e) produce-to-alert latency at a steady rate (alerts topic stamped by the broker)
+  (e) produce-to-output latency at a steady rate on a realistic stream (bench/latency.py)
   (f)-(h) the metric path: memory per series, windows/s with 10,000 series, point latency (bench/kpi.py)
 
 Prints a table; asserts nothing (figures, not tests).
@@ -26,7 +26,8 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench import kpi, plots
-from bench.common import REPO, append_times, create_topic, metric_total, start_worker, wait_ready
+from bench.common import REPO, append_times, create_topic, metric_total, start_worker
+from bench.latency import latency, percentiles
 from schemas import ModelManifest, image_message
 from tests.kafka_broker import LocalKafka, free_port_block
 from training.data.mnist import load_split
@@ -117,7 +118,7 @@ def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int, threads: i
     return len(x) / (time.perf_counter() - t0)
 
 
-def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: str) -> float:
+def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: object) -> float:
     """Records/s while the worker drains a full topic, from the broker's append times of its alerts.
 
     The records are shuffled, so alerts are spread evenly through the drain: the rate is
@@ -146,57 +147,6 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: s
     return n * (len(stamps) - 1) / len(stamps) / ((stamps[-1] - stamps[0]) / 1000.0)
 
 
-def latency(
-    bootstrap: str, repo: Path, rate: float, seconds: float, model: str, transport: str = "kafka-python"
-) -> np.ndarray:
-    """ms from each input's create time to its alert's broker append time, at `rate` rec/s."""
-    train = load_split("train")
-    fives = train.images[train.labels == 5]  # anomalies: every record becomes an alert
-    topic = create_topic(bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", 2)
-    alerts = create_topic(
-        bootstrap,
-        f"bench-latency-alerts-{uuid.uuid4().hex[:8]}",
-        1,
-        {"message.timestamp.type": "LogAppendTime"},
-    )
-    port = free_port_block(1)
-    proc = start_worker(bootstrap, repo, topic, alerts, port, default_model=model, transport=transport)
-    try:
-        wait_ready(port)
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
-        n = int(rate * seconds)
-        sent: dict[str, int] = {}
-        t0 = time.perf_counter()
-        for i in range(n):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            rid = f"lat/{i}"
-            future = producer.send(topic, image_message(fives[i % len(fives)], id=rid))
-            sent[rid] = future  # the record's create time comes back in its metadata
-        producer.flush()
-        created = {rid: f.get(timeout=10).timestamp for rid, f in sent.items()}
-        producer.close()
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        consumer.assign([TopicPartition(alerts, 0)])
-        consumer.seek_to_beginning()
-        import json
-
-        # Not every 5 scores above the threshold (recall is ~0.99): stop once alerts stop coming.
-        lat, quiet_since, deadline = [], time.monotonic(), time.monotonic() + 60
-        while len(lat) < n and time.monotonic() - quiet_since < 5 and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                quiet_since = time.monotonic()
-                for m in batch:
-                    rid = json.loads(m.value)["record_id"]
-                    lat.append(m.timestamp - created[rid])
-        consumer.close()
-    finally:
-        proc.terminate()
-        proc.wait(60)
-    return np.array(lat, dtype=float)
-
-
 def latest_bundle(repository: Path, kind: str) -> Path | None:
     found = [
         (m.stat().st_mtime, m.parent)
@@ -210,7 +160,13 @@ def main() -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--only", choices=["images", "metrics"], help="run one half (default: both)")
+    p.add_argument(
+        "--only",
+        choices=["images", "metrics", "latency"],
+        help="run one half, or the latency stage (e) alone, --repeats times (default: both halves)",
+    )
+    p.add_argument("--partitions", type=int, default=3, help="input partitions of the latency stream (e)")
+    p.add_argument("--anomaly-share", type=float, default=0.05, help="share of 5s in the latency stream (e)")
     p.add_argument("--records", type=int, default=20_000,
                    help=f"MNIST records in the input topic (at most {MAX_RECORDS:,})")  # fmt: skip
     p.add_argument("--batch1-records", type=int, default=5_000, help="records for the --max-batch 1 run")
@@ -233,9 +189,9 @@ def main() -> int:
         p.error("--batch1-records must be between 100 and --records")
 
     image_bundle = latest_bundle(args.model_repository, "image") if args.only != "metrics" else None
-    metric_bundle = latest_bundle(args.model_repository, "metric") if args.only != "images" else None
+    metric_bundle = latest_bundle(args.model_repository, "metric") if args.only is None else None
     for kind, bundle, wanted in (("image", image_bundle, "images"), ("metric", metric_bundle, "metrics")):
-        if bundle is None and args.only in (None, wanted):
+        if bundle is None and args.only in (None, wanted, "latency" if kind == "image" else None):
             make = "make train" if kind == "image" else "make train-kpi"
             print(f"bench: no {kind} bundle under {args.model_repository}; run '{make}' first",
                   file=sys.stderr)  # fmt: skip
@@ -245,7 +201,9 @@ def main() -> int:
     broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:
         bootstrap = external or broker.start().bootstrap_servers
-        if image_bundle is not None:
+        if args.only == "latency":
+            latency_bench(bootstrap, image_bundle, args)
+        elif image_bundle is not None:
             image_bench(bootstrap, image_bundle, args)
         if metric_bundle is not None:
             print()
@@ -257,6 +215,25 @@ def main() -> int:
             broker.stop()  # also after a failed start: a node that did come up is stopped
             shutil.rmtree(broker.home, ignore_errors=True)
     return 0
+
+
+def latency_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
+    """(e) alone, --repeats runs per transport, each run's distribution and the spread of its p99."""
+    model = f"{bundle.parent.name}:{bundle.name}"
+    print(f"broker {bootstrap}; model {bundle}; (e) {args.rate:.0f} records/s for {args.seconds:.0f} s, "
+          f"{args.partitions} input partitions, {args.anomaly_share:.0%} anomalies, every record an output\n",
+          flush=True)  # fmt: skip
+    for transport in args.transports.split(","):
+        p99s = []
+        for run in range(args.repeats):
+            lat = latency(bootstrap, args.model_repository, args.rate, args.seconds, model, transport,
+                          args.partitions, args.anomaly_share)  # fmt: skip
+            p99s.append(float(np.percentile(lat, 99)))
+            print(f"{transport} run {run + 1}: {percentiles(lat)}", flush=True)
+        print(
+            f"{transport}: p99 median {np.median(p99s):.0f} ms, {min(p99s):.0f} - {max(p99s):.0f}\n",
+            flush=True,
+        )
 
 
 def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
@@ -287,12 +264,13 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     for transport in args.transports.split(","):
         a = median_of(f"a {transport}", partial(bare_consume_rate, bootstrap, topic, args.records, transport))
         c = median_of(f"c {transport}", partial(
-            worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=str(args.max_batch),
+            worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=args.max_batch,
             default_model=model, transport=transport))  # fmt: skip
         d = median_of(f"d {transport}", partial(
-            worker_drain_rate, bootstrap, repo, small, args.batch1_records, max_batch="1",
+            worker_drain_rate, bootstrap, repo, small, args.batch1_records, max_batch=1,
             default_model=model, transport=transport))  # fmt: skip
-        lat = latencies[transport] = latency(bootstrap, repo, args.rate, args.seconds, model, transport)
+        lat = latencies[transport] = latency(bootstrap, repo, args.rate, args.seconds, model, transport,
+                                             args.partitions, args.anomaly_share)  # fmt: skip
         results[transport] = (a, c, d, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat))
     rows = [(f"(b) onnxruntime alone, batch {args.max_batch}, {threads} thread(s) as the worker", "b"),
             (f"(b') onnxruntime alone, batch {args.max_batch}, all cores", "b'"),
@@ -308,8 +286,8 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
         print(f"{name:<68}{np.median(runs):>12,.0f}   {runs[0]:,.0f} - {runs[-1]:,.0f}")
     for transport, (a, c, d, p50, p99, n) in results.items():
         print(
-            f"\n{transport}: (e) produce -> alert at {args.rate:.0f} records/s for {args.seconds:.0f} s "
-            f"({n} alerts): p50 {p50:.0f} ms, p99 {p99:.0f} ms\n"
+            f"\n{transport}: (e) produce -> output at {args.rate:.0f} records/s for {args.seconds:.0f} s "
+            f"({n} outputs): p50 {p50:.0f} ms, p99 {p99:.0f} ms\n"
             f"  targets: (c) >= 0.7 x min((a), (b)) -> {c:,.0f} vs {0.7 * min(a, b):,.0f} "
             f"[{'met' if c >= 0.7 * min(a, b) else 'NOT met'}]; (c) >= 5 x (d) -> {c / d:.1f}x "
             f"[{'met' if c >= 5 * d else 'NOT met'}; onnxruntime's own batch gain (b)/(b1) is "

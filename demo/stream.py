@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -34,6 +33,8 @@ from demo.roundtrip import malformed_messages
 from schemas import image_message
 from schemas.settings import SettingsError, load_settings
 from training.data.mnist import BUNDLED_DIR, load_split
+from worker.launch import start_worker_process, wait_ready
+from worker.settings import WorkerSettings
 
 SHOWN_ALERTS = 20
 
@@ -109,34 +110,19 @@ def make_topics(s: StreamDemoSettings, run: str) -> dict[str, str]:
 def start_worker(
     s: StreamDemoSettings, topics: dict[str, str], run: str, image_model: str
 ) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        WORKER_BOOTSTRAP_SERVERS=s.bootstrap_servers,
-        WORKER_INPUT_TOPICS=f"{topics['input']},{topics['metrics']}",
-        WORKER_ALERTS_TOPIC=topics["alerts"],
-        WORKER_DEAD_LETTER_TOPIC=topics["dead"],
-        WORKER_SCORES_TOPIC=topics["scores"],
-        WORKER_GROUP_ID=f"demo-{run}",
-        WORKER_MODEL_REPOSITORY=str(s.model_repository),
-        WORKER_DEFAULT_MODEL=image_model,  # for the malformed records, which name no model
-        WORKER_METRICS_PORT=str(s.metrics_port),
-        WORKER_LOG_LEVEL="WARNING",
+    settings = WorkerSettings(
+        bootstrap_servers=s.bootstrap_servers,
+        input_topics=f"{topics['input']},{topics['metrics']}",
+        alerts_topic=topics["alerts"],
+        dead_letter_topic=topics["dead"],
+        scores_topic=topics["scores"],
+        group_id=f"demo-{run}",
+        model_repository=s.model_repository,
+        default_model=image_model,  # for the malformed records, which name no model
+        metrics_port=s.metrics_port,
+        log_level="WARNING",
     )
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env)
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the worker exited with code {proc.returncode} before it was ready")
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s")
+    return start_worker_process(settings)
 
 
 def build_stream(s: StreamDemoSettings, model: str) -> tuple[list[bytes], dict[str, int]]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from schemas.detect import DetectorParams
 
@@ -132,6 +132,11 @@ def ratio_severity(score: float, threshold: float) -> float:
     return float(min(1.0, max(0.0, 1.0 - threshold / (2.0 * score))))
 
 
+SeverityRule = Literal["calibration-span", "threshold-ratio"]
+# Manifests written before `severity` existed: the rule the worker applied to their kind then.
+SEVERITY_OF_KIND: dict[str, SeverityRule] = {"image": "calibration-span", "metric": "threshold-ratio"}
+
+
 class ModelManifest(BaseModel):
     """manifest.json of a model bundle."""
 
@@ -151,10 +156,24 @@ class ModelManifest(BaseModel):
     score: ScoreSpec
     threshold: float
     calibration: Calibration
+    severity: SeverityRule | None = Field(
+        None,  # never None once validated: filled from `kind` when absent (_severity_of_kind)
+        description="How an alert's score maps to a severity in [0, 1], 0.5 at the threshold: "
+        "calibration-span (Calibration.severity: min-max over the calibration scores) or threshold-ratio "
+        "(ratio_severity: 1 - threshold / (2 * score), for per-series thresholds). Absent or null: "
+        "calibration-span for images, threshold-ratio for metrics",
+    )
     training: dict[str, object] = Field(default_factory=dict, description="Data, arch, hyper-parameters")
     metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation figures")
     files: dict[str, str] = Field(..., description="sha256 of every file in the bundle but this one")
     package_versions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_of_kind(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("severity") is None and data.get("kind") in SEVERITY_OF_KIND:
+            return {**data, "severity": SEVERITY_OF_KIND[data["kind"]]}
+        return data
 
     @property
     def model_file(self) -> str:

@@ -113,6 +113,14 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
     return train_bundle(TrainSettings(out=out, epochs=10, progress=False))
 
 
+@pytest.fixture(scope="module")
+def tiny_models(tiny_bundle):
+    """The tiny bundle, loaded as the worker loads its models (worker.registry.ModelRegistry)."""
+    from worker.registry import ModelRegistry
+
+    return ModelRegistry.load(tiny_bundle.folder.parent.parent, "cpu", None, None)
+
+
 @pytest.fixture(params=["kafka-python", "confluent"])
 def transport(request: pytest.FixtureRequest) -> str:
     """The worker's Kafka client: tests that take this fixture run once with each."""

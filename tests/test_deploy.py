@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from worker.app import new_metrics
+from worker.metrics import new_metrics
 from worker.settings import WorkerSettings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

@@ -70,3 +70,14 @@ def test_ratio_severity_is_half_at_the_threshold_and_grows_toward_one():
     assert ratio_severity(4.0, 2.0) == 0.75
     assert 0.99 < ratio_severity(1000.0, 2.0) < 1.0
     assert ratio_severity(0.0, 2.0) == 0.5
+
+
+def test_severity_rule_defaults_from_the_kind_for_manifests_written_before_it() -> None:
+    assert manifest().severity == "calibration-span"
+    assert manifest(kind="metric").severity == "threshold-ratio"
+    assert manifest(kind="metric", severity="calibration-span").severity == "calibration-span"
+    old = manifest().model_dump(mode="json")
+    del old["severity"]
+    assert ModelManifest.model_validate(old).severity == "calibration-span"
+    with pytest.raises(ValidationError):
+        manifest(severity="loudness")

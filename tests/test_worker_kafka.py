@@ -75,7 +75,7 @@ def test_mnist_stream_alerts_on_fives_not_on_ones_and_fours(kafka_bootstrap, top
     with WorkerThread(settings) as w:
         produce(kafka_bootstrap, topics["input"], messages)
         assert wait_for(
-            lambda: w.worker.metrics.scored.labels(model="tiny-vae:1")._value.get() >= len(messages)
+            lambda: w.sample("anomaly_worker_records_scored_total", model="tiny-vae:1") >= len(messages)
         )
         w.stop()
     alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]

@@ -62,6 +62,10 @@ def kpi_case(tmp_path_factory):
     return bundle, stream, stream_csv
 
 
+def scored(w: WorkerThread) -> float:
+    return w.sample("anomaly_worker_metric_points_total", model="kpi-test:1", outcome="scored")
+
+
 def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
     kafka_bootstrap, worker_topics, kpi_case
 ):
@@ -77,10 +81,9 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
     settings = worker_settings(kafka_bootstrap, bundle.folder.parent.parent, topics)
     with WorkerThread(settings) as w:
         produce(kafka_bootstrap, topics["input"], values, keys)
-        scored = w.worker.metrics.metric_points.labels(model="kpi-test:1", outcome="scored")
         n_scored = sum(len(s.values) - 31 for s in stream)
         deadline = time.monotonic() + 60
-        while scored._value.get() < n_scored and time.monotonic() < deadline:
+        while scored(w) < n_scored and time.monotonic() < deadline:
             time.sleep(0.2)
         w.stop()
     alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]

@@ -40,7 +40,7 @@ def points(series: str, values: list[float], start: int = 0, labels=None, minute
 
 
 def counter(w: WorkerThread, outcome: str) -> float:
-    return w.worker.metrics.metric_points.labels(model="kpi-test:1", outcome=outcome)._value.get()
+    return w.sample("anomaly_worker_metric_points_total", model="kpi-test:1", outcome=outcome)
 
 
 def drained(w: WorkerThread, topic: str, total: int) -> bool:
@@ -123,10 +123,10 @@ def test_max_series_evicts_the_least_recently_updated(kafka_bootstrap, topics, m
         produce(kafka_bootstrap, topics["input"], msgs, keys)
         wait_for(lambda: drained(w, topics["input"], len(msgs)))
         w.stop()
-        evicted = w.worker.metrics.series_evicted.labels(model="kpi-test:1")._value.get()
-        active = w.worker.metrics.series_active.labels(model="kpi-test:1")._value.get()
+        evicted = w.sample("anomaly_worker_series_evicted_total", model="kpi-test:1")
+        active = w.sample("anomaly_worker_series_active", model="kpi-test:1")
         assert evicted >= 3 * (W + 2) - 2
-        assert active == 2 and len(w.worker.windows["kpi-test:1"]) == 2
+        assert active == 2 and len(w.worker.kinds["kpi-test:1"].windows) == 2
         assert counter(w, "scored") == 1  # d's W-th point
         assert counter(w, "warming") == len(msgs) - 1
 
@@ -152,7 +152,7 @@ def test_after_a_restart_series_warm_up_again_then_score(
     with WorkerThread(settings) as w:
         produce(kafka_bootstrap, topics["input"], msgs, keys)
         wait_for(lambda: drained(w, topics["input"], len(msgs)))
-        warming = w.worker.metrics.series_warming.labels(model="kpi-test:1")._value.get()
+        warming = w.sample("anomaly_worker_series_warming", model="kpi-test:1")
         w.stop()
         # Only the new points were read (the first run committed), and each series re-warmed.
         assert counter(w, "warming") == 2 * (W - 1)

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
 
-from worker.app import Worker, new_metrics
-from worker.health import Health, serve
-from worker.registry import ModelRegistry
+from worker.app import Worker
+from worker.build import build_worker
+from worker.health import serve
+from worker.launch import start_worker_process as launch
 from worker.settings import WorkerSettings
-from worker.transport import build_clients, check_topics
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
@@ -86,40 +83,39 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def worker_settings(
     bootstrap: str, repository: Path, topics: dict[str, str], **overrides: object
 ) -> WorkerSettings:
-    return WorkerSettings(
-        bootstrap_servers=bootstrap,
-        input_topics=topics["input"],
-        alerts_topic=topics["alerts"],
-        dead_letter_topic=topics["dead"],
-        scores_topic=topics.get("scores"),
-        group_id=topics["group"],
-        model_repository=repository,
-        metrics_port=0,
+    """Settings for a test's worker: its topics and group, no metrics server of its own, the CPU."""
+    return WorkerSettings(**{
+        "bootstrap_servers": bootstrap,
+        "input_topics": topics["input"],
+        "alerts_topic": topics["alerts"],
+        "dead_letter_topic": topics["dead"],
+        "scores_topic": topics.get("scores"),
+        "group_id": topics["group"],
+        "model_repository": repository,
+        "metrics_port": 0,
+        "device": "cpu",
         **overrides,
-    )
+    })  # fmt: skip
 
 
 @dataclass
 class WorkerThread:
-    """A worker running in this process, with its own metrics registry and HTTP server."""
+    """A worker built as the CLI builds one (worker/build.py), running in a thread of this process,
+    with its own metrics registry and an HTTP server on a free port."""
 
     settings: WorkerSettings
     error: BaseException | None = None
     thread: threading.Thread | None = None
     worker: Worker | None = None
     port: int = 0
-    registry: object = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.registry = CollectorRegistry()
 
     def __enter__(self) -> WorkerThread:
-        metrics, self.registry = new_metrics()
-        health = Health()
-        server = serve("127.0.0.1", 0, self.registry, health)
-        self.server, self.port = server, server.server_port
-        models = ModelRegistry.load(self.settings.model_repository, "cpu", None, None)
-        health.models_loaded = True
-        consumer, producer = build_clients(self.settings)
-        check_topics(self.settings, consumer)
-        self.worker = Worker(self.settings, models, consumer, producer, metrics, health)
+        self.worker = build_worker(self.settings, self.registry)
+        self.server = serve("127.0.0.1", 0, self.registry, self.worker.health)
+        self.port = self.server.server_port
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         return self
@@ -129,6 +125,10 @@ class WorkerThread:
             self.worker.run()
         except BaseException as exc:  # surfaced by stop()
             self.error = exc
+
+    def sample(self, name: str, **labels: str) -> float:
+        """A value of the worker's /metrics (0 until the series exists)."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def stop(self, timeout_s: float = 60) -> None:
         self.worker.stop()
@@ -142,15 +142,8 @@ class WorkerThread:
             self.stop()
 
 
-def start_worker_process(
-    settings: WorkerSettings, extra_env: dict[str, str] | None = None
-) -> subprocess.Popen:
-    """`python -m worker` configured through WORKER_* variables, as a container would run it."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"WORKER_{name.upper()}"] = str(value)
-    env["WORKER_METRICS_PORT"] = "0"
-    env.update(extra_env or {})
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+def start_worker_process(settings: WorkerSettings) -> subprocess.Popen:
+    """`python -m worker` configured through WORKER_* variables, as a container would run it; its
+    output (stdout and stderr together) readable as text."""
+    settings = settings.model_copy(update={"metrics_port": 0})
+    return launch(settings, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -208,6 +208,7 @@ def build_manifest(
         score=ScoreSpec(function=score_fn, description=SCORE_DESCRIPTIONS[score_fn]),
         threshold=cal.threshold,
         calibration=cal,
+        severity="calibration-span",
         training={
             "dataset": s.dataset,
             "data_dir": str(s.data_dir),

@@ -1,4 +1,5 @@
-"""Micro-batches per model: a batch is ready when it is full (--max-batch) or old (--max-wait-ms)."""
+"""The batch stage: micro-batches per model, ready when full (--max-batch) or old (--max-wait-ms),
+whatever a poll returned. A batch's model input is filled row by row as its records arrive."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas import ImageRecord, MetricPoint
+from schemas import Record
+from worker.kafka.protocol import Consumed
 from worker.registry import LoadedModel
-from worker.series import Window
-from worker.transport import Consumed
 
 
 @dataclass(slots=True)
@@ -18,11 +18,11 @@ class Item:
     """A decoded record waiting to be scored, with the message it came from and its model input."""
 
     message: Consumed
-    record: ImageRecord | MetricPoint
+    record: Record
     record_id: str
     row: np.ndarray  # the model input of this record: the image, or the series' scaled window
-    window: Window | None = None  # metric points: the window, and what deciding on its score needs
-    point_ts: float | None = None  # metric points: grid time of the point, seconds since the epoch
+    # What the record's kind needs after scoring (worker/kinds/); metric points: their Window.
+    context: object = None
 
 
 @dataclass
@@ -44,17 +44,9 @@ class Batch:
     def inputs(self) -> np.ndarray:
         return self._rows[: len(self.items)]
 
-    def low_offsets(self) -> dict[tuple[str, int], int]:
-        low: dict[tuple[str, int], int] = {}
-        for item in self.items:
-            tp = (item.message.topic, item.message.partition)
-            if item.message.offset < low.get(tp, item.message.offset + 1):
-                low[tp] = item.message.offset
-        return low
-
 
 class Batcher:
-    """Collects items per model and hands out batches; knows which offsets are still waiting."""
+    """Collects items per model and hands out batches."""
 
     def __init__(self, max_batch: int, max_wait_ms: int) -> None:
         self.max_batch = max_batch
@@ -89,14 +81,9 @@ class Batcher:
         now = time.monotonic() if now is None else now
         return max(0.0, min(b.opened_at for b in self._open.values()) + self.max_wait - now)
 
-    def pending_offsets(self) -> dict[tuple[str, int], int]:
-        """Lowest offset still waiting in a batch, per (topic, partition): the commit must stay below it."""
-        low: dict[tuple[str, int], int] = {}
-        for batch in self._open.values():
-            for tp, offset in batch.low_offsets().items():
-                if offset < low.get(tp, offset + 1):
-                    low[tp] = offset
-        return low
+    def open_batches(self) -> list[Batch]:
+        """The batches still filling: the commit must stay below their records."""
+        return list(self._open.values())
 
     def __len__(self) -> int:
         return sum(len(b.items) for b in self._open.values())

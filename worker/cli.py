@@ -1,4 +1,4 @@
-"""`python -m worker`: settings, models, Kafka clients, the metrics server, signals; then the loop.
+"""`python -m worker`: settings and logging, the worker (worker/build.py), signals; then the loop.
 
 Every failure a user can fix ends in one line that says what to do (exit 1, or 2 for bad
 options); the traceback goes to the debug log.
@@ -14,13 +14,13 @@ from types import FrameType
 
 from schemas.settings import SettingsError, load_settings
 from worker import logs
-from worker.app import Worker, new_metrics
+from worker.app import Worker
+from worker.build import build_worker
+from worker.checkpoint import DeliveryError
 from worker.device import DeviceError
-from worker.health import Health, serve
-from worker.publish import DeliveryError
-from worker.registry import BundleError, ModelRegistry
+from worker.kafka.protocol import StartupError
+from worker.registry import BundleError
 from worker.settings import WorkerSettings
-from worker.transport import StartupError, build_clients, check_topics
 
 log = logging.getLogger("worker")
 
@@ -38,20 +38,7 @@ def install_signals(worker: Worker) -> None:
 
 
 def run(s: WorkerSettings) -> int:
-    metrics, registry = new_metrics()
-    health = Health()
-    if s.metrics_port:
-        server = serve(s.metrics_host, s.metrics_port, registry, health)
-        log.info(
-            "metrics on http://%s:%d/metrics (also /healthz, /readyz)", s.metrics_host, server.server_port
-        )
-    models = ModelRegistry.load(s.model_repository, s.device, s.models, s.default_model, s.intra_op_threads)
-    for m in models:
-        log.info("loaded %s (threshold %.3f) on %s", m.key, m.manifest.threshold, ",".join(m.providers))
-    health.models_loaded = True
-    consumer, producer = build_clients(s)
-    check_topics(s, consumer)
-    worker = Worker(s, models, consumer, producer, metrics, health)
+    worker = build_worker(s)
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()

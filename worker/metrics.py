@@ -182,3 +182,9 @@ class Metrics(NamedTuple):
                 registry=registry,
             ),
         )
+
+
+def new_metrics(registry: CollectorRegistry | None = None) -> tuple[Metrics, CollectorRegistry]:
+    """The worker's metrics, on `registry` or a fresh one (never the process-wide default)."""
+    registry = registry or CollectorRegistry()
+    return Metrics.create(registry), registry

@@ -115,7 +115,7 @@ class ModelRegistry:
         if default and self.default is None:
             raise BundleError(f"--default-model {default!r} is not among the loaded models: {self.names()}")
         self._default_of_kind: dict[str, LoadedModel] = {}
-        for kind in ("image", "metric"):
+        for kind in {m.manifest.kind for m in models}:
             of_kind = [m for m in self._latest.values() if m.manifest.kind == kind]
             if self.default is not None and self.default.manifest.kind == kind:
                 self._default_of_kind[kind] = self.default

@@ -1,4 +1,5 @@
-"""Score batches: one onnxruntime run per slice of at most --max-batch rows; the graph computes the score."""
+"""The score stage: one onnxruntime run per slice of at most --max-batch rows, on a thread of its own;
+the graph computes the score."""
 
 from __future__ import annotations
 
@@ -90,15 +91,10 @@ class ScoreStage:
         with self._lock:
             return bool(self._in_flight)
 
-    def pending_offsets(self) -> dict[tuple[str, int], int]:
-        """Lowest offset per partition of the batches whose outputs are not yet with the producer."""
-        low: dict[tuple[str, int], int] = {}
+    def in_flight(self) -> list[Batch]:
+        """Batches whose outputs are not yet with the producer: the commit must stay below their records."""
         with self._lock:
-            for batch in self._in_flight:
-                for tp, offset in batch.low_offsets().items():
-                    if offset < low.get(tp, offset + 1):
-                        low[tp] = offset
-        return low
+            return list(self._in_flight)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -309,6 +309,7 @@ def build_manifest(
         ),
         threshold=cal.threshold,
         calibration=cal,
+        severity="threshold-ratio",
         training={
             "dataset": "csv",
             "data": str(Path(s.data).resolve()),

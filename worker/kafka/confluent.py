@@ -1,4 +1,5 @@
-"""confluent-kafka (librdkafka) behind the worker's transport interface: `--transport confluent`.
+"""confluent-kafka (librdkafka) behind the worker's client interface (worker/kafka/protocol.py):
+`--transport confluent`.
 
 Fetching, protocol parsing, batching and retries run in librdkafka's C threads, not under the
 GIL, which leaves the loop's thread to decoding, routing and publishing. Semantics match the
@@ -13,8 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from worker.settings import WorkerSettings
-from worker.transport import (
+from worker.kafka.protocol import (
     CommitRejected,
     Message,
     Partitions,
@@ -22,6 +22,7 @@ from worker.transport import (
     log_failed_commit,
     unreachable,
 )
+from worker.settings import WorkerSettings
 
 SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
 
@@ -32,6 +33,17 @@ except ImportError:  # an optional extra
     Consumer = None  # type: ignore[assignment,misc]
 
 
+# The connection options of WorkerSettings.kafka_common() (kafka-python's names) as librdkafka names them.
+LIBRDKAFKA_NAMES = {
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+}
+
+
 def config(s: WorkerSettings) -> dict[str, object]:
     cfg: dict[str, object] = {
         "bootstrap.servers": s.bootstrap_servers,
@@ -39,17 +51,9 @@ def config(s: WorkerSettings) -> dict[str, object]:
         # librdkafka's log lines go through Python logging (worker/logs.py sets the level), not stderr.
         "logger": logging.getLogger("librdkafka"),
     }
-    if s.sasl_mechanism:
-        cfg["sasl.mechanism"] = s.sasl_mechanism
-        cfg["sasl.username"] = s.sasl_username or ""
-        cfg["sasl.password"] = s.sasl_password.get_secret_value() if s.sasl_password else ""
-    for key, path in (
-        ("ssl.ca.location", s.ssl_cafile),
-        ("ssl.certificate.location", s.ssl_certfile),
-        ("ssl.key.location", s.ssl_keyfile),
-    ):
-        if path is not None:
-            cfg[key] = str(path)
+    for name, value in s.kafka_common().items():
+        if name in LIBRDKAFKA_NAMES:
+            cfg[LIBRDKAFKA_NAMES[name]] = "" if value is None else value  # librdkafka takes no None
     return cfg
 
 

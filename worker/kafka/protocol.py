@@ -1,15 +1,7 @@
-"""The Kafka clients behind the worker, behind one small interface: kafka-python (the default) or
-confluent-kafka (librdkafka, `--transport confluent`).
+"""What the worker needs from a Kafka client, and what every client says the same way: the message,
+source and sink protocols, the start-up and commit errors, the commit timeout.
 
-The worker needs little from a client: subscribe with rebalance callbacks (both libraries run
-them inside poll, on the loop's thread), poll a batch of messages, commit exact offsets
-synchronously, read high watermarks for the lag metric, and produce with a delivery report
-it can check after a flush. Messages from either side carry `topic`, `partition`, `offset`,
-`key`, `value` and `timestamp` (ms), so the stages downstream do not know which client read them.
-
-Why two: kafka-python is pure Python, and on a 2-core machine its fetch parsing and its
-producer's sender thread take GIL time from decoding and publishing; librdkafka does that
-work in C threads (see the README's benchmark).
+The backends (`kafka_python.py`, `confluent.py`) import this module; it imports none of them.
 """
 
 from __future__ import annotations
@@ -90,16 +82,6 @@ class Sink(Protocol):
     def close(self, timeout_s: float) -> None: ...
 
 
-def build_clients(s: WorkerSettings) -> tuple[Source, Sink]:
-    if s.transport == "confluent":
-        from worker.transport_confluent import build
-
-        return build(s)
-    from worker.transport_kafka_python import build
-
-    return build(s)
-
-
 def unreachable(s: WorkerSettings, detail: object) -> StartupError:
     return StartupError(
         f"cannot reach Kafka at {s.bootstrap_servers} ({detail}); check --bootstrap-servers / "
@@ -117,27 +99,3 @@ class Message:
     key: bytes | None
     value: bytes | None
     timestamp: int
-
-
-def check_topics(s: WorkerSettings, source: Source) -> None:
-    """Input topics must exist; missing output topics are created (or the error says how)."""
-    existing = source.topics()
-    missing_inputs = [t for t in s.topics if t not in existing]
-    if missing_inputs:
-        raise StartupError(
-            f"input topic(s) {', '.join(missing_inputs)} do not exist on {s.bootstrap_servers}; create them "
-            "or fix --input-topics / WORKER_INPUT_TOPICS"
-        )
-    outputs = [t for t in (s.alerts_topic, s.dead_letter_topic, s.scores_topic) if t and t not in existing]
-    if not outputs:
-        return
-    try:
-        source.create_topics(outputs)
-        log.info("created output topic(s) %s", ", ".join(outputs))
-    except Exception as exc:  # each client raises its own error types
-        if "TOPIC_ALREADY_EXISTS" in str(exc).upper() or "TopicAlreadyExists" in type(exc).__name__:
-            return
-        raise StartupError(
-            f"output topic(s) {', '.join(outputs)} do not exist and could not be created ({exc}); "
-            "create them or point --alerts-topic / --dead-letter-topic / --scores-topic elsewhere"
-        ) from None

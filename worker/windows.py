@@ -1,4 +1,5 @@
-"""Per-series sliding windows for metric points: the grid, gaps, late and duplicate points, eviction.
+"""The metric windows: per-series sliding windows for metric points (the grid, gaps, late and duplicate
+points, eviction), which the metric kind (worker/kinds/metric.py) pushes each point into.
 
 One `SeriesWindows` per metric model. Each series keeps its last W raw values in a row of
 one preallocated float64 matrix (a ring), so memory is W * 8 bytes plus a small state
@@ -152,6 +153,11 @@ class SeriesWindows:
         for key in gone:
             self._forget(key)
         return len(gone)
+
+    @property
+    def capacity(self) -> int:
+        """Series the ring matrix has rows for now: it grows by doubling, never past max_series."""
+        return self._values.shape[0]
 
     def bytes_per_series(self) -> int:
         """Window and detector storage per series (ring row and state array); objects come on top."""

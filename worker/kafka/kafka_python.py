@@ -1,4 +1,4 @@
-"""kafka-python behind the worker's transport interface (the default client)."""
+"""kafka-python behind the worker's client interface (worker/kafka/protocol.py): the default transport."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaTimeoutError, NoBrokersAvailable, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
+from worker.kafka.protocol import COMMIT_TIMEOUT_S, CommitRejected, Partitions, log_failed_commit, unreachable
 from worker.settings import WorkerSettings
-from worker.transport import COMMIT_TIMEOUT_S, CommitRejected, Partitions, log_failed_commit, unreachable
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Per-series windows in the worker: grid, gaps, duplicates, late points, eviction, parity with training."""
+"""The metric windows (worker/windows.py): grid, gaps, duplicates, late points, eviction, parity with
+training."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from schemas.detect import STATE_SIZE, window_features
 from schemas.manifest import MetricPreprocessing, SeriesStats
 from schemas.timeseries import scoreable, to_grid, windows_ending_at
-from worker.series import PointOutcome, SeriesWindows, Window
+from worker.windows import PointOutcome, SeriesWindows, Window
 
 TP = ("kpi", 0)
 
@@ -70,7 +71,7 @@ def test_least_recently_updated_series_is_evicted_and_memory_is_bounded():
     assert len(store) == 3 and store.evicted == 1
     assert store.push("b", 60.0, 1.0, TP) is PointOutcome.WARMING  # b starts over
     assert store.evicted == 2  # c went
-    assert store._values.shape[0] <= 3
+    assert store.capacity <= 3
     assert store.bytes_per_series() == (4 + STATE_SIZE) * 8
 
 
@@ -111,7 +112,7 @@ def test_growth_never_exceeds_max_series(max_series):
     store = SeriesWindows(prep(), max_series=max_series)
     for i in range(50):
         store.push(f"s{i}", 0.0, 1.0, TP)
-    assert len(store) == max_series and store._values.shape[0] == max_series
+    assert len(store) == max_series and store.capacity == max_series
 
 
 def test_one_point_stamped_far_ahead_does_not_leave_the_series_rejecting_correct_points():

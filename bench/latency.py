@@ -1,0 +1,97 @@
+"""(e) produce -> output latency on a realistic stream, at a steady rate.
+
+The stream: a 3-partition input topic, MNIST 1s and 4s with 5 % 5s (anomalies) among them, and a
+scores topic, so every record has an output (an alert or a score message). A record's latency runs
+from its create time (stamped by the producer) to its output's broker append time (the output
+topics use LogAppendTime), so nothing on the reading side counts.
+
+`python -m bench.run --only latency` runs this stage alone, --repeats times per transport.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.common import create_topic, start_worker
+from schemas import image_message
+from tests.kafka_broker import free_port_block
+from training.data.mnist import load_split
+from worker.launch import wait_ready
+
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+def stream_images(n: int, anomaly_share: float, seed: int = 0) -> list[np.ndarray]:
+    """`n` training-set images: 1s and 4s, and `anomaly_share` of them 5s, in a shuffled order."""
+    train = load_split("train")
+    rng = np.random.default_rng(seed)
+    normal = train.images[np.isin(train.labels, (1, 4))]
+    fives = train.images[train.labels == 5]
+    is_five = rng.random(n) < anomaly_share
+    return [
+        fives[rng.integers(len(fives))] if five else normal[rng.integers(len(normal))] for five in is_five
+    ]
+
+
+def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str, transport: str,
+            partitions: int = 3, anomaly_share: float = 0.05) -> np.ndarray:  # fmt: skip
+    """ms from each record's create time to its output's append time; one value per output read back."""
+    run = uuid.uuid4().hex[:8]
+    topic = create_topic(bootstrap, f"bench-latency-{run}", partitions)
+    alerts = create_topic(bootstrap, f"bench-latency-alerts-{run}", 1, APPEND_TIME)
+    scores = create_topic(bootstrap, f"bench-latency-scores-{run}", 1, APPEND_TIME)
+    n = int(rate * seconds)
+    images = stream_images(n, anomaly_share)
+    port = free_port_block(1)
+    proc = start_worker(bootstrap, repo, topic, alerts, port, scores_topic=scores, default_model=model,
+                        transport=transport)  # fmt: skip
+    try:
+        wait_ready(port, proc)
+        created = produce_steadily(bootstrap, topic, images, rate)
+        return read_latencies(bootstrap, [alerts, scores], created)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def produce_steadily(bootstrap: str, topic: str, images: list[np.ndarray], rate: float) -> dict[str, int]:
+    """Send one record every 1/rate s; returns each record id's create time (ms)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    sent = {}
+    t0 = time.perf_counter()
+    for i, image in enumerate(images):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        rid = f"lat/{i}"
+        sent[rid] = producer.send(topic, image_message(image, id=rid))  # its metadata has the create time
+    producer.flush()
+    created = {rid: f.get(timeout=10).timestamp for rid, f in sent.items()}
+    producer.close()
+    return created
+
+
+def read_latencies(bootstrap: str, outputs: list[str], created: dict[str, int]) -> np.ndarray:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(t, 0) for t in outputs])
+    consumer.seek_to_beginning()
+    lat: list[int] = []
+    quiet_since, deadline = time.monotonic(), time.monotonic() + 60
+    while len(lat) < len(created) and time.monotonic() - quiet_since < 5 and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            quiet_since = time.monotonic()
+            lat.extend(m.timestamp - created[json.loads(m.value)["record_id"]] for m in batch)
+    consumer.close()
+    return np.array(lat, dtype=float)
+
+
+def percentiles(lat: np.ndarray) -> str:
+    p50, p90, p99, p999 = np.percentile(lat, [50, 90, 99, 99.9])
+    shares = f"p50 {p50:.0f} ms, p90 {p90:.0f}, p99 {p99:.0f}, p99.9 {p999:.0f}, max {lat.max():.0f}"
+    return f"{shares} ({len(lat):,} outputs)"

@@ -1,0 +1,21 @@
+"""The loop (worker/app.py) with stand-in clients: what it must not do when something breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.worker_fakes import RefusingSink, RevokingSource
+from worker.app import Worker
+from worker.health import Health
+from worker.kafka.protocol import Message
+from worker.metrics import new_metrics
+from worker.settings import WorkerSettings
+
+
+def test_a_loop_that_breaks_commits_nothing_even_when_close_revokes(tiny_models) -> None:
+    source = RevokingSource([Message("in", 0, 0, None, b"{not json", 0)])  # -> a dead letter
+    metrics, _ = new_metrics()
+    worker = Worker(WorkerSettings(metrics_port=0), tiny_models, source, RefusingSink(), metrics, Health())
+    with pytest.raises(RuntimeError, match="refused"):
+        worker.run()
+    assert source.committed == []  # offset 0 has no output: committing 1 would lose it

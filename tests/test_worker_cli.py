@@ -1,0 +1,55 @@
+"""`python -m worker` (worker/cli.py) as a user runs it: one line per fixable error, --help, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.worker_fakes import copy_bundle
+from worker.launch import start_worker_process
+from worker.settings import WorkerSettings
+
+
+def run_worker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    args = ("--metrics-port", "0", *args)
+    proc = start_worker_process(None, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def test_cli_missing_model_repository_is_one_line(tmp_path: Path) -> None:
+    done = run_worker("--model-repository", str(tmp_path / "none"))
+    assert done.returncode == 1
+    assert "model repository" in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_corrupted_bundle_is_one_line(tiny_bundle, tmp_path: Path) -> None:
+    folder = copy_bundle(tiny_bundle, tmp_path)
+    (folder / "model.onnx").write_bytes(b"not a model")
+    done = run_worker("--model-repository", str(tmp_path / "repo"))
+    assert done.returncode == 1 and "sha256 does not match" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_unreachable_broker_is_one_error_line(tiny_bundle, tmp_path: Path) -> None:
+    copy_bundle(tiny_bundle, tmp_path)
+    done = run_worker("--model-repository", str(tmp_path / "repo"), "--bootstrap-servers", "127.0.0.1:1")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cannot reach Kafka at 127.0.0.1:1" in errors[0], done.stderr
+
+
+def test_cli_bad_option_names_flag_and_variable() -> None:
+    done = run_worker("--max-batch", "0")
+    assert done.returncode == 2
+    assert "--max-batch / WORKER_MAX_BATCH" in done.stderr
+
+
+def test_cli_help_lists_every_option() -> None:
+    done = run_worker("--help")
+    for name in WorkerSettings.model_fields:
+        assert "--" + name.replace("_", "-") in done.stdout

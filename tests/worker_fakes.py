@@ -1,0 +1,84 @@
+"""Stand-ins for the worker's unit tests: messages without a broker, clients that record or refuse,
+a copy of the tiny bundle to damage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from kafka.consumer.fetcher import ConsumerRecord
+
+from worker.decode import decode_message
+from worker.kinds import kinds_for
+from worker.registry import ModelRegistry
+from worker.settings import WorkerSettings
+
+
+def message(value: bytes, offset: int = 0, partition: int = 0, topic: str = "in") -> ConsumerRecord:
+    """A consumed message as kafka-python hands it out."""
+    return ConsumerRecord(topic, partition, -1, offset, 0, 0, None, value, [], None, -1, len(value), -1)
+
+
+def decoded(raw: bytes, models: ModelRegistry, offset: int = 0, partition: int = 0):
+    """What the decode stage makes of `raw` consumed at `offset` of partition `partition` of 'in'."""
+    kinds = kinds_for(models, WorkerSettings(metrics_port=0))
+    return decode_message(message(raw, offset, partition), models, kinds, 1 << 20)
+
+
+def copy_bundle(tiny_bundle, tmp_path: Path) -> Path:
+    """The tiny bundle copied to <tmp_path>/repo/tiny-vae/1 (the copy's folder)."""
+    dest = tmp_path / "repo" / "tiny-vae" / "1"
+    shutil.copytree(tiny_bundle.folder, dest)
+    return dest
+
+
+class RecordingSink:
+    """A producer that keeps what it is sent: (topic, key, the value as JSON)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, dict]] = []
+
+    def send(self, topic, key, value):
+        self.sent.append((topic, key, json.loads(value)))
+
+    def flush(self, timeout_s) -> None:
+        pass
+
+    def close(self, timeout_s) -> None:
+        pass
+
+
+class RefusingSink(RecordingSink):
+    """A producer that refuses every output."""
+
+    def send(self, topic, key, value):
+        raise RuntimeError("the producer refused the output")
+
+
+class RevokingSource:
+    """A client that hands out `messages` once and, like librdkafka, runs the revocation callback from
+    close(); it keeps the offsets it is asked to commit."""
+
+    def __init__(self, messages: list) -> None:
+        self.messages, self.committed, self.revoke = messages, [], None
+
+    def subscribe(self, topics, on_assigned, on_revoked) -> None:
+        self.revoke = on_revoked
+        on_assigned([("in", 0)])
+
+    def poll(self, timeout_ms: int, max_records: int) -> list:
+        got, self.messages = self.messages, []
+        return got
+
+    def commit(self, offsets, wait=True) -> None:
+        self.committed.append(dict(offsets))
+
+    def assignment(self):
+        return {("in", 0)}
+
+    def highwater(self, topic, partition):
+        return None
+
+    def close(self) -> None:
+        self.revoke([("in", 0)])

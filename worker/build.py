@@ -1,0 +1,41 @@
+"""The composition root: settings in, a Worker out, with its metrics, health, models and Kafka clients.
+
+The CLI builds its worker here, and so do the tests that run one in-process; the demo and the
+bench start `python -m worker` (worker/launch.py), which comes here too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from worker.app import Worker
+from worker.health import Health, serve
+from worker.metrics import new_metrics
+from worker.registry import ModelRegistry
+from worker.settings import WorkerSettings
+from worker.source import build_clients, check_topics
+
+log = logging.getLogger("worker")
+
+
+def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -> Worker:
+    """A worker ready to run(): the metrics server up (unless --metrics-port 0), models loaded and
+    checked, clients connected, topics checked. `registry`: where its metrics go (default: a new one)."""
+    metrics, registry = new_metrics(registry)
+    health = Health()
+    if s.metrics_port:  # first, so /healthz and /readyz answer while the models load
+        server = serve(s.metrics_host, s.metrics_port, registry, health)
+        log.info(
+            "metrics on http://%s:%d/metrics (also /healthz, /readyz)", s.metrics_host, server.server_port
+        )
+    models = ModelRegistry.load(s.model_repository, s.device, s.models, s.default_model, s.intra_op_threads)
+    for m in models:
+        log.info("loaded %s (threshold %.3f) on %s", m.key, m.manifest.threshold, ",".join(m.providers))
+        metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
+        metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
+    health.models_loaded = True
+    consumer, producer = build_clients(s)
+    check_topics(s, consumer)
+    return Worker(s, models, consumer, producer, metrics, health)

@@ -1,0 +1,38 @@
+"""The decode stage: message bytes -> a record (schemas.decode), its model, and the model's input as
+its kind prepares it (worker/kinds/). Never raises.
+
+A message becomes a batch item, a record held back (a metric point that completes no window:
+nothing to publish, counted by its kind), or a rejection to dead-letter with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from schemas import Reason, Rejection, decode
+from worker.batch import Item
+from worker.kafka.protocol import Consumed
+from worker.kinds import Held, RecordKind
+from worker.registry import LoadedModel, ModelRegistry
+
+
+def decode_message(
+    message: Consumed, models: ModelRegistry, kinds: Mapping[str, RecordKind], max_bytes: int
+) -> tuple[LoadedModel, Item] | Held | Rejection:
+    record = decode(message.value, max_bytes=max_bytes)
+    if isinstance(record, Rejection):
+        return record
+    model = models.resolve_for(record.model, record.kind)
+    if model is None:
+        wanted = record.model or f"(a default model for {record.kind} records)"
+        return Rejection(
+            Reason.UNKNOWN_MODEL, f"model {wanted} is not served here; served: {', '.join(models.names())}"
+        )
+    if model.manifest.kind != record.kind:
+        return Rejection(
+            Reason.UNKNOWN_MODEL,
+            f"model {model.key} scores {model.manifest.kind} records, not {record.kind} records",
+        )
+    record_id = record.id or f"{message.topic}:{message.partition}:{message.offset}"
+    prepared = kinds[model.key].prepare(message, record, record_id)
+    return (model, prepared) if isinstance(prepared, Item) else prepared

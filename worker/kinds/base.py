@@ -1,0 +1,60 @@
+"""What a kind of record adds to the path every record takes (decode, batch, score, decide, publish).
+
+A kind (the record's and the manifest's `kind`) says how a record becomes its model's input, which
+rule decides on its score, which fields its outputs carry besides the common ones and under which
+Kafka key, and what state it keeps per partition. One instance serves one loaded model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from schemas import Record, Rejection
+from worker.batch import Item
+from worker.decide import Verdicts
+from worker.kafka.protocol import Consumed
+from worker.metrics import Metrics
+from worker.registry import LoadedModel
+from worker.settings import WorkerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A record taken in that needs no scoring and has no output now (e.g. a metric point that
+    completes no window); its kind counts it."""
+
+    model: LoadedModel
+    why: str
+
+
+class RecordKind(ABC):
+    name: ClassVar[str]  # the `kind` of the records and manifests it serves
+
+    def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
+        self.model = model
+
+    @abstractmethod
+    def prepare(self, message: Consumed, record: Record, record_id: str) -> Item | Held | Rejection:
+        """The record as a batch item with its model input, held back, or rejected (a dead letter)."""
+
+    @abstractmethod
+    def decide(self, items: list[Item], scores: np.ndarray) -> Verdicts:
+        """Alert or not, per scored item, in the batch's order (worker/decide.py)."""
+
+    def output_key(self, item: Item) -> str:
+        """The Kafka key of the item's alert or score message."""
+        return item.record_id
+
+    def output_fields(self, item: Item, verdicts: Verdicts, i: int) -> dict[str, object]:
+        """Fields of the item's alert beyond the common ones (a score message keeps those it has)."""
+        return {}
+
+    def keep_partitions(self, kept: set[tuple[str, int]]) -> None:  # noqa: B027 - most kinds keep nothing
+        """After a rebalance: drop what is kept for partitions no longer assigned here."""
+
+    def report(self, metrics: Metrics) -> None:  # noqa: B027 - most kinds have no metrics of their own
+        """Bring the kind's own metrics up to date (after each poll, and after a rebalance)."""

@@ -1,0 +1,90 @@
+"""Metric points: each goes into its series' window (worker/windows.py), and only a point that completes
+a full window is scored; the others are held (warming, duplicate, late), counted by outcome. After
+scoring, the series' detector decides (`Window.decide`, in the order the windows were made). Outputs
+are keyed by the series key and name the series, its labels, the point's value, the window and the
+detector part that fired.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import numpy as np
+
+from schemas import MetricPoint
+from worker.batch import Item
+from worker.decide import Verdicts, from_detector
+from worker.kafka.protocol import Consumed
+from worker.kinds.base import Held, RecordKind
+from worker.metrics import Metrics
+from worker.registry import LoadedModel
+from worker.settings import WorkerSettings
+from worker.windows import PointOutcome, SeriesWindows, Window
+
+
+class MetricKind(RecordKind):
+    name = "metric"
+
+    def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
+        super().__init__(model, settings)
+        self.windows = SeriesWindows(model.manifest.preprocessing, settings.max_series)
+        self._reported: Counter[str] = Counter()  # the windows' running totals, as last reported
+
+    def prepare(self, message: Consumed, point: MetricPoint, record_id: str) -> Item | Held:
+        ts = point.ts.timestamp() if point.ts is not None else None  # records carry ts in UTC
+        kafka_ts = message.timestamp / 1000.0 if message.timestamp and message.timestamp > 0 else None
+        window = self.windows.push(point.series_key, ts, point.value, (message.topic, message.partition),
+                                   kafka_ts)  # fmt: skip
+        if isinstance(window, PointOutcome):
+            return Held(self.model, window)
+        return Item(message=message, record=point, record_id=record_id, row=window.values, context=window)
+
+    def decide(self, items: list[Item], scores: np.ndarray) -> Verdicts:
+        prep = self.model.manifest.preprocessing
+        # In the order the windows were made: each decision updates its series' state.
+        decisions = [window_of(item).decide(prep, s) for item, s in zip(items, scores.tolist(), strict=True)]
+        return from_detector(self.model.manifest, decisions)
+
+    def output_key(self, item: Item) -> str:
+        return item.record.series_key
+
+    def output_fields(self, item: Item, verdicts: Verdicts, i: int) -> dict[str, object]:
+        point, d = item.record, verdicts.decisions[i]
+        fields: dict[str, object] = dict(
+            series_key=point.series_key, value=point.value, series=point.series, labels=point.labels,
+            window=len(item.row), detector=d.part, detector_score=d.part_score,
+            detector_threshold=d.part_threshold,
+        )  # fmt: skip
+        if point.ts is None:  # the alert names the point's grid time
+            fields["ts"] = datetime.fromtimestamp(window_of(item).slot_ts, UTC)
+        return fields
+
+    def keep_partitions(self, kept: set[tuple[str, int]]) -> None:
+        # Series of partitions that moved away are another worker's now; those kept go on where
+        # they were (the revocation committed exactly up to them).
+        self.windows.drop_partitions(kept)
+
+    def report(self, metrics: Metrics) -> None:
+        """The windows' running totals into the Prometheus metrics: what changed since the last report."""
+        key, store = self.model.key, self.windows
+        metrics.series_active.labels(model=key).set(len(store))
+        metrics.series_warming.labels(model=key).set(store.warming)
+        now = Counter({o.value: n for o, n in store.outcomes.items()})
+        now.update(evicted=store.evicted, resets=store.resets)
+        before, self._reported = self._reported, now
+        for name, total in now.items():
+            delta = total - before[name]
+            if not delta:
+                continue
+            if name == "evicted":
+                metrics.series_evicted.labels(model=key).inc(delta)
+            elif name == "resets":
+                metrics.series_resets.labels(model=key).inc(delta)
+            else:
+                metrics.metric_points.labels(model=key, outcome=name).inc(delta)
+
+
+def window_of(item: Item) -> Window:
+    assert isinstance(item.context, Window)
+    return item.context

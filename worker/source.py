@@ -1,0 +1,79 @@
+"""The source stage: the Kafka clients the worker reads and writes with, the topic checks at start, and
+what it reports of its reading (records consumed, lag).
+
+The client is chosen by --transport; its module under worker/kafka/ is imported only then, so a
+missing optional package (confluent-kafka) fails only the transport that needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from worker.kafka.protocol import Consumed, Sink, Source, StartupError
+from worker.metrics import Metrics
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("worker")
+
+
+def build_clients(s: WorkerSettings) -> tuple[Source, Sink]:
+    """The consumer and producer of the transport `s` names."""
+    if s.transport == "confluent":
+        from worker.kafka.confluent import build
+    else:
+        from worker.kafka.kafka_python import build
+    return build(s)
+
+
+def check_topics(s: WorkerSettings, source: Source) -> None:
+    """Input topics must exist; missing output topics are created (or the error says how)."""
+    existing = source.topics()
+    missing_inputs = [t for t in s.topics if t not in existing]
+    if missing_inputs:
+        raise StartupError(
+            f"input topic(s) {', '.join(missing_inputs)} do not exist on {s.bootstrap_servers}; create them "
+            "or fix --input-topics / WORKER_INPUT_TOPICS"
+        )
+    outputs = [t for t in (s.alerts_topic, s.dead_letter_topic, s.scores_topic) if t and t not in existing]
+    if not outputs:
+        return
+    try:
+        source.create_topics(outputs)
+        log.info("created output topic(s) %s", ", ".join(outputs))
+    except Exception as exc:  # each client raises its own error types
+        if "TOPIC_ALREADY_EXISTS" in str(exc).upper() or "TopicAlreadyExists" in type(exc).__name__:
+            return
+        raise StartupError(
+            f"output topic(s) {', '.join(outputs)} do not exist and could not be created ({exc}); "
+            "create them or point --alerts-topic / --dead-letter-topic / --scores-topic elsewhere"
+        ) from None
+
+
+def count_consumed(metrics: Metrics, topics: list[str], polled: list[Consumed]) -> None:
+    if len(topics) == 1:  # the common case needs no per-message look at the topic
+        metrics.consumed.labels(topic=topics[0]).inc(len(polled))
+        return
+    for topic, n in Counter(m.topic for m in polled).items():
+        metrics.consumed.labels(topic=topic).inc(n)
+
+
+def report_lag(metrics: Metrics, source: Source, position: Callable[[str, int], int | None]) -> None:
+    """Records behind the end of each assigned partition, from `position` (one past the last offset
+    handed to the pipeline). Not the client's own position(): it can block on the coordinator, and a
+    blocked loop stalls a rebalance."""
+    for topic, partition in source.assignment():
+        end = source.highwater(topic, partition)
+        at = position(topic, partition)
+        if end is not None and at is not None:
+            metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(max(0, end - at))
+
+
+def forget_lag(metrics: Metrics, kept: set[tuple[str, int]]) -> None:
+    """After a rebalance: no lag is reported for partitions another worker reads now."""
+    reported = {(s.labels["topic"], s.labels["partition"]) for m in metrics.consumer_lag.collect()
+                for s in m.samples}  # fmt: skip
+    for topic, partition in reported:
+        if (topic, int(partition)) not in kept:
+            metrics.consumer_lag.remove(topic, partition)
