@@ -30,7 +30,7 @@ from bench.common import REPO, append_times, create_topic, metric_total, start_w
 from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import latest_bundle_folder
 from tests.kafka_broker import LocalKafka, free_port_block
-from training.data.mnist import load_split
+from training.images.mnist import load_split
 from worker.device import choose_providers
 from worker.registry import load_bundle
 from worker.score import score_batch
