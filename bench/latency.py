@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bench.common import create_topic, start_worker
 from schemas import image_message
 from tests.kafka_broker import free_port_block
-from training.data.mnist import load_split
+from training.images.mnist import load_split
 from worker.launch import wait_ready
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}

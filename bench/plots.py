@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.report import save_figure
+from training.core.figures import save_figure
 
 
 def throughput(scoring: dict[str, float], per_transport: dict[str, dict[str, float]], path: Path) -> Path:

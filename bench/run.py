@@ -28,9 +28,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bench import kpi, plots
 from bench.common import REPO, append_times, create_topic, metric_total, start_worker
 from bench.latency import latency, percentiles
-from schemas import ModelManifest, image_message
+from schemas import MANIFEST_FILE, ModelManifest, image_message
+from schemas.repository import latest_bundle_folder
 from tests.kafka_broker import LocalKafka, free_port_block
-from training.data.mnist import load_split
+from training.images.mnist import load_split
 from worker.device import choose_providers
 from worker.registry import load_bundle
 from worker.score import score_batch
@@ -147,13 +148,13 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, **extra: o
     return n * (len(stamps) - 1) / len(stamps) / ((stamps[-1] - stamps[0]) / 1000.0)
 
 
-def latest_bundle(repository: Path, kind: str) -> Path | None:
-    found = [
-        (m.stat().st_mtime, m.parent)
-        for m in repository.glob("*/*/manifest.json")
-        if ModelManifest.model_validate_json(m.read_bytes()).kind == kind
-    ]
-    return max(found)[1] if found else None
+def latest_bundle(repository: Path, name: str, kind: str) -> Path | None:
+    """The latest version of model `name` (schemas.repository's rule, the worker's), if it scores `kind`."""
+    folder = latest_bundle_folder(repository, name)
+    if folder is None:
+        return None
+    manifest = ModelManifest.model_validate_json((folder / MANIFEST_FILE).read_bytes())
+    return folder if manifest.kind == kind else None
 
 
 def main() -> int:
@@ -172,6 +173,8 @@ def main() -> int:
     p.add_argument("--batch1-records", type=int, default=5_000, help="records for the --max-batch 1 run")
     p.add_argument("--max-batch", type=int, default=256, help="the worker's --max-batch")
     p.add_argument("--model-repository", type=Path, default=REPO / "models", help="bundles to serve")
+    p.add_argument("--image-model", default="mnist-vae", help="image model: its latest version is served")
+    p.add_argument("--metric-model", default="kpi-vae", help="metric model: its latest version is served")
     p.add_argument("--rate", type=float, default=1000.0, help="records (points) per s for the latency runs")
     p.add_argument("--seconds", type=float, default=15.0, help="length of the latency runs")
     p.add_argument("--repeats", type=int, default=3,
@@ -188,13 +191,15 @@ def main() -> int:
     if not 100 <= args.batch1_records <= args.records:
         p.error("--batch1-records must be between 100 and --records")
 
-    image_bundle = latest_bundle(args.model_repository, "image") if args.only != "metrics" else None
-    metric_bundle = latest_bundle(args.model_repository, "metric") if args.only is None else None
-    for kind, bundle, wanted in (("image", image_bundle, "images"), ("metric", metric_bundle, "metrics")):
+    repo = args.model_repository
+    image_bundle = latest_bundle(repo, args.image_model, "image") if args.only != "metrics" else None
+    with_metrics = args.only in (None, "metrics")
+    metric_bundle = latest_bundle(repo, args.metric_model, "metric") if with_metrics else None
+    for kind, name, bundle, wanted in (("image", args.image_model, image_bundle, "images"),
+                                       ("metric", args.metric_model, metric_bundle, "metrics")):  # fmt: skip
         if bundle is None and args.only in (None, wanted, "latency" if kind == "image" else None):
             make = "make train" if kind == "image" else "make train-kpi"
-            print(f"bench: no {kind} bundle under {args.model_repository}; run '{make}' first",
-                  file=sys.stderr)  # fmt: skip
+            print(f"bench: no {kind} bundle {repo / name}/<version>; run '{make}' first", file=sys.stderr)
             return 1
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     # A throwaway broker: its logs hold every record produced (~300 MB a run), so its folder goes at the end.

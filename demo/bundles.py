@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas import MANIFEST_FILE, ModelManifest
-from worker.registry import version_key  # the worker's order of versions: numeric, then the others
+from schemas.repository import latest_bundle_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,12 +35,13 @@ class Bundle:
 
 
 def newest_bundle(repository: Path, name: str) -> Bundle | None:
-    """The latest version of `name` under `repository` as the worker orders versions (10 after 2), or None."""
-    bundles = []
-    for path in (repository / name).glob(f"*/{MANIFEST_FILE}"):
-        try:
-            manifest = ModelManifest.model_validate_json(path.read_bytes())
-        except ValidationError as exc:
-            raise RuntimeError(f"{path}: not a valid manifest: {exc.errors()[0]['msg']}") from None
-        bundles.append(Bundle(path.parent, manifest))
-    return max(bundles, key=lambda b: version_key(b.manifest.version), default=None)
+    """The latest version of `name` under `repository` (schemas.repository's rule, the worker's), or None."""
+    folder = latest_bundle_folder(repository, name)
+    if folder is None:
+        return None
+    path = folder / MANIFEST_FILE
+    try:
+        manifest = ModelManifest.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise RuntimeError(f"{path}: not a valid manifest: {exc.errors()[0]['msg']}") from None
+    return Bundle(folder, manifest)

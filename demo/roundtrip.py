@@ -34,7 +34,7 @@ from schemas import (
     metric_message,
 )
 from schemas.settings import SettingsError, load_settings
-from training.data.mnist import BUNDLED_DIR, load_split
+from training.images.mnist import BUNDLED_DIR, load_split
 
 
 class DemoSettings(BaseSettings):

@@ -32,7 +32,7 @@ from demo.bundles import REPO, Bundle, absolute, newest_bundle
 from demo.roundtrip import malformed_messages
 from schemas import image_message
 from schemas.settings import SettingsError, load_settings
-from training.data.mnist import BUNDLED_DIR, load_split
+from training.images.mnist import BUNDLED_DIR, load_split
 from worker.launch import start_worker_process, wait_ready
 from worker.settings import WorkerSettings
 

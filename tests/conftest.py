@@ -100,17 +100,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
-    """A real bundle (training.pipeline.TrainedBundle) from ~20 s of training on real MNIST.
+    """A real bundle (training.images.pipeline.TrainedBundle) from ~20 s of training on real MNIST.
 
     Ten epochs of the default conv VAE: good enough that the worker tests can check recall
     of 5s (0.985 on the protocol; six epochs gave 0.93 on the test stream), short enough
     for every CI run.
     """
-    from training.pipeline import train_bundle
-    from training.settings import TrainSettings
+    from training.images.pipeline import train_bundle
+    from training.settings import ImageTrainSettings
 
     out = tmp_path_factory.mktemp("models") / "tiny-vae" / "1"
-    return train_bundle(TrainSettings(out=out, epochs=10, progress=False))
+    return train_bundle(ImageTrainSettings(out=out, epochs=10, progress=False))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ TINY_SEED = 5  # the synthetic data of the tiny bundle; the quality test uses an
 
 def tiny_kpi_csv(folder: Path, series: int = 3, days: int = 4, seed: int = TINY_SEED) -> Path:
     """A labelled long CSV (series,timestamp,value,label,kind) at 5-minute steps."""
-    from training.data.synth import synthesize
+    from training.kpi.synth import synthesize
 
     return synthesize(Path(folder), series, days, seed)
 
@@ -20,7 +20,7 @@ def train_tiny_kpi_bundle(out: Path, csv: Path, window: int = 32, epochs: int = 
     Returns training.kpi.pipeline.KpiBundle (.folder, .manifest, .evaluation, .model, .series).
     """
     from training.kpi.pipeline import train_kpi_bundle
-    from training.settings import TrainSettings
+    from training.settings import KpiTrainSettings
 
-    settings = dict(dataset="csv", data=csv, out=out, window=window, epochs=epochs, progress=False)
-    return train_kpi_bundle(TrainSettings(**{"report": False, **settings, **overrides}))
+    settings = dict(data=csv, out=out, window=window, epochs=epochs, progress=False)
+    return train_kpi_bundle(KpiTrainSettings(**{"report": False, **settings, **overrides}))

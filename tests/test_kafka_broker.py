@@ -14,7 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 
 from schemas import ImageRecord, MetricPoint, Reason, Rejection, decode, image_message, metric_message
 from tests.kafka_broker import LocalKafka
-from training.data.mnist import load_split
+from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration
 

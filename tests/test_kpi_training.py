@@ -17,6 +17,7 @@ from schemas import MetricPreprocessing, ModelManifest
 from schemas.detect import window_features
 from schemas.manifest import sha256_file
 from schemas.timeseries import windows_ending_at
+from tests.cli_helpers import has_flag, help_text
 from tests.kpi_helpers import tiny_kpi_csv, train_tiny_kpi_bundle
 from training.kpi.baseline import hampel, rolling_zscore
 from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust, segments
@@ -132,7 +133,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_graph_has_a_dynamic_batch_and_matches_torch(exported) -> None:
-    from training.kpi.export import check_parity
+    from training.kpi.export import check_window_parity
     from training.kpi.fit import torch_window_scores
 
     model, path, windows = exported
@@ -147,18 +148,19 @@ def test_graph_has_a_dynamic_batch_and_matches_torch(exported) -> None:
         mu, _ = model.encode(torch.from_numpy(windows))
         expected = ((model.decode(mu) - torch.from_numpy(windows))[:, -2:] ** 2).mean(dim=1).numpy()
     np.testing.assert_allclose(torch_window_scores(model, windows), expected, rtol=1e-6)
-    assert check_parity(model, path, windows) <= 1e-4
+    assert check_window_parity(model, path, windows) <= 1e-4
 
 
 def test_parity_check_catches_a_graph_that_drifted(exported) -> None:
-    from training.kpi.export import ParityError, check_parity
+    from training.core.export import ParityError
+    from training.kpi.export import check_window_parity
 
     model, path, windows = exported
     drifted = copy.deepcopy(model)
     with torch.no_grad():
         drifted.to_mu.bias.add_(0.05)
     with pytest.raises(ParityError, match="differ by"):
-        check_parity(drifted, path, windows)
+        check_window_parity(drifted, path, windows)
 
 
 # --- a tiny bundle, trained for real -------------------------------------------------------
@@ -251,26 +253,28 @@ def test_evaluate_bundle_reproduces_the_training_figures(tiny_kpi) -> None:
 
 
 def test_train_refuses_an_existing_bundle_folder_and_csv_without_data(tiny_kpi) -> None:
-    from training.bundle import BundleExistsError
+    from training.core.bundle import BundleExistsError
     from training.kpi.pipeline import train_kpi_bundle
-    from training.settings import TrainSettings
+    from training.settings import KpiTrainSettings
 
     trained, csv = tiny_kpi
     with pytest.raises(BundleExistsError, match="already exists"):
         train_tiny_kpi_bundle(trained.folder, csv)
     with pytest.raises(ValueError, match="--dataset csv needs --data"):
-        train_kpi_bundle(TrainSettings(dataset="csv", out=trained.folder.parent / "2"))
+        train_kpi_bundle(KpiTrainSettings(dataset="csv", out=trained.folder.parent / "2"))
     with pytest.raises(ValueError, match="--split"):
-        TrainSettings(dataset="csv", split="50,50").split_fractions()
+        KpiTrainSettings(dataset="csv", split="50,50").split_fractions()
 
 
 def test_cli_help_lists_the_csv_options_and_evaluate_prints_the_table(tiny_kpi) -> None:
+    from training.settings import ImageTrainSettings, KpiTrainSettings
+
     trained, _ = tiny_kpi
-    help_text = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--help"], cwd=REPO, capture_output=True, text=True
-    ).stdout
-    for flag in ("--data", "--window", "--split", "--reset-gap", "--alert-threshold", "--adapt-halflife"):
-        assert flag in help_text
+    text = help_text("train", "--dataset", "csv")
+    for field in KpiTrainSettings.model_fields:
+        assert has_flag(text, field), field
+    for field in set(ImageTrainSettings.model_fields) - set(KpiTrainSettings.model_fields):
+        assert not has_flag(text, field), field
     run = subprocess.run(
         [sys.executable, "-m", "training", "evaluate", str(trained.folder)],
         cwd=REPO, capture_output=True, text=True, timeout=120,

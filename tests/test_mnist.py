@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data.mnist import BUNDLED_DIR, MnistError, load_split
+from training.images.mnist import BUNDLED_DIR, MnistError, load_split
 
 
 def test_bundled_test_split_is_the_original() -> None:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import training.data.synth as synth_module
+import training.kpi.synth as synth_module
 from training.cli import main as cli_main
-from training.data.synth import (
+from training.kpi.load import load_csv
+from training.kpi.synth import (
     KINDS,
     NONSTATIONARY_KINDS,
     PERSONALITIES,
@@ -31,7 +32,6 @@ from training.data.synth import (
     tuning_config,
     write_set,
 )
-from training.kpi.load import load_csv
 
 REPO = Path(__file__).resolve().parents[1]
 

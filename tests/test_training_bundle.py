@@ -13,7 +13,8 @@ import pytest
 
 from schemas import ModelManifest
 from schemas.manifest import sha256_file
-from training.data.mnist import load_split
+from tests.cli_helpers import has_flag, help_text
+from training.images.mnist import load_split
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = {
@@ -66,7 +67,7 @@ def test_onnx_graph_has_named_dynamic_batch_and_scores_deterministically(tiny_bu
 
 
 def test_torch_and_onnxruntime_agree_on_real_images(tiny_bundle) -> None:
-    from training.export import torch_scores
+    from training.images.export import torch_scores
 
     images = load_split("test").images[:1000].astype(np.float32) * np.float32(1 / 255)
     ref = torch_scores(tiny_bundle.model, tiny_bundle.manifest.score.function, images)
@@ -80,27 +81,17 @@ def test_parity_check_catches_a_graph_that_drifted(tiny_bundle) -> None:
 
     import torch
 
-    from training.pipeline import ParityError, check_parity
+    from training.core.export import ParityError
+    from training.images.export import check_image_parity
 
     drifted = copy.deepcopy(tiny_bundle.model)
     with torch.no_grad():
         next(drifted.parameters()).add_(0.05)
     images = load_split("test").images[:200]
+    score_function, onnx_path = tiny_bundle.manifest.score.function, tiny_bundle.folder / "model.onnx"
     with pytest.raises(ParityError, match="differ"):
-        check_parity(
-            drifted,
-            tiny_bundle.manifest.score.function,
-            tiny_bundle.folder / "model.onnx",
-            images,
-            tiny_bundle.manifest.threshold,
-        )
-    check_parity(
-        tiny_bundle.model,
-        tiny_bundle.manifest.score.function,
-        tiny_bundle.folder / "model.onnx",
-        images,
-        tiny_bundle.manifest.threshold,
-    )
+        check_image_parity(drifted, score_function, onnx_path, images)
+    check_image_parity(tiny_bundle.model, score_function, onnx_path, images)
 
 
 def test_encoder_and_decoder_graphs_compose_to_the_reconstruction(tiny_bundle) -> None:
@@ -169,27 +160,11 @@ def test_train_refuses_an_existing_bundle_folder(tiny_bundle) -> None:
     assert "already exists" in done.stderr
 
 
-def test_help_explains_every_option() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    for flag in (
-        "--data-dir",
-        "--normal",
-        "--anomaly",
-        "--out",
-        "--arch",
-        "--epochs",
-        "--latent-dim",
-        "--beta",
-        "--batch-size",
-        "--lr",
-        "--seed",
-        "--device",
-        "--calibration",
-    ):
-        assert flag in done.stdout
+def test_help_explains_every_option_of_image_training_and_none_of_kpi_training() -> None:
+    from training.settings import ImageTrainSettings, KpiTrainSettings
+
+    text = help_text("train")
+    for field in ImageTrainSettings.model_fields:
+        assert has_flag(text, field), field
+    for field in set(KpiTrainSettings.model_fields) - set(ImageTrainSettings.model_fields):
+        assert not has_flag(text, field), field

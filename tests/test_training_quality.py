@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.bundle import read_manifest
+from training.core.bundle import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 

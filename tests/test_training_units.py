@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from training.calibrate import calibrate, severity
-from training.data.mnist import load_split
-from training.data.selection import (
-    SelectionError,
-    normal_train_val,
-    parse_digits,
-    protocol_eval_set,
-)
-from training.loss import (
+from training.core.calibrate import calibrate, severity
+from training.core.vae import kl_divergence
+from training.images.loss import (
     anomaly_score,
     bce_with_logits_sum,
     bernoulli_entropy_sum,
     elbo_loss,
-    kl_divergence,
     reference_bce,
+)
+from training.images.mnist import load_split
+from training.images.selection import (
+    SelectionError,
+    normal_train_val,
+    parse_digits,
+    protocol_eval_set,
 )
 
 
@@ -124,7 +124,7 @@ def test_validation_split_is_disjoint_and_reproducible() -> None:
 def test_one_vs_rest_covers_every_other_digit() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from training.evaluate import one_vs_rest_auroc
+    from training.images.evaluate import one_vs_rest_auroc
 
     digits = load_split("test").labels.astype(np.int64)
     scores = np.random.default_rng(0).random(len(digits)) + (digits == 5)  # 5s score higher

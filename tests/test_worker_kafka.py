@@ -24,7 +24,7 @@ from tests.worker_harness import (
     start_worker_process,
     worker_settings,
 )
-from training.data.mnist import load_split
+from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from schemas import AnomalyAlert, metric_message
 from tests.kpi_helpers import train_tiny_kpi_bundle
 from tests.worker_harness import WorkerThread, produce, read_json, worker_settings
-from training.data.synth import SynthSeries, generate_series, write_long_csv
 from training.kpi.offline import predict_alerts
+from training.kpi.synth import SynthSeries, generate_series, write_long_csv
 
 pytestmark = pytest.mark.integration
 

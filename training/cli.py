@@ -1,4 +1,5 @@
-"""`python -m training train|evaluate`: one-line errors, the traceback only with TRAINING_DEBUG=1."""
+"""`python -m training train|evaluate|benchmark|synth`: one-line errors, the traceback only with
+TRAINING_DEBUG=1."""
 
 from __future__ import annotations
 
@@ -7,23 +8,30 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemas.settings import SettingsError, load_settings
 
-USAGE = """usage: python -m training {train,evaluate,synth} [options]
+if TYPE_CHECKING:
+    from training.settings import ImageTrainSettings, KpiTrainSettings
 
-Fit a variational autoencoder on normal data, calibrate its threshold, export
-it to ONNX with a manifest (a model bundle the worker loads), and evaluate it.
+USAGE = """usage: python -m training {train,evaluate,benchmark,synth} [options]
+
+Fit a variational autoencoder on normal data, export it to ONNX, calibrate its
+threshold on the exported graph's scores, evaluate it, and write it with a
+manifest (a model bundle the worker loads).
 
 commands:
-  train      train, calibrate, export, verify and evaluate a bundle
+  train      fit, export (checking torch/onnxruntime parity), calibrate on the exported graph's
+             scores and evaluate a bundle: MNIST images by default, KPI series with --dataset csv
   evaluate   re-score a bundle with plain onnxruntime and print the table
   benchmark  KPI series: train on the first 15% of each series, score the rest as the worker
              would, and compare with classic detectors (NAB's rules and point-adjusted F1)
   synth      write labelled synthetic KPI series (for the metric path's demos and tests)
 
-'python -m training COMMAND --help' lists every option of a command; each one
-can also be set as an environment variable TRAINING_<OPTION> (e.g. TRAINING_EPOCHS=30).
+'python -m training COMMAND --help' lists every option of a command ('train
+--dataset csv --help' those of KPI training); each one can also be set as an
+environment variable TRAINING_<OPTION> (e.g. TRAINING_EPOCHS=30).
 """
 
 
@@ -55,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train(argv: list[str]) -> int:
-    from training.evaluate import format_table, meets_targets
-    from training.pipeline import train_bundle
-    from training.settings import TrainSettings
+    from training.settings import KpiTrainSettings, train_settings_for
 
-    settings = load_settings(TrainSettings, argv)
-    if settings.dataset == "csv":
+    settings = load_settings(train_settings_for(argv), argv)
+    if isinstance(settings, KpiTrainSettings):
         return train_kpi(settings)
+    return train_images(settings)
+
+
+def train_images(settings: ImageTrainSettings) -> int:
+    from training.images.evaluate import format_table, meets_targets
+    from training.images.pipeline import train_bundle
+
     t0 = time.monotonic()
     trained = train_bundle(settings)
     manifest, ev, out = trained.manifest, trained.evaluation, trained.folder
@@ -76,7 +89,7 @@ def train(argv: list[str]) -> int:
     return 0
 
 
-def train_kpi(settings) -> int:
+def train_kpi(settings: KpiTrainSettings) -> int:
     from training.kpi.pipeline import train_kpi_bundle
 
     t0 = time.monotonic()
@@ -92,15 +105,14 @@ def train_kpi(settings) -> int:
 
 
 def evaluate(argv: list[str]) -> int:
-    from training.evaluate import format_table
-    from training.pipeline import evaluate_bundle
+    from schemas import MANIFEST_FILE
     from training.settings import EvaluateSettings
 
     settings = load_settings(EvaluateSettings, argv)
     bundle = Path(settings.bundle)
-    if not (bundle / "manifest.json").is_file():
-        raise ValueError(f"{bundle} is not a bundle (no manifest.json); pass a <name>/<version> folder")
-    if json.loads((bundle / "manifest.json").read_text()).get("kind") == "metric":
+    if not (bundle / MANIFEST_FILE).is_file():
+        raise ValueError(f"{bundle} is not a bundle (no {MANIFEST_FILE}); pass a <name>/<version> folder")
+    if json.loads((bundle / MANIFEST_FILE).read_text()).get("kind") == "metric":
         from training.kpi.pipeline import evaluate_kpi_bundle
 
         manifest, kev = evaluate_kpi_bundle(bundle, settings.data)
@@ -108,6 +120,9 @@ def evaluate(argv: list[str]) -> int:
         print(kev.table())
         print(f"\n{kev.verdict()}")
         return 0
+    from training.images.evaluate import format_table
+    from training.images.pipeline import evaluate_bundle
+
     manifest, ev = evaluate_bundle(bundle, settings.data_dir)
     print(f"{manifest.name} version {manifest.version}: {ev.description}\n")
     print(format_table(ev.metrics, ev.per_digit_auroc))
@@ -128,7 +143,7 @@ def benchmark(argv: list[str]) -> int:
 
 
 def synth(argv: list[str]) -> int:
-    from training.data.synth import heldout_config, synthesize, write_set
+    from training.kpi.synth import heldout_config, synthesize, write_set
     from training.settings import SynthSettings
 
     s = load_settings(SynthSettings, argv)

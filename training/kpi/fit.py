@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from training.fit import BatchLosses, FitConfig, FitResult, run_epochs, seed_everything
+from training.core.fit import BatchLosses, FitConfig, FitResult, run_epochs, seed_everything
 from training.kpi.model import WindowVAE, m_elbo
 
 

@@ -14,10 +14,12 @@ import math
 import torch
 from torch import nn
 
+from training.core.vae import VAE, dense_relu, kl_divergence
+
 LOG_SIGMA_MIN = -5.0  # sigma >= 0.007 of a series' robust scale: no collapse onto the noise of one series
 
 
-class WindowVAE(nn.Module):
+class WindowVAE(VAE):
     arch = "kpi-dense"
 
     def __init__(
@@ -28,19 +30,11 @@ class WindowVAE(nn.Module):
             raise ValueError(f"score points must be in 1..{window}, not {score_points}")
         self.window, self.latent_dim, self.hidden = window, latent_dim, tuple(hidden)
         self.score_points = score_points
-        layers: list[nn.Module] = []
-        width = window
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.encoder = nn.Sequential(*layers)
-        self.to_mu = nn.Linear(width, latent_dim)
-        self.to_logvar = nn.Linear(width, latent_dim)
-        layers, width = [], latent_dim
-        for h in reversed(hidden):
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.decoder = nn.Sequential(*layers, nn.Linear(width, window))
+        down, up = [window, *hidden], [latent_dim, *reversed(hidden)]
+        self.encoder = nn.Sequential(*dense_relu(down))
+        self.to_mu = nn.Linear(down[-1], latent_dim)
+        self.to_logvar = nn.Linear(down[-1], latent_dim)
+        self.decoder = nn.Sequential(*dense_relu(up), nn.Linear(up[-1], window))
         self.log_sigma = nn.Parameter(torch.zeros(()))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,12 +43,6 @@ class WindowVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(reconstruction, mu, logvar). Samples z while training; uses the mean otherwise."""
-        mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return self.decode(z), mu, logvar
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Per window: mean squared error of the last `score_points` points, from the latent mean."""
@@ -83,6 +71,6 @@ def m_elbo(
     m = observed.to(x.dtype)
     nll = (0.5 * ((x - recon) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)) * m
     nll = nll.sum(dim=1)
-    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+    kl = kl_divergence(mu, logvar)
     share = m.mean(dim=1)
     return (nll + beta * share * kl).mean(), nll.mean(), kl.mean()

@@ -18,11 +18,11 @@ import numpy as np
 from schemas import MetricPreprocessing, ModelManifest
 from schemas.detect import window_features
 from schemas.timeseries import scoreable, to_grid, windows_ending_at
-from training.bundle import read_manifest
+from training.core.bundle import read_manifest
+from training.core.onnx_scoring import cpu_session, onnx_scores
 from training.kpi.load import load_csv
-from training.kpi.scoring import RawScores, Scored, detect, onnx_scores
+from training.kpi.scoring import SCORE_BATCH, RawScores, Scored, detect
 from training.kpi.windows import first_slot_positions
-from training.onnx_scoring import cpu_session
 
 
 class ExpectedAlert(NamedTuple):
@@ -44,7 +44,7 @@ def series_detection(
     grid = to_grid(timestamps_s, values, interval, pre.reset_gap)
     ends = scoreable(grid, pre.window)
     f = window_features(windows_ending_at(grid.values, ends, pre.window), pre.clip)
-    scored = detect(RawScores(ends, f, onnx_scores(session, f.z)), pre.detector)
+    scored = detect(RawScores(ends, f, onnx_scores(session, f.z, SCORE_BATCH)), pre.detector)
     pos, rows = first_slot_positions(timestamps_s, interval, grid)
     times = np.empty(len(grid))
     times[pos] = timestamps_s[rows]

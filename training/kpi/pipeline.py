@@ -1,4 +1,5 @@
-"""KPI CSV -> windows -> fit -> export + parity -> calibrate (VAE and baseline alike) -> evaluate -> bundle.
+"""KPI series: CSV -> windows -> fit -> export + parity -> calibrate on the graph's scores -> evaluate
+(beside the classic detectors) -> report -> manifest, the core's steps (training.core.steps).
 
 Calibration and evaluation score the exported graph with plain onnxruntime, as the worker
 will, so the figures in the manifest are the bundle's, not the torch model's.
@@ -6,18 +7,26 @@ will, so the figures in the manifest are the bundle's, not the torch model's.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from schemas import Calibration, MetricPreprocessing, ModelManifest, ScoreSpec, SeriesStats, TensorSpec
+from schemas import (
+    MODEL_FILE,
+    Calibration,
+    MetricPreprocessing,
+    ModelManifest,
+    ScoreSpec,
+    SeriesStats,
+    TensorSpec,
+)
 from schemas.detect import DetectorParams
-from training.bundle import BundleExistsError, package_versions, read_manifest, staging_folder, write_manifest
-from training.calibrate import REPORTED_PERCENTILES
+from training.core.bundle import new_manifest, read_manifest, refuse_existing, store_reevaluation
+from training.core.calibrate import score_summary
+from training.core.onnx_scoring import cpu_session
+from training.core.steps import write_bundle
 from training.kpi.evaluate import (
     Detection,
     DetectorReport,
@@ -34,6 +43,7 @@ from training.kpi.scoring import (
     fitted_raw_scores,
     outcomes,
     per_point,
+    raw_scores,
 )
 from training.kpi.windows import (
     SeriesData,
@@ -44,7 +54,7 @@ from training.kpi.windows import (
     prepare_series,
     training_windows,
 )
-from training.settings import TrainSettings
+from training.settings import BenchmarkSettings, KpiTrainSettings
 
 PARITY_WINDOWS = 2000
 SCORE_FUNCTION = "last_point_squared_error"
@@ -110,7 +120,7 @@ class KpiBundle:
     series: list[SeriesData]
 
 
-def window_config(s: TrainSettings) -> WindowConfig:
+def window_config(s: KpiTrainSettings) -> WindowConfig:
     train, val = s.split_fractions()
     return WindowConfig(
         window=s.window,
@@ -121,7 +131,7 @@ def window_config(s: TrainSettings) -> WindowConfig:
     )
 
 
-def detector_params(s: TrainSettings) -> DetectorParams:
+def detector_params(s: KpiTrainSettings) -> DetectorParams:
     return DetectorParams(threshold=s.alert_threshold, adapt_halflife=s.adapt_halflife, warmup=s.warmup)
 
 
@@ -164,24 +174,18 @@ def calibration_of(series: list[SeriesData], ours: list[Scored], params: Detecto
     """The manifest's record of the detector's scores on the validation parts (its threshold is fixed
     in standard deviations; the thresholds per series adapt as they run)."""
     val = np.concatenate([sc.scores[s.part_of(sc.ends) == 1] for s, sc in zip(series, ours, strict=True)])
-    val = val if val.size else np.zeros(1)
     return Calibration(
         method="adaptive",
         threshold=params.threshold,
-        score_min=float(val.min()),
-        score_max=float(val.max()),
-        percentiles={f"p{p:g}": float(np.percentile(val, p)) for p in REPORTED_PERCENTILES},
-        n_scores=int(val.size),
         data=f"detector scores of the validation part of {len(series)} series (labels unused)",
+        **score_summary(val if val.size else np.zeros(1)),
     )
 
 
-def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
+def train_kpi_bundle(s: KpiTrainSettings) -> KpiBundle:
     """The whole KPI training run; the bundle appears at `s.out_dir()` only if every step succeeded."""
     import torch
 
-    from training.kpi import report
-    from training.kpi.export import check_parity, export_window_graph
     from training.kpi.fit import KpiFitConfig, fit_windows
     from training.kpi.model import WindowVAE
 
@@ -190,65 +194,76 @@ def train_kpi_bundle(s: TrainSettings) -> KpiBundle:
     cfg = window_config(s)
     hidden = s.hidden_sizes()
     out = s.out_dir()
-    if out.exists():  # fail before training, not after
-        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
+    refuse_existing(out)  # before training, not after
     t0 = time.monotonic()
     data = load_csv(s.data)
     series = prepare_all(data, cfg)
     train = training_windows(series, cfg, "train")
     val = training_windows(series, cfg, "val")
-    device = s.torch_device()
+    fit_cfg = KpiFitConfig.from_settings(s)
     print(
         f"training a dense window VAE (W {cfg.window}, hidden {list(hidden)}, latent {s.latent_dim}, "
         f"beta {s.beta}) on {len(train[0])} windows of {len(series)} series, validating on {len(val[0])}, "
-        f"device {device}"
+        f"device {fit_cfg.device}"
     )
     torch.manual_seed(s.seed)
     model = WindowVAE(cfg.window, s.latent_dim, hidden, s.score_points)
-    fit_cfg = KpiFitConfig(
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        beta=s.beta,
-        weight_decay=s.weight_decay,
-        missing_injection=s.missing_injection,
-        context_anomalies=s.context_anomalies,
-        patience=s.patience,
-        seed=s.seed,
-        device=device,
-    )
     fitted = fit_windows(model, train, val, fit_cfg, progress=s.progress)
+    summary = {
+        "fit_seconds": round(fitted.seconds, 1),
+        "best_epoch": fitted.best_epoch,
+        "stopped_early": fitted.stopped_early,
+        "train_windows": len(train[0]),
+        "val_windows": len(val[0]),
+    }
+    steps = KpiSteps(s, out, cfg, model, data, series, summary, t0)
+    manifest = write_bundle(out, steps, fitted, s.report)
+    return KpiBundle(out, manifest, steps.evaluation, model, series)
 
-    with staging_folder(out) as folder:
-        print("exporting the ONNX graph and checking torch/onnxruntime parity on real windows")
-        export_window_graph(model, folder / "model.onnx")
-        check_parity(model, folder / "model.onnx", parity_windows(series, cfg, s.seed))
-        # The bundle's own (onnxruntime) scores, through the worker's detector, give the figures.
-        raws, params = fitted_raw_scores(folder / "model.onnx", series, cfg, detector_params(s))
-        ev = evaluate_series(series, raws, params, cfg, s.delay)
-        cal = calibration_of(series, ev.scored["detector"], params)
-        (folder / "evaluation.json").write_text(json.dumps(ev.as_json(), indent=2) + "\n")
-        (folder / "history.json").write_text(json.dumps(fitted.as_dict(), indent=2, default=float) + "\n")
-        if s.report:
-            print("drawing the report figures")
-            from training.report import loss_curves
 
-            loss_curves(fitted.history, fitted.best_epoch, folder / "loss_curves.png")
-            report.series_scores(series, ev.scored, folder / "series_scores.png")
-            report.recall_per_kind(ev.reports, folder / "recall_per_kind.png")
-        summary = {
-            "seconds": round(time.monotonic() - t0, 1),
-            "fit_seconds": round(fitted.seconds, 1),
-            "best_epoch": fitted.best_epoch,
-            "stopped_early": fitted.stopped_early,
-            "train_windows": len(train[0]),
-            "val_windows": len(val[0]),
-        }
-        manifest = write_manifest(
-            folder,
-            lambda files: build_manifest(s, out, cfg, model, data, series, cal, params, ev, summary, files),
-        )
-    return KpiBundle(out, manifest, ev, model, series)
+@dataclass
+class KpiSteps:
+    """The core's steps (training.core.steps) for the window VAE, in the order write_bundle calls them."""
+
+    s: KpiTrainSettings
+    out: Path
+    cfg: WindowConfig
+    model: object  # the torch WindowVAE, on the CPU
+    data: LoadedData
+    series: list[SeriesData]
+    summary: dict[str, object]  # of the fit, for the manifest
+    started: float  # time.monotonic() when the run began
+    raws: list[RawScores] = field(default_factory=list)  # set by calibrate
+    params: DetectorParams | None = None  # set by calibrate: with priors
+    evaluation: KpiEvaluation | None = None  # set by evaluate
+
+    def export(self, folder: Path) -> None:
+        from training.kpi.export import check_window_parity, export_window_graph
+
+        export_window_graph(self.model, folder / MODEL_FILE)
+        windows = parity_windows(self.series, self.cfg, self.s.seed)
+        check_window_parity(self.model, folder / MODEL_FILE, windows)
+
+    def calibrate(self, model_path: Path) -> None:
+        # The detector's starting tail statistics, from the graph's scores of the validation parts.
+        self.raws, self.params = fitted_raw_scores(model_path, self.series, self.cfg, detector_params(self.s))
+
+    def evaluate(self, model_path: Path) -> dict[str, object]:
+        self.evaluation = evaluate_series(self.series, self.raws, self.params, self.cfg, self.s.delay)
+        return self.evaluation.as_json()
+
+    def report(self, folder: Path) -> None:
+        from training.kpi import report
+
+        report.series_scores(self.series, self.evaluation.scored, folder / "series_scores.png")
+        report.recall_per_kind(self.evaluation.reports, folder / "recall_per_kind.png")
+
+    def manifest(self, files: dict[str, str]) -> ModelManifest:
+        ev = self.evaluation
+        cal = calibration_of(self.series, ev.scored["detector"], self.params)
+        summary = {"seconds": round(time.monotonic() - self.started, 1), **self.summary}
+        s, out, cfg, model, data, series = self.s, self.out, self.cfg, self.model, self.data, self.series
+        return build_manifest(s, out, cfg, model, data, series, cal, self.params, ev, summary, files)
 
 
 def parity_windows(series: list[SeriesData], cfg: WindowConfig, seed: int) -> np.ndarray:
@@ -270,7 +285,7 @@ def parity_windows(series: list[SeriesData], cfg: WindowConfig, seed: int) -> np
 
 
 def build_manifest(
-    s: TrainSettings,
+    s: KpiTrainSettings,
     out: Path,
     cfg: WindowConfig,
     model,
@@ -282,18 +297,16 @@ def build_manifest(
     summary: dict[str, object],
     files: dict[str, str],
 ) -> ModelManifest:
-    from training.export import OPSET
     from training.kpi.export import INPUT, OUTPUT
 
     stats = {x.key: SeriesStats(interval_s=x.interval_s) for x in series}
-    return ModelManifest(
-        name=s.model_name(),
-        version=out.name,
+    return new_manifest(
+        s.model_name(),
+        out,
+        files,
         kind="metric",
-        created_at=datetime.now(UTC),
         input=TensorSpec(name=INPUT, shape=[cfg.window]),
         outputs={"score": TensorSpec(name=OUTPUT, shape=[])},
-        opset=OPSET,
         preprocessing=MetricPreprocessing(
             window=cfg.window,
             interval_s=most_common_interval(series),
@@ -341,8 +354,6 @@ def build_manifest(
             **summary,
         },
         metrics=ev.metrics(),
-        files=files,
-        package_versions=package_versions(),
     )
 
 
@@ -357,9 +368,6 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     on every point after the first 15% (NAB's probationary period), as a stream would see them;
     the classic detectors calibrate on that first 15%.
     """
-    from training.kpi.scoring import raw_scores
-    from training.onnx_scoring import cpu_session
-
     manifest = read_manifest(bundle)
     pre = manifest.preprocessing
     if not isinstance(pre, MetricPreprocessing):
@@ -388,11 +396,7 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     delay = manifest.training.get("delay")
     delay = int(delay) if delay is not None else None  # type: ignore[arg-type]
     ev = evaluate_series(series, raws, pre.detector, cfg, delay, test_only)
-    text = json.dumps(ev.as_json(), indent=2) + "\n"
-    stored = bundle / "evaluation.json"
-    if not stored.exists() or stored.read_text() != text:  # hashed in the manifest: never overwritten
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (bundle / f"evaluation-{stamp}.json").write_text(text)
+    store_reevaluation(bundle, ev.as_json())
     return manifest, ev
 
 
@@ -411,13 +415,12 @@ def learning_part(data: LoadedData, percent: float, path: Path) -> Path:
     return path
 
 
-def benchmark_kpi(s) -> tuple[KpiBundle, KpiEvaluation]:
+def benchmark_kpi(s: BenchmarkSettings) -> tuple[KpiBundle, KpiEvaluation]:
     """Train on the first `s.learn_percent` of each series of `s.data`, then evaluate on every point."""
     if s.data is None:
         raise ValueError("benchmark needs --data PATH: a long CSV file or a folder of per-series CSVs")
     out = s.out_dir()
-    if out.exists():
-        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
+    refuse_existing(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     learn = learning_part(load_csv(s.data), s.learn_percent, out.parent / f".{out.name}-learn.csv")
     try:

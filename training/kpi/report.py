@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from training.core.figures import save_figure  # also selects matplotlib's file-only backend
 from training.kpi.evaluate import DetectorReport, segments
 from training.kpi.scoring import Scored
 from training.kpi.windows import SeriesData
-from training.report import save_figure  # also selects matplotlib's file-only backend
 
 DPI = 100  # the series figure is tall: a lower resolution keeps the file small
 

@@ -26,12 +26,13 @@ from schemas.detect import (
     new_state,
 )
 from schemas.timeseries import scoreable
+from training.core.onnx_scoring import cpu_session, onnx_scores
 from training.kpi.baseline import hampel, rolling_zscore
 from training.kpi.evaluate import SeriesOutcome
 from training.kpi.windows import SeriesData, WindowConfig, features
-from training.onnx_scoring import cpu_session
 
 DAY_S = 86_400.0
+SCORE_BATCH = 8192  # windows per onnxruntime run: a window is small
 BASELINE_PERCENTILE = 99.0
 
 
@@ -54,18 +55,6 @@ class Scored:
         return self.scores / np.maximum(self.thresholds, 1e-12)
 
 
-def onnx_scores(session: ort.InferenceSession, windows: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """The graph's score per window ([N, W] float32 -> [N])."""
-    name = session.get_inputs()[0].name
-    if len(windows) == 0:
-        return np.zeros(0)
-    out = [
-        session.run(["score"], {name: np.ascontiguousarray(windows[i : i + batch], dtype=np.float32)})[0]
-        for i in range(0, len(windows), batch)
-    ]
-    return np.concatenate(out).astype(np.float64)
-
-
 @dataclass
 class RawScores:
     """What the detector decides on, for every point of a series the worker would score."""
@@ -78,7 +67,7 @@ class RawScores:
 def raw_scores(session: ort.InferenceSession, s: SeriesData, cfg: WindowConfig) -> RawScores:
     ends = scoreable(s.grid, cfg.window)
     f = features(s, ends, cfg)
-    return RawScores(ends, f, onnx_scores(session, f.z))
+    return RawScores(ends, f, onnx_scores(session, f.z, SCORE_BATCH))
 
 
 def detect(raw: RawScores, params: DetectorParams) -> Scored:

@@ -1,4 +1,4 @@
-"""Threshold calibration on normal scores, and the numbers the worker needs for severity."""
+"""Threshold calibration on normal scores, and the summary of scores the worker needs for severity."""
 
 from __future__ import annotations
 
@@ -10,6 +10,17 @@ from schemas import Calibration
 
 Method = Literal["percentile", "mean-std"]
 REPORTED_PERCENTILES = (50, 90, 95, 99, 99.5, 99.9)
+
+
+def score_summary(scores: np.ndarray) -> dict[str, object]:
+    """The Calibration fields that describe the scores themselves: range, percentiles, count."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return {
+        "score_min": float(scores.min()),
+        "score_max": float(scores.max()),
+        "percentiles": {f"p{p:g}": float(np.percentile(scores, p)) for p in REPORTED_PERCENTILES},
+        "n_scores": int(scores.size),
+    }
 
 
 def calibrate(
@@ -36,11 +47,8 @@ def calibrate(
         percentile=percentile if method == "percentile" else None,
         k=k if method == "mean-std" else None,
         threshold=threshold,
-        score_min=float(scores.min()),
-        score_max=float(scores.max()),
-        percentiles={_name(p): float(np.percentile(scores, p)) for p in REPORTED_PERCENTILES},
-        n_scores=int(scores.size),
         data=data,
+        **score_summary(scores),
     )
 
 
@@ -48,7 +56,3 @@ def severity(scores: np.ndarray, cal: Calibration) -> np.ndarray:
     """Vectorised `Calibration.severity`: threshold -> 0.5, clipped to [0, 1]."""
     span = max(cal.score_max - cal.score_min, 1e-12)
     return np.clip((np.asarray(scores) - cal.threshold) / span + 0.5, 0.0, 1.0)
-
-
-def _name(p: float) -> str:
-    return f"p{p:g}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from training.core.vae import kl_divergence
+
 
 def bce_with_logits_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-record summed binary cross-entropy, in the numerically stable form.
@@ -49,11 +51,6 @@ def anomaly_score(logits: torch.Tensor, target: torch.Tensor, function: str) -> 
     if function == "bce_excess_sum":
         return bce - bernoulli_entropy_sum(target)
     raise ValueError(f"unknown score function {function!r}")
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Per-record KL(q(z|x) || N(0, I))."""
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
 
 
 def elbo_loss(

@@ -1,4 +1,4 @@
-"""ONNX export: the score is computed inside the graph, from the latent mean.
+"""ONNX export of the image VAE: the score is computed inside the graph, from the latent mean.
 
 Three graphs go into a bundle, each with a dynamic batch axis and named tensors:
   model.onnx    images (B, H, W) -> score (B), reconstruction (B, H, W)
@@ -8,18 +8,18 @@ Three graphs go into a bundle, each with a dynamic batch axis and named tensors:
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from training.loss import anomaly_score
-from training.models import VAE
+from schemas import MODEL_FILE
+from training.core.export import check_parity, export_graph
+from training.images.loss import anomaly_score
+from training.images.mnist import scale_pixels
+from training.images.models import VAE
 
-OPSET = 18
 SCORE_INPUT = "images"
 SCORE_OUTPUTS = ("score", "reconstruction")
 
@@ -56,35 +56,19 @@ class DecoderGraph(nn.Module):
         return torch.sigmoid(self.vae.decode(z))
 
 
-def export_graph(
-    module: nn.Module, example: torch.Tensor, path: Path, inputs: list[str], outputs: list[str]
-) -> None:
-    """Export `module` (one input, dynamic batch axis 0) at the pinned opset; shared by images and KPIs."""
-    module.eval()
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    with warnings.catch_warnings(), _quiet_exporter():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            module, (example,), dynamo=True, opset_version=OPSET, input_names=inputs,
-            output_names=outputs, dynamic_shapes=({0: batch},), external_data=False,
-            optimize=True, verbose=False,
-        )  # fmt: skip
-    program.save(str(path), external_data=False)
-
-
 def export_bundle_graphs(vae: VAE, score_function: str, folder: Path) -> dict[str, str]:
     """Write the three graphs into `folder`; returns {file name: role}."""
     vae = vae.cpu().eval()
     h, w = vae.image_shape
     images = torch.rand(2, h, w)
     export_graph(
-        ScoreGraph(vae, score_function), images, folder / "model.onnx", [SCORE_INPUT], list(SCORE_OUTPUTS)
+        ScoreGraph(vae, score_function), images, folder / MODEL_FILE, [SCORE_INPUT], list(SCORE_OUTPUTS)
     )
     export_graph(EncoderGraph(vae), images, folder / "encoder.onnx", [SCORE_INPUT], ["mu", "logvar"])
     export_graph(
         DecoderGraph(vae), torch.randn(2, vae.latent_dim), folder / "decoder.onnx", ["z"], ["reconstruction"]
     )
-    return {"model.onnx": "score", "encoder.onnx": "encoder", "decoder.onnx": "decoder"}
+    return {MODEL_FILE: "score", "encoder.onnx": "encoder", "decoder.onnx": "decoder"}
 
 
 @torch.no_grad()
@@ -94,16 +78,7 @@ def torch_scores(vae: VAE, score_function: str, images: np.ndarray) -> np.ndarra
     return score.numpy()
 
 
-class _quiet_exporter:
-    """The dynamo exporter logs its progress at INFO and prints emoji; keep the CLI output clean."""
-
-    def __enter__(self) -> None:
-        self._levels = {}
-        for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
-            logger = logging.getLogger(name)
-            self._levels[name] = logger.level
-            logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)
+def check_image_parity(vae: VAE, score_function: str, onnx_path: Path, images_u8: np.ndarray) -> float:
+    """The core's parity check on real uint8 images, pre-processed as the worker does."""
+    images = scale_pixels(images_u8)
+    return check_parity(lambda x: torch_scores(vae, score_function, x), onnx_path, images)

@@ -19,6 +19,11 @@ _IMAGES_MAGIC = 2051
 _LABELS_MAGIC = 2049
 
 
+def scale_pixels(images_u8: np.ndarray) -> np.ndarray:
+    """uint8 images -> float32 in [0, 1]: the worker's pre-processing of uint8 records (x / 255)."""
+    return images_u8.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
 class MnistError(ValueError):
     """The MNIST files are missing or not what they should be."""
 

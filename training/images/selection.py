@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.data.mnist import MnistSplit
+from training.images.mnist import MnistSplit
 
 
 class SelectionError(ValueError):

@@ -1,4 +1,4 @@
-"""The training loop: ELBO with a one-cycle schedule, early stopping on validation loss."""
+"""The epoch loop every VAE here shares: AdamW, a one-cycle schedule, early stopping, the best weights."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import copy
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from training.loss import anomaly_score, bce_with_logits_sum, elbo_loss, kl_divergence
-from training.models import VAE
+if TYPE_CHECKING:
+    from training.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,13 @@ class FitConfig:
     seed: int = 0
     patience: int = 5  # epochs without a better validation loss before stopping
     device: str = "cpu"
+
+    @classmethod
+    def from_settings(cls, s: TrainSettings, **overrides: object) -> FitConfig:
+        """The config of a training run: each field from the option of the same name where the settings
+        have one (the device resolved: auto -> cuda or cpu), else its default."""
+        values = {f.name: getattr(s, f.name) for f in fields(cls) if f.name in type(s).model_fields}
+        return cls(**{**values, "device": s.torch_device(), **overrides})
 
 
 @dataclass
@@ -43,25 +51,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def to_tensor(images: np.ndarray, device: str) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1], the worker's pre-processing."""
-    return torch.from_numpy(images.astype(np.float32) * np.float32(1.0 / 255.0)).to(device)
-
-
-@torch.no_grad()
-def evaluate_loss(model: VAE, images: torch.Tensor, beta: float, batch: int = 1024) -> dict[str, float]:
-    """Validation ELBO from the latent mean: deterministic, so early stopping is not noise-driven."""
-    model.eval()
-    recon = kl = 0.0
-    for i in range(0, len(images), batch):
-        x = images[i : i + batch]
-        logits, mu, logvar = model(x)
-        recon += float(bce_with_logits_sum(logits, x).sum())
-        kl += float(kl_divergence(mu, logvar).sum())
-    n = len(images)
-    return {"loss": (recon + beta * kl) / n, "recon": recon / n, "kl": kl / n}
 
 
 BatchLosses = Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]
@@ -128,37 +117,3 @@ def run_epochs(
     model.eval()
     result.seconds = time.monotonic() - t0
     return result
-
-
-def fit(
-    model: VAE, train_images: np.ndarray, val_images: np.ndarray, cfg: FitConfig, progress: bool = True
-) -> FitResult:
-    """Train in place; on return the model holds the weights of the best validation epoch."""
-    seed_everything(cfg.seed)
-    model.to(cfg.device)
-    x_train = to_tensor(train_images, cfg.device)
-    x_val = to_tensor(val_images, cfg.device)
-
-    def batches(gen: torch.Generator) -> BatchLosses:
-        for idx in torch.randperm(len(x_train), generator=gen).split(cfg.batch_size):
-            x = x_train[idx.to(cfg.device)]
-            logits, mu, logvar = model(x)
-            yield (*elbo_loss(logits, x, mu, logvar, cfg.beta), len(x))
-
-    steps = (len(x_train) + cfg.batch_size - 1) // cfg.batch_size
-    return run_epochs(model, cfg, steps, batches, lambda: evaluate_loss(model, x_val, cfg.beta), progress)
-
-
-@torch.no_grad()
-def score_images(
-    model: VAE, images: np.ndarray, function: str, device: str = "cpu", batch: int = 1024
-) -> np.ndarray:
-    """Anomaly scores from the latent mean, computed as the ONNX graph does."""
-    model.eval()
-    x_all = to_tensor(images, device)
-    out = []
-    for i in range(0, len(x_all), batch):
-        x = x_all[i : i + batch]
-        mu, _ = model.encode(x)
-        out.append(anomaly_score(model.decode(mu), x, function).cpu())
-    return torch.cat(out).numpy().astype(np.float64)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from training.models.base import VAE
-from training.models.conv import ConvVAE
-from training.models.dense import DenseVAE
+from training.images.models.base import VAE
+from training.images.models.conv import ConvVAE
+from training.images.models.dense import DenseVAE
 
 ARCHS = {"conv": ConvVAE, "dense": DenseVAE}
 

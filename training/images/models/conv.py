@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.base import VAE
+from training.images.models.base import VAE
 
 
 class ConvVAE(VAE):

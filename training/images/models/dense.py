@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.base import VAE
+from training.core.vae import dense_relu
+from training.images.models.base import VAE
 
 
 class DenseVAE(VAE):
@@ -16,20 +17,11 @@ class DenseVAE(VAE):
     ) -> None:
         super().__init__(image_shape, latent_dim)
         n = image_shape[0] * image_shape[1]
-        layers: list[nn.Module] = []
-        width = n
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.encoder = nn.Sequential(nn.Flatten(), *layers)
-        self.to_mu = nn.Linear(width, latent_dim)
-        self.to_logvar = nn.Linear(width, latent_dim)
-        layers = []
-        width = latent_dim
-        for h in reversed(hidden):
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.decoder = nn.Sequential(*layers, nn.Linear(width, n))
+        down, up = [n, *hidden], [latent_dim, *reversed(hidden)]
+        self.encoder = nn.Sequential(nn.Flatten(), *dense_relu(down))
+        self.to_mu = nn.Linear(down[-1], latent_dim)
+        self.to_logvar = nn.Linear(down[-1], latent_dim)
+        self.decoder = nn.Sequential(*dense_relu(up), nn.Linear(up[-1], n))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)

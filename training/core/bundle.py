@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 from schemas import MANIFEST_FILE, ModelManifest
 from schemas.manifest import sha256_file
 
+OPSET = 18  # every graph of a bundle is exported at this ONNX opset, and the manifest says so
 RECORDED_PACKAGES = ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy", "scikit-learn", "pydantic")
+EVALUATION_FILE = "evaluation.json"
+HISTORY_FILE = "history.json"
 
 
 class BundleExistsError(FileExistsError):
     pass
+
+
+def refuse_existing(out: Path) -> None:
+    """A bundle folder is never overwritten; callers check before training, not only after it."""
+    if out.exists():
+        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
@@ -45,8 +56,7 @@ def staging_folder(out: Path) -> Iterator[Path]:
 
     A reader never sees a half-written bundle: the rename is atomic on one filesystem.
     """
-    if out.exists():
-        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
+    refuse_existing(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
@@ -58,6 +68,11 @@ def staging_folder(out: Path) -> Iterator[Path]:
         raise
 
 
+def json_text(payload: object) -> str:
+    """The bundle's JSON files: indented, one trailing newline; numpy floats written as floats."""
+    return json.dumps(payload, indent=2, default=float) + "\n"
+
+
 def write_manifest(folder: Path, build: Callable[[dict[str, str]], ModelManifest]) -> ModelManifest:
     """Hash every file in `folder`, build the manifest from the hashes, and write it."""
     manifest = build(file_hashes(folder))
@@ -65,5 +80,29 @@ def write_manifest(folder: Path, build: Callable[[dict[str, str]], ModelManifest
     return manifest
 
 
+def new_manifest(name: str, out: Path, files: dict[str, str], **fields: object) -> ModelManifest:
+    """A manifest for the bundle at `out`: `fields` as each kind of model fills them, and what every
+    bundle records alike (its name, the folder's name as version, when, the opset, hashes, packages)."""
+    return ModelManifest(
+        name=name,
+        version=out.name,
+        created_at=datetime.now(UTC),
+        opset=OPSET,
+        files=files,
+        package_versions=package_versions(),
+        **fields,
+    )
+
+
 def read_manifest(folder: Path) -> ModelManifest:
     return ModelManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
+
+
+def store_reevaluation(bundle: Path, payload: object) -> None:
+    """Keep a re-evaluation beside the bundle's own: evaluation.json is hashed in the manifest, so a
+    different result goes into a new, time-stamped file and the stored one is never overwritten."""
+    text = json_text(payload)
+    stored = bundle / EVALUATION_FILE
+    if not stored.exists() or stored.read_text() != text:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        (bundle / f"evaluation-{stamp}.json").write_text(text)
