@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from schemas import MANIFEST_FILE, ModelManifest
 from schemas.manifest import sha256_file
+from schemas.repository import bundle_folders, version_key
 from worker.device import choose_providers
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class ModelRegistry:
                 "'python -m training train' or set --model-repository"
             )
         providers = choose_providers(device)
-        folders = sorted(p.parent for p in repository.glob(f"*/*/{MANIFEST_FILE}"))
+        folders = bundle_folders(repository)
         if wanted:
             keys = [w.strip() for w in wanted.split(",") if w.strip()]
             folders = [f for f in folders if _selected(f, keys)]
@@ -169,7 +170,3 @@ class ModelRegistry:
 def _selected(folder: Path, keys: list[str]) -> bool:
     name, version = folder.parent.name, folder.name
     return name in keys or f"{name}:{version}" in keys
-
-
-def version_key(version: str) -> tuple[int, int | str]:
-    return (0, int(version)) if version.isdigit() else (1, version)
