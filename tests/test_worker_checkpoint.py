@@ -68,60 +68,30 @@ def test_lowest_offsets_is_the_lowest_per_partition_over_every_batch(tiny_models
     assert lowest_offsets([]) == {}
 
 
-def test_a_periodic_checkpoint_commits_below_the_first_waiting_record_once_its_outputs_are_acknowledged(
-    tiny_models,
-) -> None:
+def test_commit_goes_up_to_the_first_waiting_record_once_every_output_is_acknowledged(tiny_models) -> None:
     source = RevokingSource([])
     cp = checkpoint(source)
     for o in range(10):
         cp.offsets.seen("in", 0, o)
-    pending = Delivered(is_done=False)
     cp.expect(Delivered())
-    cp.expect(pending)
-    cp.begin([batch_of(tiny_models, [8, 6])])
-    assert not cp.due()  # one checkpoint at a time
-    cp.settle()
-    assert source.committed == []  # an output is not acknowledged yet; the loop goes on meanwhile
-    cp.expect(Delivered(is_done=False))  # sent after the checkpoint began: not its to wait for
-    pending.is_done = True
-    cp.settle()
+    assert cp.commit([batch_of(tiny_models, [8, 6])], wait=False)
     assert source.committed == [{("in", 0): 6}]
-    cp.settle()
-    assert len(source.committed) == 1
+    assert cp.commit([], wait=True) and source.committed[-1] == {("in", 0): 10}
 
 
-def test_the_commit_at_a_stop_or_rebalance_flushes_and_sends_every_position_again(tiny_models) -> None:
-    source = RevokingSource([])
-    cp = checkpoint(source)
-    for o in range(10):
-        cp.offsets.seen("in", 0, o)
-    cp.begin([])
-    cp.settle()
-    assert source.committed == [{("in", 0): 10}]
-    assert cp.commit([batch_of(tiny_models, [9])]) and source.committed[-1] == {("in", 0): 9}
-    assert cp.commit([]) and source.committed[-1] == {("in", 0): 10}
-
-
-@pytest.mark.parametrize("periodic", [True, False])
-def test_a_lost_output_commits_nothing_now_or_later(periodic: bool) -> None:
+def test_a_lost_output_commits_nothing_now_or_later(tiny_models) -> None:
     source = RevokingSource([])
     cp = checkpoint(source)
     cp.offsets.seen("in", 0, 0)
     cp.expect(Delivered(exception=RuntimeError("MESSAGE_TOO_LARGE")))
     with pytest.raises(DeliveryError, match="1 of 1 outputs were not acknowledged: MESSAGE_TOO_LARGE"):
-        if periodic:
-            cp.begin([])
-            cp.settle()
-        else:
-            cp.commit([])
-    assert cp.halted and not cp.commit([])
-    cp.begin([])
-    cp.settle()
+        cp.commit([], wait=True)
+    assert cp.halted and not cp.commit([], wait=True)
     assert source.committed == []
 
 
 def test_a_rejected_commit_is_reported_not_raised(caplog) -> None:
     cp = checkpoint(RejectingSource([]))
     cp.offsets.seen("in", 0, 0)
-    assert cp.commit([]) is False
+    assert cp.commit([], wait=True) is False
     assert "commit skipped (the group is rebalancing)" in caplog.text

@@ -42,9 +42,6 @@ class RecordingSink:
     def send(self, topic, key, value):
         self.sent.append((topic, key, json.loads(value)))
 
-    def poll(self) -> None:
-        pass
-
     def flush(self, timeout_s) -> None:
         pass
 

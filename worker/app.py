@@ -95,7 +95,7 @@ class Worker:
             self.producer.close(10)
 
     def step(self) -> None:
-        """One turn of the loop: poll, decode, score what is ready, publish what is scored, checkpoint."""
+        """One turn of the loop: poll, decode, score what is ready, publish what is scored, commit if due."""
         self.health.beat()
         polled = self.consumer.poll(self._poll_timeout_ms(), self.s.max_poll_records)
         if self._fatal is not None:
@@ -109,9 +109,8 @@ class Worker:
             self.scoring.submit(batch)
         for result in self.scoring.completed():
             self._publish(result)
-        self.checkpoint.settle()
         if self.checkpoint.due():
-            self.checkpoint.begin(self._waiting())
+            self.commit(wait=False)
         if time.monotonic() - self._last_lag >= LAG_EVERY_S:
             self._last_lag = time.monotonic()
             report_lag(self.metrics, self.consumer, self.checkpoint.offsets.position)
@@ -129,11 +128,13 @@ class Worker:
                 raise TimeoutError("scoring did not finish within 120 s")
             for result in self.scoring.completed(wait_s=0.1):
                 self._publish(result)
-        return self.checkpoint.commit(self._waiting())
+        return self.commit(wait=True)
 
-    def _waiting(self) -> list[Batch]:
-        """Batches whose outputs are not yet with the producer; every other batch's are (on this thread)."""
-        return [*self.batcher.open_batches(), *self.scoring.in_flight()]
+    def commit(self, wait: bool) -> bool:
+        """Flush, then commit below the records whose outputs are not yet with the producer."""
+        # Every other batch has had its outputs handed to the producer (on this thread).
+        waiting: list[Batch] = [*self.batcher.open_batches(), *self.scoring.in_flight()]
+        return self.checkpoint.commit(waiting, wait)
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -204,7 +205,7 @@ class Worker:
 
     def on_assigned(self, partitions: Partitions) -> None:
         kept = set(partitions)
-        self.checkpoint.keep_only(kept)
+        self.checkpoint.offsets.keep_only(kept)
         for kind in self.kinds.values():
             kind.keep_partitions(kept)
         self._report_kinds()

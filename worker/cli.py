@@ -6,7 +6,6 @@ options); the traceback goes to the debug log.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -40,11 +39,6 @@ def install_signals(worker: Worker) -> None:
 
 def run(s: WorkerSettings) -> int:
     worker = build_worker(s)
-    # What start-up built (modules, models, clients) lives as long as the process: frozen (after its
-    # garbage is collected), the full collections the loop triggers now and then do not walk it (they
-    # paused the loop for 25 to 40 ms, and up to 290 ms on a busy machine).
-    gc.collect()
-    gc.freeze()
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()

@@ -242,9 +242,6 @@ class ConfluentSink:
             self.producer.poll(0)  # serve delivery reports as we go, not all at the flush
         return delivery
 
-    def poll(self) -> None:
-        self.producer.poll(0)  # librdkafka runs the delivery callbacks only in poll() or flush()
-
     def flush(self, timeout_s: float) -> None:
         self.producer.flush(timeout_s)
 

@@ -145,9 +145,6 @@ class KafkaPythonSink:
     def send(self, topic: str, key: bytes | None, value: bytes):
         return self.producer.send(topic, key=key, value=value)  # its future has succeeded()/exception
 
-    def poll(self) -> None:
-        pass  # kafka-python's sender thread completes each future as its acknowledgement comes in
-
     def flush(self, timeout_s: float) -> None:
         self.producer.flush(timeout=timeout_s)
 
