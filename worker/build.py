@@ -38,4 +38,5 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
     health.models_loaded = True
     consumer, producer = build_clients(s)
     check_topics(s, consumer)
+    producer.prepare(s.output_topics)
     return Worker(s, models, consumer, producer, metrics, health)

@@ -106,6 +106,10 @@ class WorkerSettings(BaseSettings):
     def topics(self) -> list[str]:
         return [t.strip() for t in self.input_topics.split(",") if t.strip()]
 
+    @property
+    def output_topics(self) -> list[str]:
+        return [t for t in (self.alerts_topic, self.dead_letter_topic, self.scores_topic) if t]
+
     def kafka_common(self) -> dict[str, object]:
         """Connection options shared by the consumer and the producer."""
         cfg: dict[str, object] = {

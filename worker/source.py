@@ -36,7 +36,7 @@ def check_topics(s: WorkerSettings, source: Source) -> None:
             f"input topic(s) {', '.join(missing_inputs)} do not exist on {s.bootstrap_servers}; create them "
             "or fix --input-topics / WORKER_INPUT_TOPICS"
         )
-    outputs = [t for t in (s.alerts_topic, s.dead_letter_topic, s.scores_topic) if t and t not in existing]
+    outputs = [t for t in s.output_topics if t not in existing]
     if not outputs:
         return
     try:

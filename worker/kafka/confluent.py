@@ -224,6 +224,10 @@ class ConfluentSink:
         self.producer = producer
         self._sent = 0
 
+    def prepare(self, topics: list[str]) -> None:
+        for topic in topics:
+            self.producer.list_topics(topic, timeout=10)
+
     def send(self, topic: str, key: bytes | None, value: bytes) -> _Delivery:
         delivery = _Delivery()
         deadline = time.monotonic() + SEND_TIMEOUT_S

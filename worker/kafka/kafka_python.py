@@ -142,6 +142,10 @@ class KafkaPythonSink:
     def __init__(self, producer: KafkaProducer) -> None:
         self.producer = producer
 
+    def prepare(self, topics: list[str]) -> None:
+        for topic in topics:
+            self.producer.partitions_for(topic)  # blocks until the metadata is in (max_block_ms)
+
     def send(self, topic: str, key: bytes | None, value: bytes):
         return self.producer.send(topic, key=key, value=value)  # its future has succeeded()/exception
 
