@@ -13,7 +13,9 @@ from worker.batch import Batch
 from worker.checkpoint import Checkpoint, DeliveryError, OffsetTracker, lowest_offsets
 from worker.health import Health
 from worker.kafka.protocol import CommitRejected
+from worker.kinds import kinds_for
 from worker.metrics import new_metrics
+from worker.settings import WorkerSettings
 
 
 def test_offsets_stay_below_waiting_records_and_never_go_back() -> None:
@@ -53,8 +55,8 @@ def checkpoint(source=None) -> Checkpoint:
 
 
 def batch_of(tiny_models, offsets: list[int], partition: int = 0) -> Batch:
-    model = tiny_models.resolve(None)
-    batch = Batch(model, capacity=len(offsets))
+    kind = kinds_for(tiny_models, WorkerSettings(metrics_port=0))["tiny-vae:1"]
+    batch = Batch(kind, capacity=len(offsets))
     raw = image_message(np.zeros((28, 28), np.uint8))
     for o in offsets:
         batch.append(decoded(raw, tiny_models, offset=o, partition=partition)[1])

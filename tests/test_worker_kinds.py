@@ -51,7 +51,9 @@ def test_a_metric_point_is_held_until_its_window_is_full_then_keyed_and_describe
     assert all(isinstance(h, Held) and h.why == "warming" for h in held)
     item = prepared(metric_kind, 5.0, None, W - 1)  # no ts: the alert names the point's grid time
     assert isinstance(item, Item) and item.row.shape == (W,)
-    verdicts = metric_kind.decide([item], np.array([9.0]))
+    inputs, features = metric_kind.model_inputs(item.row[None, :])
+    assert inputs.shape == (1, W) and inputs.dtype == np.float32
+    verdicts = metric_kind.decide([item], np.array([9.0]), features)
     assert verdicts.decisions is not None and len(verdicts.alerts) == 1
     fields = metric_kind.output_fields(item, verdicts, 0)
     d = verdicts.decisions[0]

@@ -25,7 +25,7 @@ def test_publisher_alerts_at_or_above_the_threshold_and_scores_the_rest(tiny_mod
     scores = np.array([t - 1.0, t, t * 3, 0.0])
     sent = []
     publisher = Publisher(sink, "alerts", "dead", scores_topic, metrics, sent=sent.append)
-    assert publisher.outcomes(kind, items, kind.decide(items, scores), datetime.now(UTC)) == 2
+    assert publisher.outcomes(kind, items, kind.decide(items, scores, None), datetime.now(UTC)) == 2
     alerts = [(key, value) for topic, key, value in sink.sent if topic == "alerts"]
     assert [key for key, _ in alerts] == [b"r1", b"r2"]
     assert [v["score"] for _, v in alerts] == [t, t * 3] and all(v["threshold"] == t for _, v in alerts)

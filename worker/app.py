@@ -147,7 +147,7 @@ class Worker:
         if isinstance(decoded, Held):
             return  # counted by its kind, reported once per poll
         model, item = decoded
-        full = self.batcher.add(model, item)
+        full = self.batcher.add(self.kinds[model.key], item)
         if full is not None:
             self.scoring.submit(full)
 
@@ -163,7 +163,7 @@ class Worker:
                 )
         else:
             kind = self.kinds[model.key]
-            verdicts = kind.decide(items, result.scores)
+            verdicts = kind.decide(items, result.scores, batch.prepared)
             alerts = self.publisher.outcomes(kind, items, verdicts, datetime.now(UTC))
             self._count_scored(batch, result.seconds, alerts)
         self.scoring.finish(batch)

@@ -1,10 +1,12 @@
 """The batch stage: micro-batches per model, ready when full (--max-batch) or old (--max-wait-ms),
-whatever a poll returned. A batch's model input is filled row by row as its records arrive."""
+whatever a poll returned. A batch's rows are filled one by one as its records arrive; its kind turns
+them into the model input in one call when the batch is scored (worker/kinds/)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -20,29 +22,47 @@ class Item:
     message: Consumed
     record: Record
     record_id: str
-    row: np.ndarray  # the model input of this record: the image, or the series' scaled window
+    row: np.ndarray  # this record's row of the batch: the image, or the series' raw window
     # What the record's kind needs after scoring (worker/kinds/); metric points: their Window.
     context: object = None
 
 
+class BatchKind(Protocol):
+    """What a batch needs of its record kind (worker/kinds/base.py)."""
+
+    model: LoadedModel
+    row_dtype: type
+
+    def model_inputs(self, rows: np.ndarray) -> tuple[np.ndarray, object]: ...
+
+
 @dataclass
 class Batch:
-    model: LoadedModel
+    kind: BatchKind
     capacity: int
     items: list[Item] = field(default_factory=list)
     opened_at: float = 0.0
-    # The model input, filled row by row as records arrive (on the consume thread), so the
-    # scoring thread does not have to assemble it.
+    # What the kind made of the rows besides the model input, for its decision (set by inputs()).
+    prepared: object = None
+    # The rows, filled one by one as records arrive (on the consume thread), so the scoring
+    # thread does not have to assemble them.
     _rows: np.ndarray | None = None
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.kind.model
 
     def append(self, item: Item) -> None:
         if self._rows is None:
-            self._rows = np.empty((self.capacity, *self.model.record_shape), dtype=np.float32)
+            self._rows = np.empty((self.capacity, *item.row.shape), dtype=self.kind.row_dtype)
         self._rows[len(self.items)] = item.row
         self.items.append(item)
 
     def inputs(self) -> np.ndarray:
-        return self._rows[: len(self.items)]
+        """The model input of the whole batch (on the scoring thread: a kind's preparation that
+        raises fails the batch as the model would, never the loop)."""
+        inputs, self.prepared = self.kind.model_inputs(self._rows[: len(self.items)])
+        return inputs
 
 
 class Batcher:
@@ -53,14 +73,15 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self._open: dict[str, Batch] = {}
 
-    def add(self, model: LoadedModel, item: Item) -> Batch | None:
-        """Add an item; returns the model's batch if that filled it."""
-        batch = self._open.get(model.key)
+    def add(self, kind: BatchKind, item: Item) -> Batch | None:
+        """Add an item for the model `kind` serves; returns that model's batch if this filled it."""
+        key = kind.model.key
+        batch = self._open.get(key)
         if batch is None:
-            batch = self._open[model.key] = Batch(model, self.max_batch, opened_at=time.monotonic())
+            batch = self._open[key] = Batch(kind, self.max_batch, opened_at=time.monotonic())
         batch.append(item)
         if len(batch.items) >= self.max_batch:
-            return self._open.pop(model.key)
+            return self._open.pop(key)
         return None
 
     def due(self, now: float | None = None) -> list[Batch]:

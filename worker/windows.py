@@ -63,20 +63,21 @@ class _Series:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A full window, scaled and ready for the model, and what deciding on its score needs."""
+    """A full window, and what deciding on its score needs. Its model input is
+    window_features(raw).z, made for a whole batch at once (worker/kinds/metric.py)."""
 
-    values: np.ndarray  # float32 [W]: the model's input
     raw: np.ndarray  # float64 [W]: the series' own values, oldest first
     slot_ts: float  # grid time of the last point, seconds since the epoch
-    features: WindowFeatures  # of this one window
     state: array  # the series' detector state
 
-    def decide(self, prep: MetricPreprocessing, model_score: float) -> Decision:
-        """The alert decision on this window's score; call in the order the windows were made."""
-        f = self.features
+    def decide(self, prep: MetricPreprocessing, model_score: float, features: WindowFeatures | None = None,
+               row: int = 0) -> Decision:  # fmt: skip
+        """The alert decision on this window's score; call in the order the windows were made.
+        `features`: of a batch of windows, this one's at `row` (default: of this window alone)."""
+        f = window_features(self.raw, prep.clip) if features is None else features
         return decide(
-            self.state, prep.detector, model_score, float(f.center[0]), float(f.scale[0]),
-            float(f.step[0]), float(f.last[0]), float(f.prev[0]),
+            self.state, prep.detector, model_score, float(f.center[row]), float(f.scale[row]),
+            float(f.step[row]), float(f.last[row]), float(f.prev[row]),
         )  # fmt: skip
 
 
@@ -205,8 +206,7 @@ class SeriesWindows:
         if s.filled < self.window:
             return PointOutcome.WARMING
         raw = self._values[s.row, (self._positions + s.head) % self.window]  # oldest first
-        features = window_features(raw, self.prep.clip)
-        return Window(features.z[0], raw, s.last_slot * s.interval_s, features, s.state)
+        return Window(raw, s.last_slot * s.interval_s, s.state)
 
     def _forget(self, key: str) -> None:
         s = self._series.pop(key)

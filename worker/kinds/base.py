@@ -33,6 +33,7 @@ class Held:
 
 class RecordKind(ABC):
     name: ClassVar[str]  # the `kind` of the records and manifests it serves
+    row_dtype: ClassVar[type] = np.float32  # of an item's row in its batch
 
     def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
         self.model = model
@@ -41,9 +42,14 @@ class RecordKind(ABC):
     def prepare(self, message: Consumed, record: Record, record_id: str) -> Item | Held | Rejection:
         """The record as a batch item with its model input, held back, or rejected (a dead letter)."""
 
+    def model_inputs(self, rows: np.ndarray) -> tuple[np.ndarray, object]:
+        """A batch's model input from its items' rows, and what decide() needs of that preparation."""
+        return rows, None
+
     @abstractmethod
-    def decide(self, items: list[Item], scores: np.ndarray) -> Verdicts:
-        """Alert or not, per scored item, in the batch's order (worker/decide.py)."""
+    def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
+        """Alert or not, per scored item, in the batch's order (worker/decide.py); `prepared`: what
+        model_inputs() returned beside the input."""
 
     def output_key(self, item: Item) -> str:
         """The Kafka key of the item's alert or score message."""

@@ -24,5 +24,5 @@ class ImageKind(RecordKind):
             )
         return Item(message=message, record=record, record_id=record_id, row=record.pixels)
 
-    def decide(self, items: list[Item], scores: np.ndarray) -> Verdicts:
+    def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
         return against_threshold(self.model.manifest, scores)

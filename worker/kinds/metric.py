@@ -1,6 +1,8 @@
 """Metric points: each goes into its series' window (worker/windows.py), and only a point that completes
 a full window is scored; the others are held (warming, duplicate, late), counted by outcome. After
-scoring, the series' detector decides (`Window.decide`, in the order the windows were made). Outputs
+scoring, the series' detector decides (`Window.decide`, in the order the windows were made). A batch's
+windows are scaled in one call (schemas/detect.py: the same numbers as one at a time, for a fraction of
+the time per window). Outputs
 are keyed by the series key and name the series, its labels, the point's value, the window and the
 detector part that fired.
 """
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from schemas import MetricPoint
+from schemas.detect import WindowFeatures, window_features
 from worker.batch import Item
 from worker.decide import Verdicts, from_detector
 from worker.kafka.protocol import Consumed
@@ -25,6 +28,7 @@ from worker.windows import PointOutcome, SeriesWindows, Window
 
 class MetricKind(RecordKind):
     name = "metric"
+    row_dtype = np.float64  # raw values: the detector's arithmetic is float64
 
     def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
         super().__init__(model, settings)
@@ -38,12 +42,18 @@ class MetricKind(RecordKind):
                                    kafka_ts)  # fmt: skip
         if isinstance(window, PointOutcome):
             return Held(self.model, window)
-        return Item(message=message, record=point, record_id=record_id, row=window.values, context=window)
+        return Item(message=message, record=point, record_id=record_id, row=window.raw, context=window)
 
-    def decide(self, items: list[Item], scores: np.ndarray) -> Verdicts:
+    def model_inputs(self, rows: np.ndarray) -> tuple[np.ndarray, WindowFeatures]:
+        features = window_features(rows, self.model.manifest.preprocessing.clip)
+        return features.z, features
+
+    def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
         prep = self.model.manifest.preprocessing
+        assert isinstance(prepared, WindowFeatures)
         # In the order the windows were made: each decision updates its series' state.
-        decisions = [window_of(item).decide(prep, s) for item, s in zip(items, scores.tolist(), strict=True)]
+        decisions = [window_of(item).decide(prep, s, prepared, i) for i, (item, s) in
+                     enumerate(zip(items, scores.tolist(), strict=True))]  # fmt: skip
         return from_detector(self.model.manifest, decisions)
 
     def output_key(self, item: Item) -> str:
