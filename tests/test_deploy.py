@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from worker.metrics import new_metrics
+from worker.registry import LoadedModel
 from worker.settings import WorkerSettings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -64,6 +70,9 @@ def queries() -> dict[str, str]:
     for group in rules["groups"]:
         for rule in group["rules"]:
             found[f"rules.yml: {rule.get('record') or rule.get('alert')}"] = rule["expr"]
+            for key, text in rule.get("annotations", {}).items():  # templates may `query` too
+                if "query" in text:
+                    found[f"rules.yml: {rule['alert']} {key}"] = text
     dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
@@ -110,3 +119,220 @@ def test_dashboard_panels_have_unique_ids_and_do_not_overlap() -> None:
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, f"{p['title']} overlaps {cells[(x, y)]}"
                 cells[(x, y)] = p["title"]
+
+
+def test_an_alert_that_prints_a_rate_says_it_is_one() -> None:
+    """`{{ $value }}` is the left-hand side of the expression: for deriv()/rate() a per-second figure."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    rates = [a for a in alerts if re.match(r"\s*\(?\s*(deriv|rate|irate)\(", a["expr"])]
+    assert any(a["alert"] == "AnomalyWorkerLagGrowing" for a in rates)
+    for alert in rates:
+        summary = alert["annotations"]["summary"]
+        if "$value" in summary:
+            assert "/s" in summary, alert["alert"]
+
+
+# ---- the Loaded models table: its two queries must share the labels Grafana merges on ----
+
+
+def _split_args(text: str) -> list[str]:
+    """Top-level, comma-separated arguments of a PromQL call (parentheses and quotes respected)."""
+    args, depth, quote, start = [], 0, "", 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+    return [*args, text[start:].strip()]
+
+
+def evaluate(expr: str, samples: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The label sets an instant query returns, for the PromQL the table uses: a metric name,
+    label_join, label_replace and `max|min|sum by (...)`. Anything else fails the test."""
+    expr = expr.strip()
+    if m := re.fullmatch(r"(max|min|sum) by \(([^)]*)\)\s*\((.*)\)", expr, re.S):
+        keep = [n.strip() for n in m[2].split(",")]
+        groups = {tuple((n, s.get(n, "")) for n in keep) for s in evaluate(m[3], samples)}
+        return [{k: v for k, v in g if v} for g in groups]  # aggregation drops __name__
+    if m := re.fullmatch(r"(label_join|label_replace)\((.*)\)", expr, re.S):
+        inner, *strings = _split_args(m[2])
+        dst, *rest = [a.strip("\"'") for a in strings]
+        out = []
+        for s in evaluate(inner, samples):
+            s = dict(s)
+            if m[1] == "label_join":
+                s[dst] = rest[0].join(s.get(n, "") for n in rest[1:])
+            else:
+                repl, src, regex = rest
+                if hit := re.fullmatch(regex, s.get(src, "")):
+                    s[dst] = hit.expand(re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", repl))
+            out.append(s)
+        return out
+    assert re.fullmatch(r"[a-z_:]+", expr), f"the test's PromQL subset does not cover {expr!r}"
+    return [s for s in samples if s["__name__"] == expr]
+
+
+def scraped_model_samples() -> list[dict[str, str]]:
+    """model_info and model_threshold as Prometheus stores them: labelled as worker/build.py
+    labels them, for two models on two workers, plus the scrape's instance and job."""
+    registry = CollectorRegistry()
+    metrics, _ = new_metrics(registry)
+    for name, version in (("mnist-vae", "3"), ("kpi-vae", "20260101")):
+        manifest = SimpleNamespace(name=name, version=version)
+        m = LoadedModel(manifest, Path("."), None, ["CPUExecutionProvider"])  # type: ignore[arg-type]
+        metrics.model_threshold.labels(model=m.key).set(1.0)
+        metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
+    samples = []
+    for family in registry.collect():
+        if family.name in ("anomaly_worker_model_info", "anomaly_worker_model_threshold"):
+            for sample in family.samples:
+                for instance in ("10.0.0.1:9108", "10.0.0.2:9108"):
+                    labels = {**sample.labels, "instance": instance, "job": "anomaly-worker"}
+                    samples.append({"__name__": sample.name, **labels})
+    return samples
+
+
+def test_the_loaded_models_queries_join_on_worker_and_model() -> None:
+    panel = next(
+        p for p in json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())["panels"]
+        if p["title"] == "Loaded models"
+    )  # fmt: skip
+    assert panel["transformations"][0]["id"] == "merge"
+    samples = scraped_model_samples()
+    info, threshold = (evaluate(t["expr"], samples) for t in panel["targets"])
+    assert len(info) == len(threshold) == 4
+    # Grafana's merge puts rows of both queries together when every label they share is equal.
+    shared = set.intersection(*(set(r) for r in info + threshold))
+    assert {"instance", "model"} <= shared
+    key = sorted(shared)
+    assert {tuple(r[k] for k in key) for r in info} == {tuple(r[k] for k in key) for r in threshold}
+
+
+# ---- Kubernetes ----
+
+
+def k8s_documents() -> list[dict]:
+    paths = sorted((DEPLOY / "k8s").glob("*.yaml"))
+    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d]
+
+
+def deployments() -> list[dict]:
+    found = [d for d in k8s_documents() if d["kind"] == "Deployment"]
+    assert len(found) == 2  # CPU and GPU
+    return found
+
+
+def worker_container(deployment: dict) -> dict:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_keda_owns_the_replica_count() -> None:
+    targets = {
+        d["spec"]["scaleTargetRef"]["name"] for d in k8s_documents() if d["kind"] == "ScaledObject"
+    }  # fmt: skip
+    assert targets == {d["metadata"]["name"] for d in deployments()}
+    for d in deployments():
+        assert "replicas" not in d["spec"], "the ScaledObject's HPA sets replicas; apply would reset it"
+
+
+def test_the_pdb_lets_unhealthy_pods_be_evicted() -> None:
+    (pdb,) = [d for d in k8s_documents() if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    for d in deployments():
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_every_deployment_probes_start_up_liveness_and_readiness() -> None:
+    for d in deployments():
+        c = worker_container(d)
+        ports = {p["name"] for p in c["ports"]}
+        startup, live, ready = c["startupProbe"], c["livenessProbe"], c["readinessProbe"]
+        assert (startup["httpGet"]["path"], live["httpGet"]["path"], ready["httpGet"]["path"]) == (
+            "/healthz", "/healthz", "/readyz"
+        )  # fmt: skip
+        for probe in (startup, live, ready):
+            assert probe["httpGet"]["port"] in ports
+        # Generous: a slow first start is waited for, not killed (the kubelet defaults are 10 s x 3).
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, d["metadata"]["labels"]
+
+
+def test_home_is_writable_on_a_read_only_root() -> None:
+    """onnxruntime writes under $HOME/.cache at start; on a read-only root it warns, unformatted."""
+    for d in deployments():
+        c = worker_container(d)
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        writable = [
+            m["mountPath"] for m in c["volumeMounts"]
+            if "emptyDir" in volumes[m["name"]] and not m.get("readOnly")
+        ]  # fmt: skip
+        assert any(env["HOME"] == p or env["HOME"].startswith(p + "/") for p in writable)
+    runtime = (DEPLOY / "Dockerfile").read_text().split("\nFROM ")[-1]
+    assert re.search(r"^\s+HOME=/tmp\b", runtime, re.M)
+
+
+def test_the_worker_and_keda_trust_the_same_ca() -> None:
+    docs = k8s_documents()
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cafile = Path(config["data"]["WORKER_SSL_CAFILE"])
+    (auth,) = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    (ca,) = [r for r in auth["spec"]["secretTargetRef"] if r["parameter"] == "ca"]
+    for d in deployments():
+        c = worker_container(d)
+        (mount,) = [m for m in c["volumeMounts"] if Path(m["mountPath"]) == cafile.parent]
+        (volume,) = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == ca["name"]
+        assert {"key": ca["key"], "path": cafile.name} in volume["secret"]["items"]
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    assert ca["key"] in secrets[ca["name"]]["stringData"]
+
+
+def test_the_metrics_server_listens_on_every_pod_address() -> None:
+    """Probes reach the pod IP, `kubectl port-forward` reaches localhost: bind both (0.0.0.0)."""
+    (config,) = [d for d in k8s_documents() if d["kind"] == "ConfigMap"]
+    assert config["data"]["WORKER_METRICS_HOST"] == "0.0.0.0"
+    for d in deployments():
+        assert "WORKER_METRICS_HOST" not in {e["name"] for e in worker_container(d)["env"]}
+
+
+# ---- Dockerfile ----
+
+
+def build_stage() -> list[str]:
+    """The build stage's instructions, continuation lines joined, comments dropped."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    instructions = re.split(r"\n(?=[A-Z]+ )", "\n".join(lines).replace("\\\n", ""))
+    start = next(i for i, x in enumerate(instructions) if x.startswith("FROM ") and " AS build" in x)
+    end = next(i for i, x in enumerate(instructions) if i > start and x.startswith("FROM "))
+    return [x.strip() for x in instructions[start:end]]
+
+
+def test_the_dependencies_layer_depends_on_pyproject_only(tmp_path: Path) -> None:
+    stage = build_stage()
+    copies = [i for i, x in enumerate(stage) if x.startswith("COPY ")]
+    deps = next(i for i, x in enumerate(stage) if x.startswith("RUN ") and "pip install" in x)
+    assert stage[copies[0]] == "COPY pyproject.toml ./" and copies[0] < deps < copies[1]
+    last_copy = copies[-1]
+    package = next(x for x in stage[last_copy:] if x.startswith("RUN ") and "pip install" in x)
+    assert "--no-deps" in package
+    # The layer installs what pyproject.toml lists: run its extraction step on the real file.
+    extract = stage[deps].removeprefix("RUN ").split(" && ")[0]
+    assert extract.startswith("python ")
+    out = tmp_path / "requirements.txt"
+    command = extract.replace("python", shlex.quote(sys.executable), 1)
+    command = command.replace("/tmp/requirements.txt", str(out))
+    subprocess.run(["sh", "-c", command], cwd=DEPLOY.parent, check=True, timeout=60)
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
+    assert out.read_text().split() == project["dependencies"] + project["optional-dependencies"]["confluent"]
