@@ -1,22 +1,43 @@
 """The model bundle's manifest: the contract between `training` (writes it) and `worker` (trusts it).
 
 A bundle is a folder `<repository>/<name>/<version>/` holding `model.onnx`, optional
-extra ONNX files and figures, and `manifest.json`, which validates as `ModelManifest`.
+extra ONNX files and figures, `manifest.json`, which validates as `ModelManifest`, and
+`manifest.sha256`, the manifest's own hash (the manifest holds every other file's).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
+import re
 from datetime import datetime
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from schemas.detect import DetectorParams
 
 MANIFEST_FILE = "manifest.json"
+MANIFEST_CHECKSUM_FILE = "manifest.sha256"
 MODEL_FILE = "model.onnx"
+
+log = logging.getLogger(__name__)
+
+
+class ManifestError(ValueError):
+    """A manifest (or a file it lists) that may not be used; the message is one line naming the file."""
 
 
 def sha256_file(path: Path) -> str:
@@ -26,6 +47,40 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _finite(value: float) -> float:
+    # JSON as pydantic parses it accepts NaN and Infinity; either would make every comparison false.
+    if not math.isfinite(value):
+        raise PydanticCustomError("finite", "must be finite (got {value})", {"value": value})
+    return value
+
+
+def _score_threshold(value: float) -> float:
+    _finite(value)
+    if value < 0:
+        raise PydanticCustomError(
+            "threshold_sign",
+            "must not be negative (got {value}): scores are reconstruction errors, never below 0, so a "
+            "negative threshold would flag every record",
+            {"value": value},
+        )
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+# Every score function (ScoreSpec.function: summed cross-entropy, squared error) is >= 0 and higher
+# is anomalous, and so are the metric detector's surprises: a threshold on them is >= 0.
+ScoreThreshold = Annotated[float, AfterValidator(_score_threshold)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _inside_bundle(name: str) -> bool:
+    """Whether a listed file name is a plain relative path (no absolute path, no `..`) in the folder."""
+    if not name or "\\" in name or PureWindowsPath(name).drive:
+        return False
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts
 
 
 class TensorSpec(BaseModel):
@@ -44,7 +99,7 @@ class ImagePreprocessing(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: Literal["image"] = "image"
-    uint8_scale: float = Field(1.0 / 255.0, description="uint8 pixels are multiplied by this")
+    uint8_scale: Finite = Field(1.0 / 255.0, gt=0, description="uint8 pixels are multiplied by this")
     record_shape: list[PositiveInt] = Field(..., description="Shape a record must have, e.g. [28, 28]")
 
 
@@ -53,7 +108,7 @@ class SeriesStats(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    interval_s: float = Field(..., gt=0, description="Sampling interval of the series, seconds")
+    interval_s: Finite = Field(..., gt=0, description="Sampling interval of the series, seconds")
 
 
 class MetricPreprocessing(BaseModel):
@@ -64,12 +119,12 @@ class MetricPreprocessing(BaseModel):
 
     type: Literal["metric"] = "metric"
     window: PositiveInt = Field(..., description="W: points per window; the graph input is [batch, W]")
-    interval_s: float = Field(..., gt=0, description="Grid interval for series training did not see")
+    interval_s: Finite = Field(..., gt=0, description="Grid interval for series training did not see")
     fill: Literal["linear"] = Field("linear", description="Missing grid points: linear between neighbours")
     reset_gap: PositiveInt = Field(
         ..., description="A gap of this many missing points or more restarts the series' window"
     )
-    clip: float = Field(20.0, gt=0, description="Scaled values are clipped to [-clip, clip]")
+    clip: Finite = Field(20.0, gt=0, description="Scaled values are clipped to [-clip, clip]")
     normalisation: Literal["window"] = Field(
         "window",
         description="Each window is scaled by its own past: (value - median) / (IQR / 1.349) of its "
@@ -107,11 +162,11 @@ class Calibration(BaseModel):
         ..., description="adaptive: metric models, thresholds that follow each series (schemas/detect.py)"
     )
     percentile: float | None = Field(None, gt=0, lt=100, description="method=percentile")
-    k: float | None = Field(None, description="method=mean-std: threshold = mean + k*std")
-    threshold: float
-    score_min: float = Field(..., description="Lowest calibration score (severity normalisation)")
-    score_max: float = Field(..., description="Highest calibration score (severity normalisation)")
-    percentiles: dict[str, float] = Field(
+    k: Finite | None = Field(None, description="method=mean-std: threshold = mean + k*std")
+    threshold: ScoreThreshold
+    score_min: Finite = Field(..., description="Lowest calibration score (severity normalisation)")
+    score_max: Finite = Field(..., description="Highest calibration score (severity normalisation)")
+    percentiles: dict[str, Finite] = Field(
         default_factory=dict, description="Calibration score percentiles, e.g. {'p50': ..., 'p99': ...}"
     )
     n_scores: PositiveInt = Field(..., description="How many scores the calibration saw")
@@ -154,7 +209,7 @@ class ModelManifest(BaseModel):
     opset: PositiveInt
     preprocessing: ImagePreprocessing | MetricPreprocessing = Field(..., discriminator="type")
     score: ScoreSpec
-    threshold: float
+    threshold: ScoreThreshold
     calibration: Calibration
     severity: SeverityRule | None = Field(
         None,  # never None once validated: filled from `kind` when absent (_severity_of_kind)
@@ -165,7 +220,11 @@ class ModelManifest(BaseModel):
     )
     training: dict[str, object] = Field(default_factory=dict, description="Data, arch, hyper-parameters")
     metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation figures")
-    files: dict[str, str] = Field(..., description="sha256 of every file in the bundle but this one")
+    files: dict[str, Sha256] = Field(
+        ...,
+        description="sha256 of every file in the bundle but the manifest and its checksum, by path "
+        "relative to the bundle folder",
+    )
     package_versions: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -175,6 +234,104 @@ class ModelManifest(BaseModel):
             return {**data, "severity": SEVERITY_OF_KIND[data["kind"]]}
         return data
 
+    @field_validator("files")
+    @classmethod
+    def _files_inside_the_bundle(cls, files: dict[str, str]) -> dict[str, str]:
+        # The worker opens what is listed here: a path out of the folder would load or hash another file.
+        for name in files:
+            if not _inside_bundle(name):
+                raise PydanticCustomError(
+                    "outside_bundle",
+                    "'{name}' is not a relative path inside the bundle folder (no absolute path, no '..')",
+                    {"name": name},
+                )
+        return files
+
     @property
     def model_file(self) -> str:
         return MODEL_FILE
+
+
+def _loc_part(part: int | str) -> str:
+    """One step of an error's location: `.field`, `[0]`, or `['model.onnx']` for a key with dots in it."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    return f".{part}" if re.fullmatch(r"\w+", part) else f"[{part!r}]"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line for a failed validation: the first problem, the field it is in (`a.b[0]`) and the value
+    given, and how many more there are. A user fixes one line at a time; a dump of every error is noise."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = "".join(_loc_part(p) for p in first["loc"]).lstrip(".")
+    text = first["msg"]
+    given = first.get("input")
+    # Custom errors quote the value themselves; a missing field's input is its whole parent object.
+    if where and "got" not in text and isinstance(given, str | int | float | bool) and len(repr(given)) <= 80:
+        text += f" (got {given!r})"
+    if where:
+        text = f"field `{where}`: {text}"
+    if len(errors) > 1:
+        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return text
+
+
+def manifest_checksum_line(manifest_bytes: bytes) -> str:
+    """The content of manifest.sha256: `<sha256>  manifest.json`, the form `sha256sum -c` checks."""
+    return f"{hashlib.sha256(manifest_bytes).hexdigest()}  {MANIFEST_FILE}\n"
+
+
+def write_manifest_file(folder: Path, manifest: ModelManifest) -> None:
+    """Write manifest.json and, after it, manifest.sha256 (its hash) into the bundle folder."""
+    data = (manifest.model_dump_json(indent=2) + "\n").encode()
+    (folder / MANIFEST_FILE).write_bytes(data)
+    (folder / MANIFEST_CHECKSUM_FILE).write_text(manifest_checksum_line(data))
+
+
+def check_manifest_checksum(folder: Path, manifest_bytes: bytes) -> bool:
+    """Whether manifest.sha256 vouches for these manifest bytes: True if it matches, False if the bundle
+    has none (bundles written before it); ManifestError if it is unreadable or does not match."""
+    path = folder / MANIFEST_CHECKSUM_FILE
+    if not path.exists():
+        return False
+    try:
+        words = path.read_text().split()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot be read: {exc}") from None
+    if not words or not re.fullmatch(r"[0-9a-f]{64}", words[0]):
+        raise ManifestError(f"{path}: not a checksum line '<sha256>  {MANIFEST_FILE}'")
+    if words[0] != hashlib.sha256(manifest_bytes).hexdigest():
+        raise ManifestError(
+            f"{folder / MANIFEST_FILE}: sha256 does not match {MANIFEST_CHECKSUM_FILE}; the manifest was "
+            "changed or corrupted after training wrote it: re-export the bundle"
+        )
+    return True
+
+
+def load_manifest(folder: Path) -> ModelManifest:
+    """The validated manifest of the bundle at `folder`, checked against manifest.sha256 when there is
+    one (a warning says so when there is none). Raises ManifestError, one line naming file and field."""
+    path = folder / MANIFEST_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if not check_manifest_checksum(folder, data):
+        log.warning("%s: no %s beside it; the manifest is unchecked", path, MANIFEST_CHECKSUM_FILE)
+    try:
+        return ModelManifest.model_validate_json(data)
+    except ValidationError as exc:
+        raise ManifestError(f"{path}: not a valid manifest: {describe_validation_error(exc)}") from None
+
+
+def bundle_path(folder: Path, name: str) -> Path:
+    """`folder / name` for a file the manifest lists, refused (ManifestError) if it resolves outside the
+    folder: the schema refuses absolute paths and '..', this also catches a symlink to elsewhere."""
+    path = folder / name
+    target = path.resolve()
+    if not target.is_relative_to(folder.resolve()):
+        raise ManifestError(
+            f"{path}: listed in the manifest but leads outside the bundle folder, to {target}"
+        )
+    return path

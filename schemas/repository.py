@@ -4,13 +4,23 @@ A repository is a folder of bundles `<repository>/<name>/<version>/manifest.json
 order numerically when they are whole numbers (10 after 2), and any other version after every
 numbered one, by name. "The latest version of a name" and "the next version to train into"
 both follow that order. Plain Python (pathlib only): the worker imports it without torch.
+
+A version folder without a manifest is skipped with a warning that names it; two folders of one name
+that claim the same version (`3` and `03`) are an error, never a silent choice between them.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from schemas.manifest import MANIFEST_FILE
+
+log = logging.getLogger(__name__)
+
+
+class RepositoryError(ValueError):
+    """The repository's folders are ambiguous; the message names the folders."""
 
 
 def version_key(version: str) -> tuple[int, int | str]:
@@ -20,8 +30,32 @@ def version_key(version: str) -> tuple[int, int | str]:
 
 def bundle_folders(repository: Path, name: str = "*") -> list[Path]:
     """Every bundle folder `<repository>/<name>/<version>` that holds a manifest (of every name by
-    default), sorted by path."""
-    return sorted(p.parent for p in Path(repository).glob(f"{name}/*/{MANIFEST_FILE}"))
+    default), sorted by path. A version folder without one is skipped with a warning; two folders
+    that claim one version raise RepositoryError."""
+    folders = []
+    for folder in sorted(Path(repository).glob(f"{name}/*")):
+        if not folder.is_dir() or folder.name.startswith(".") or folder.parent.name.startswith("."):
+            continue  # hidden folders are not versions: training stages a bundle in .<version>.partial-*
+        if (folder / MANIFEST_FILE).is_file():
+            folders.append(folder)
+        else:
+            log.warning("%s: no %s, so not a bundle; skipped", folder, MANIFEST_FILE)
+    refuse_duplicate_versions(folders)
+    return folders
+
+
+def refuse_duplicate_versions(folders: list[Path]) -> None:
+    """RepositoryError naming both folders when two of one name are the same version by version_key
+    (`3` and `03`): which one 'name:3' or 'the latest' meant would depend on the order of a listing."""
+    seen: dict[tuple[Path, tuple[int, int | str]], Path] = {}
+    for folder in folders:
+        claim = (folder.parent, version_key(folder.name))
+        if claim in seen:
+            raise RepositoryError(
+                f"{seen[claim]} and {folder} claim the same version of {folder.parent.name}; "
+                "rename or remove one"
+            )
+        seen[claim] = folder
 
 
 def latest_bundle_folder(repository: Path, name: str) -> Path | None:

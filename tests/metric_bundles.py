@@ -8,14 +8,13 @@ KPI bundle (training.kpi) is what the quality tests use.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper
 
-from schemas import MANIFEST_FILE, ModelManifest
+from schemas import ModelManifest
 from schemas.detect import DetectorParams
 from schemas.manifest import (
     Calibration,
@@ -24,6 +23,7 @@ from schemas.manifest import (
     SeriesStats,
     TensorSpec,
     sha256_file,
+    write_manifest_file,
 )
 
 
@@ -94,5 +94,5 @@ def write_last_point_bundle(
         ),
         files={"model.onnx": sha256_file(folder / "model.onnx")},
     )
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2))
+    write_manifest_file(folder, manifest)
     return manifest

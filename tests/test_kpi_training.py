@@ -15,7 +15,7 @@ import torch
 
 from schemas import MetricPreprocessing, ModelManifest
 from schemas.detect import window_features
-from schemas.manifest import sha256_file
+from schemas.manifest import manifest_checksum_line, sha256_file
 from schemas.timeseries import windows_ending_at
 from tests.cli_helpers import has_flag, help_text
 from tests.kpi_helpers import tiny_kpi_csv, train_tiny_kpi_bundle
@@ -179,7 +179,10 @@ def test_tiny_bundle_is_a_valid_metric_bundle(tiny_kpi) -> None:
     on_disk = {p.name for p in folder.iterdir()}
     assert {"model.onnx", "manifest.json", "evaluation.json", "history.json"} <= on_disk
     assert {"series_scores.png", "recall_per_kind.png", "loss_curves.png"} <= on_disk
-    assert set(manifest.files) == on_disk - {"manifest.json"}
+    assert set(manifest.files) == on_disk - {"manifest.json", "manifest.sha256"}
+    assert (folder / "manifest.sha256").read_text() == manifest_checksum_line(
+        (folder / "manifest.json").read_bytes()
+    )
     assert all(sha256_file(folder / n) == h for n, h in manifest.files.items())
     assert ModelManifest.model_validate_json((folder / "manifest.json").read_text()) == manifest
     assert manifest.kind == "metric" and manifest.name == "kpi-tiny" and manifest.version == "1"

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from schemas import MANIFEST_FILE
-from schemas.repository import bundle_folders, latest_bundle_folder, next_version_folder, version_key
+from schemas.repository import (
+    RepositoryError,
+    bundle_folders,
+    latest_bundle_folder,
+    next_version_folder,
+    version_key,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,3 +59,31 @@ def test_the_repository_module_imports_neither_torch_nor_onnxruntime() -> None:
     code = "import sys, schemas.repository; assert not {'torch', 'onnxruntime'} & set(sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_version_folder_without_a_manifest_is_skipped_with_a_warning_naming_it(
+    tmp_path: Path, caplog
+) -> None:
+    make(tmp_path, "m", "1")
+    unfinished = make(tmp_path, "m", "2", manifest=False)
+    make(tmp_path, "m", ".3.partial-abc", manifest=False)  # training's staging folder: not a version
+    with caplog.at_level(logging.WARNING, logger="schemas.repository"):
+        assert bundle_folders(tmp_path) == [tmp_path / "m" / "1"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{unfinished}: no manifest.json, so not a bundle; skipped"
+    ]
+
+
+@pytest.mark.parametrize("versions", [("3", "03"), ("3", "003"), ("03", "3")])
+def test_two_folders_that_claim_one_version_are_refused_naming_both(tmp_path: Path, versions: tuple) -> None:
+    for v in versions:
+        make(tmp_path, "m", v)
+    a, b = sorted(tmp_path / "m" / v for v in versions)
+    with pytest.raises(
+        RepositoryError, match=rf"^{re.escape(str(a))} and {re.escape(str(b))} claim the same version"
+    ):
+        bundle_folders(tmp_path)
+    with pytest.raises(RepositoryError):
+        latest_bundle_folder(tmp_path, "m")
+    make(tmp_path, "other", "3")  # the same version of another name is no clash
+    assert bundle_folders(tmp_path, "other") == [tmp_path / "other" / "3"]

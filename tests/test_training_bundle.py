@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from schemas import ModelManifest
-from schemas.manifest import sha256_file
+from schemas.manifest import manifest_checksum_line, sha256_file
 from tests.cli_helpers import has_flag, help_text
 from training.images.mnist import load_split
 
@@ -36,7 +36,10 @@ def test_bundle_holds_every_file_with_its_hash(tiny_bundle) -> None:
     on_disk = {p.name for p in folder.iterdir()}
     assert {"model.onnx", "encoder.onnx", "decoder.onnx", "manifest.json", "evaluation.json"} <= on_disk
     assert on_disk >= FIGURES
-    assert set(manifest.files) == on_disk - {"manifest.json"}
+    assert set(manifest.files) == on_disk - {"manifest.json", "manifest.sha256"}
+    assert (folder / "manifest.sha256").read_text() == manifest_checksum_line(
+        (folder / "manifest.json").read_bytes()
+    )
     for name, digest in manifest.files.items():
         assert sha256_file(folder / name) == digest
     assert not [p for p in folder.parent.iterdir() if ".partial-" in p.name]  # no staging left over

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from schemas import MANIFEST_FILE
+from schemas.manifest import MANIFEST_CHECKSUM_FILE, manifest_checksum_line
 from worker.decode import decode_message
 from worker.kinds import kinds_for
 from worker.registry import ModelRegistry
@@ -31,6 +33,15 @@ def copy_bundle(tiny_bundle, tmp_path: Path) -> Path:
     dest = tmp_path / "repo" / "tiny-vae" / "1"
     shutil.copytree(tiny_bundle.folder, dest)
     return dest
+
+
+def rewrite_manifest(folder: Path, text: str) -> None:
+    """Replace a bundle's manifest.json with `text` and re-sign it (manifest.sha256), as an edit that
+    re-ran training's writer would: the worker then judges the content, not the checksum."""
+    (folder / MANIFEST_FILE).write_text(text)
+    (folder / MANIFEST_CHECKSUM_FILE).write_text(
+        manifest_checksum_line((folder / MANIFEST_FILE).read_bytes())
+    )
 
 
 class RecordingSink:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from pydantic import ValidationError
 
 from schemas import MANIFEST_FILE, ModelManifest
-from schemas.manifest import sha256_file
-from schemas.repository import bundle_folders, version_key
+from schemas.manifest import ManifestError, bundle_path, load_manifest, sha256_file
+from schemas.repository import RepositoryError, bundle_folders, version_key
 from worker.device import choose_providers
 
 log = logging.getLogger(__name__)
@@ -39,16 +38,34 @@ class LoadedModel:
 
 
 def load_bundle(folder: Path, providers: list[str], intra_op_threads: int = 0) -> LoadedModel:
-    """Verify a bundle (manifest, hashes, graph shapes), open its session and warm it up."""
+    """Verify a bundle (manifest and its checksum, hashes, graph shapes), open its session and warm it up."""
+    manifest = _verified_manifest(folder)
+    session = _open_session(folder / manifest.model_file, providers, intra_op_threads)
+    _check_graph(session, manifest, folder)
+    model = LoadedModel(manifest, folder, session, session.get_providers())
+    _warm_up(model)
+    return model
+
+
+def _verified_manifest(folder: Path) -> ModelManifest:
+    """The bundle's manifest once it matches its checksum, its folder's version and every file it hashes."""
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"{folder}: no {MANIFEST_FILE}; is this a <name>/<version> bundle folder?")
     try:
-        manifest = ModelManifest.model_validate_json(manifest_path.read_bytes())
-    except ValidationError as exc:
-        raise BundleError(f"{manifest_path}: not a valid manifest: {exc.errors()[0]['msg']}") from None
+        manifest = load_manifest(folder)
+        paths = {name: bundle_path(folder, name) for name in manifest.files}
+    except ManifestError as exc:
+        raise BundleError(str(exc)) from None
+    # 'name:version' finds a bundle by its manifest, --models and the repository's order by its folder:
+    # the two must agree, or one key would serve another folder than the one asked for.
+    if manifest.version != folder.name:
+        raise BundleError(
+            f"{manifest_path}: says version {manifest.version!r} but its folder is {folder.name!r}; "
+            "a bundle's version is its folder's name: rename one"
+        )
     for name, expected in manifest.files.items():
-        path = folder / name
+        path = paths[name]
         if not path.is_file():
             raise BundleError(f"{folder}: {name} is listed in the manifest but missing")
         if sha256_file(path) != expected:
@@ -58,11 +75,7 @@ def load_bundle(folder: Path, providers: list[str], intra_op_threads: int = 0) -
             )
     if manifest.model_file not in manifest.files:
         raise BundleError(f"{folder}: the manifest has no hash for {manifest.model_file}")
-    session = _open_session(folder / manifest.model_file, providers, intra_op_threads)
-    _check_graph(session, manifest, folder)
-    model = LoadedModel(manifest, folder, session, session.get_providers())
-    _warm_up(model)
-    return model
+    return manifest
 
 
 def _open_session(path: Path, providers: list[str], threads: int) -> ort.InferenceSession:
@@ -108,7 +121,13 @@ class ModelRegistry:
     """Every bundle under a repository (or those asked for), by 'name' (latest version) and 'name:version'."""
 
     def __init__(self, models: list[LoadedModel], default: str | None) -> None:
-        self._by_key = {m.key: m for m in models}
+        self._by_key: dict[str, LoadedModel] = {}
+        for m in models:
+            if m.key in self._by_key:  # else the later folder would silently replace the earlier
+                raise BundleError(
+                    f"{self._by_key[m.key].folder} and {m.folder} both hold {m.key}; remove one"
+                )
+            self._by_key[m.key] = m
         self._latest: dict[str, LoadedModel] = {}
         for m in sorted(models, key=lambda m: version_key(m.manifest.version)):
             self._latest[m.manifest.name] = m
@@ -133,7 +152,10 @@ class ModelRegistry:
                 "'python -m training train' or set --model-repository"
             )
         providers = choose_providers(device)
-        folders = bundle_folders(repository)
+        try:
+            folders = bundle_folders(repository)
+        except RepositoryError as exc:
+            raise BundleError(str(exc)) from None
         if wanted:
             keys = [w.strip() for w in wanted.split(",") if w.strip()]
             folders = [f for f in folders if _selected(f, keys)]

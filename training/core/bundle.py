@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from schemas import MANIFEST_FILE, ModelManifest
-from schemas.manifest import sha256_file
+from schemas.manifest import MANIFEST_CHECKSUM_FILE, load_manifest, sha256_file, write_manifest_file
 
 OPSET = 18  # every graph of a bundle is exported at this ONNX opset, and the manifest says so
 RECORDED_PACKAGES = ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy", "scikit-learn", "pydantic")
@@ -32,11 +32,11 @@ def refuse_existing(out: Path) -> None:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file in the bundle folder (recursively) except the manifest."""
+    """sha256 of every file in the bundle folder (recursively) except the manifest and its checksum."""
     return {
         p.relative_to(folder).as_posix(): sha256_file(p)
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_FILE
+        if p.is_file() and p.name not in (MANIFEST_FILE, MANIFEST_CHECKSUM_FILE)
     }
 
 
@@ -74,9 +74,10 @@ def json_text(payload: object) -> str:
 
 
 def write_manifest(folder: Path, build: Callable[[dict[str, str]], ModelManifest]) -> ModelManifest:
-    """Hash every file in `folder`, build the manifest from the hashes, and write it."""
+    """Hash every file in `folder`, build the manifest from the hashes, and write it with its checksum
+    (manifest.sha256), which the worker checks before it trusts the hashes the manifest holds."""
     manifest = build(file_hashes(folder))
-    (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+    write_manifest_file(folder, manifest)
     return manifest
 
 
@@ -95,7 +96,8 @@ def new_manifest(name: str, out: Path, files: dict[str, str], **fields: object) 
 
 
 def read_manifest(folder: Path) -> ModelManifest:
-    return ModelManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
+    """The bundle's manifest, checked against manifest.sha256 and validated (ManifestError: one line)."""
+    return load_manifest(folder)
 
 
 def store_reevaluation(bundle: Path, payload: object) -> None:
