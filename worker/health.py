@@ -28,7 +28,7 @@ TEXT = "text/plain; charset=utf-8"
 
 
 class Health:
-    """State the loop updates and the HTTP threads read (simple attribute writes: no lock needed)."""
+    """State the loop updates and the HTTP thread reads (simple attribute writes: no lock needed)."""
 
     def __init__(self, stall_after_s: float = 60.0) -> None:
         self.models_loaded = False
