@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -41,6 +42,16 @@ def test_cli_unreachable_broker_is_one_error_line(tiny_bundle, tmp_path: Path) -
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot reach Kafka at 127.0.0.1:1" in errors[0], done.stderr
+
+
+def test_cli_metrics_port_in_use_is_one_line_naming_flag_and_variable(tmp_path: Path) -> None:
+    with socket.create_server(("0.0.0.0", 0)) as taken:  # the server binds before the models load
+        port = taken.getsockname()[1]
+        done = run_worker("--metrics-port", str(port), "--model-repository", str(tmp_path))
+    assert done.returncode == 1
+    assert f"metrics port {port} is already in use" in done.stderr
+    assert "--metrics-port / WORKER_METRICS_PORT" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_cli_bad_option_names_flag_and_variable() -> None:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeliveryError as exc:
         log.error("stopping without committing: %s; a restart re-reads from the last commit", exc)
         return 1
-    except OSError as exc:  # e.g. the metrics port is taken
+    except OSError as exc:  # what the system refuses otherwise (no file descriptors left, ...)
         log.debug("failed", exc_info=True)
         log.error("%s", exc)
         return 1
