@@ -24,10 +24,16 @@ class Reason(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # float32 pixels outside [0, 1]
     UNKNOWN_MODEL = "unknown_model"  # the record names a model the worker does not serve
     SCORING_FAILED = "scoring_failed"  # the model raised on this record's batch
+    BAD_TIMESTAMP = "bad_timestamp"  # `ts` outside 1970-01-01 .. 2200-01-01 (UTC)
+    OUTPUT_FAILED = (
+        "output_failed"  # its alert or score message could not be built, or is over the size limit
+    )
+    UNREADABLE = "unreadable"  # the Kafka client could not parse the record (e.g. a header key not UTF-8)
 
 
 class DeadLetter(BaseModel):
-    """Published to the dead-letter topic; Kafka key = the original message's key."""
+    """Published to the dead-letter topic; Kafka key = the original message's key (a key over 4 KiB:
+    `sha256:` and its hex digest, so one key still goes to one partition)."""
 
     reason: Reason
     error: str = Field(..., description="Human-readable explanation, with what to fix.")
@@ -36,6 +42,12 @@ class DeadLetter(BaseModel):
     original_truncated: bool = Field(
         False, description="True if `original` holds only the first bytes (a value too large to re-publish)."
     )
-    original_key: str | None = Field(None, description="base64 of the original message key.")
+    original_key: str | None = Field(
+        None, description="base64 of the original message key (its first bytes if `original_key_truncated`)."
+    )
+    original_key_truncated: bool = Field(
+        False,
+        description="True if `original_key` holds only the first bytes of a key too large to re-publish.",
+    )
     source: SourcePosition
     dead_lettered_at: datetime

@@ -26,6 +26,7 @@ _REASON_BY_ERROR_TYPE = {
     "non_finite": Reason.NON_FINITE,
     "finite_number": Reason.NON_FINITE,
     "out_of_range": Reason.OUT_OF_RANGE,
+    "timestamp_range": Reason.BAD_TIMESTAMP,
 }
 
 

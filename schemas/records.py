@@ -22,6 +22,15 @@ PIXEL_DTYPES: dict[str, tuple[np.dtype, float]] = {
 Dim = Annotated[int, Field(strict=True, ge=1, le=65536)]
 
 
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TS = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def in_ts_range(seconds: float) -> bool:
+    """Whether a Unix time (s) lies in the range a record's `ts` may take."""
+    return EARLIEST_TS.timestamp() <= seconds < LATEST_TS.timestamp()
+
+
 def _as_utc(ts: datetime) -> datetime:
     """A zone-less timestamp (or a date) is taken as UTC; one with an offset is converted to UTC.
 
@@ -30,17 +39,27 @@ def _as_utc(ts: datetime) -> datetime:
     """
     offset = ts.utcoffset()
     if offset is None:
-        return ts.replace(tzinfo=UTC)
-    if not offset:
-        return ts
-    try:
-        return ts.astimezone(UTC)
-    except OverflowError:
+        utc = ts.replace(tzinfo=UTC)
+    elif not offset:
+        utc = ts
+    else:
+        try:
+            utc = ts.astimezone(UTC)
+        except OverflowError:
+            utc = None
+    if utc is None or not EARLIEST_TS <= utc < LATEST_TS:
+        # Far-off times are producer bugs, and near year 9999 any arithmetic on them (the next grid
+        # slot of a series) overflows Python's datetime.
         raise PydanticCustomError(
-            "datetime_utc_range",
-            "timestamp {ts} falls outside years 1 to 9999 once converted to UTC",
-            {"ts": ts.isoformat()},
-        ) from None
+            "timestamp_range",
+            "timestamp {ts} is outside {earliest} .. {latest} (UTC); check the producer's clock and units",
+            {
+                "ts": ts.isoformat(),
+                "earliest": EARLIEST_TS.date().isoformat(),
+                "latest": LATEST_TS.date().isoformat(),
+            },
+        )
+    return utc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]

@@ -153,7 +153,7 @@ def test_none_value_is_a_tombstone_not_a_crash() -> None:
 
 def test_every_decoder_reason_is_reachable() -> None:
     """The reasons above cover every decoder reason; the worker adds the rest."""
-    worker_only = {Reason.UNKNOWN_MODEL, Reason.SCORING_FAILED}
+    worker_only = {Reason.UNKNOWN_MODEL, Reason.SCORING_FAILED, Reason.OUTPUT_FAILED, Reason.UNREADABLE}
     covered = {
         Reason.INVALID_JSON,
         Reason.NOT_AN_OBJECT,
@@ -164,6 +164,7 @@ def test_every_decoder_reason_is_reachable() -> None:
         Reason.NON_FINITE,
         Reason.OUT_OF_RANGE,
         Reason.TOO_LARGE,
+        Reason.BAD_TIMESTAMP,
     }
     assert covered | worker_only == set(Reason)
 
@@ -228,10 +229,21 @@ def test_timestamps_are_aware_utc(ts: object, expected: datetime) -> None:
         )
 
 
-def test_a_timestamp_that_leaves_the_calendar_in_utc_is_a_schema_error() -> None:
-    for ts in ("0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"):
-        rej = rejection(image(ts=ts))
-        assert rej.reason is Reason.SCHEMA and "ts:" in rej.error and "UTC" in rej.error
+@pytest.mark.parametrize(
+    "ts",
+    ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z",
+     "2200-01-01T00:00:00Z", -1, 8e9],  # 8e9 s: year 2223 (pydantic reads numbers over 2e10 as ms)
+)  # fmt: skip
+def test_a_timestamp_outside_1970_to_2200_is_refused_with_its_own_reason(ts: object) -> None:
+    for raw in (image(ts=ts), json.dumps({"kind": "metric", "series": "s", "value": 1, "ts": ts}).encode()):
+        rej = rejection(raw)
+        assert rej.reason is Reason.BAD_TIMESTAMP and "ts:" in rej.error
+        assert "1970-01-01 .. 2200-01-01" in rej.error
+
+
+def test_the_edges_of_the_timestamp_range() -> None:
+    assert isinstance(decode(image(ts="1970-01-01T00:00:00Z")), ImageRecord)
+    assert isinstance(decode(image(ts="2199-12-31T23:59:59Z")), ImageRecord)
 
 
 # --- error messages a producer can act on -----------------------------------------------------

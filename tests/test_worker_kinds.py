@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from schemas import MetricPoint, metric_message
+from schemas import MetricPoint, Reason, Rejection, metric_message
 from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import message
 from worker.batch import Item
@@ -63,3 +63,29 @@ def test_a_metric_point_is_held_until_its_window_is_full_then_keyed_and_describe
         "detector": d.part, "detector_score": d.part_score, "detector_threshold": d.part_threshold,
         "ts": T0 + timedelta(minutes=W - 1),
     }  # fmt: skip
+
+
+def test_a_series_key_over_its_byte_budget_is_refused_and_the_series_not_kept(tmp_path) -> None:
+    write_last_point_bundle(tmp_path / "kpi-test" / "1", window=W)
+    settings = WorkerSettings(metrics_port=0, max_series_key_bytes=1000)
+    [kind] = kinds_for(ModelRegistry.load(tmp_path, "cpu", None, None), settings).values()
+    point = MetricPoint.model_validate_json(metric_message("cpu", 1.0, labels={"host": "é" * 600})[1])
+    refused = kind.prepare(message(b"", 0), point, "in:0:0")
+    assert isinstance(refused, Rejection) and refused.reason is Reason.TOO_LARGE
+    assert (
+        f"{len(point.series_key.encode()):,} bytes" in refused.error
+        and "--max-series-key-bytes" in refused.error
+        and len(kind.windows) == 0
+    )
+    fits = MetricPoint.model_validate_json(metric_message("cpu", 1.0, labels={"host": "é" * 400})[1])
+    assert isinstance(kind.prepare(message(b"", 1), fits, "in:0:1"), Held)
+
+
+def test_a_message_time_far_off_does_not_start_a_series_grid(metric_kind) -> None:
+    point = MetricPoint.model_validate_json(metric_message("far", 1.0)[1])
+    msg = message(b"", 0)
+    msg = msg._replace(timestamp=253402300799000)  # 9999-12-31T23:59:59Z, in ms
+    assert isinstance(metric_kind.prepare(msg, point, "in:0:0"), Held)
+    points = [metric_kind.prepare(message(b"", o), point, f"in:0:{o}") for o in range(1, W)]
+    window = points[-1].context
+    assert window.slot_ts < 7258118400  # the grid started at the epoch, not past year 2200

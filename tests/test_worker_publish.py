@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from schemas import image_message
-from tests.worker_fakes import RecordingSink, decoded
+from schemas import DeadLetter, Reason, image_message
+from tests.worker_fakes import RecordingSink, decoded, message
+from worker.kafka.protocol import OutputRefused
 from worker.kinds import kinds_for
 from worker.metrics import new_metrics
 from worker.publish import Publisher
@@ -33,3 +36,71 @@ def test_publisher_alerts_at_or_above_the_threshold_and_scores_the_rest(tiny_mod
     scored = [value["record_id"] for topic, _, value in sink.sent if topic == "scores"]
     assert scored == ([] if scores_topic is None else ["r0", "r3"])
     assert len(sent) == len(sink.sent)  # the checkpoint hears of every output
+
+
+def ignore(delivery: object) -> None:
+    """The checkpoint's side of sending, not under test here."""
+
+
+class RefusingOneSink(RecordingSink):
+    """Refuses the output keyed `refused`, as a client refuses one over its size limit."""
+
+    def __init__(self, refused: bytes) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, topic, key, value):
+        if key == self.refused and topic != "dead":
+            raise OutputRefused("MessageSizeTooLargeError: the message is too large")
+        return super().send(topic, key, value)
+
+
+def test_an_output_the_client_refuses_or_over_the_limit_becomes_a_dead_letter_and_the_rest_go_on(
+    tiny_models,
+) -> None:
+    sink, (metrics, _) = RefusingOneSink(b"r1"), new_metrics()
+    kind = kinds_for(tiny_models, WorkerSettings(metrics_port=0))["tiny-vae:1"]
+    ids = ["r0", "r1", "r2" * 300, "r3"]  # r2's alert: over the 1,200-byte limit set below
+    items = [decoded(image_message(np.zeros((28, 28), np.uint8), id=rid), tiny_models, offset=i)[1]
+             for i, rid in enumerate(ids)]  # fmt: skip
+    t = kind.model.manifest.threshold
+    publisher = Publisher(sink, "alerts", "dead", None, metrics, sent=ignore, max_output_bytes=1200)
+    verdicts = kind.decide(items, np.full(4, t * 2), None)
+    assert publisher.outcomes(kind, items, verdicts, datetime.now(UTC)) == 2
+    assert [key for topic, key, _ in sink.sent if topic == "alerts"] == [b"r0", b"r3"]
+    letters = [(key, v) for topic, key, v in sink.sent if topic == "dead"]
+    assert [v["reason"] for _, v in letters] == ["output_failed", "output_failed"]
+    assert [v["source"]["offset"] for _, v in letters] == [1, 2]
+    assert (
+        "MessageSizeTooLarge" in letters[0][1]["error"]
+        and "1,200-byte output limit" in letters[1][1]["error"]
+    )
+
+
+def test_a_dead_letter_fits_the_output_limit_whatever_its_record_holds() -> None:
+    sink, (metrics, _) = RecordingSink(), new_metrics()
+    publisher = Publisher(sink, "alerts", "dead", None, metrics, sent=ignore, max_output_bytes=200_000)
+    key, value = b"k" * 600_000, b"{" + b"x" * 700_000
+    sent = []
+    sink.send = lambda topic, k, v: sent.append((topic, k, v))
+    publisher.dead_letter(message(value, offset=9, key=key), Reason.INVALID_JSON, "e" * 5000)
+    [(topic, kafka_key, raw)] = sent
+    assert topic == "dead" and len(kafka_key) + len(raw) <= 200_000
+    assert kafka_key == b"sha256:" + hashlib.sha256(key).hexdigest().encode()  # one key, one partition
+    letter = DeadLetter.model_validate_json(raw)
+    assert letter.original_truncated and letter.original_size == len(value)
+    assert (
+        value.startswith(base64.b64decode(letter.original))
+        and len(base64.b64decode(letter.original)) > 50_000
+    )
+    assert letter.original_key_truncated and key.startswith(base64.b64decode(letter.original_key))
+    assert len(letter.error) == 2000
+
+
+def test_a_small_dead_letter_copies_everything() -> None:
+    sink, (metrics, _) = RecordingSink(), new_metrics()
+    publisher = Publisher(sink, "alerts", "dead", None, metrics, sent=ignore)
+    publisher.dead_letter(message(b"{bad", offset=3, key=b"k1"), Reason.INVALID_JSON, "not JSON")
+    [(_, kafka_key, letter)] = sink.sent
+    assert kafka_key == b"k1" and base64.b64decode(letter["original"]) == b"{bad"
+    assert not letter["original_truncated"] and not letter["original_key_truncated"]

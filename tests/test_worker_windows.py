@@ -76,6 +76,21 @@ def test_least_recently_updated_series_is_evicted_and_memory_is_bounded():
     assert store.bytes_per_series() == (4 + STATE_SIZE) * 8
 
 
+def test_series_state_is_bounded_in_bytes_too_evicting_the_least_recently_updated():
+    per_series = (4 + STATE_SIZE) * 8
+    store = SeriesWindows(prep(), max_series=1000, max_bytes=3 * (per_series + 1000))
+    for key in ("a" * 900, "b" * 900, "c" * 900):
+        store.push(key, 0.0, 1.0, TP)
+    assert len(store) == 3 and store.evicted == 0 and store.bytes == 3 * (per_series + 900)
+    store.push("d" * 1000, 0.0, 1.0, TP)  # 100 bytes more than there is room for: a goes
+    assert len(store) == 3 and store.evicted == 1 and store.bytes <= store.max_bytes
+    store.push("e" * 1900, 0.0, 1.0, TP)  # a long key takes the room of two
+    assert len(store) == 2 and store.evicted == 3 and store.bytes <= store.max_bytes
+    for key in list(store._series):
+        store._forget(key)
+    assert store.bytes == 0
+
+
 def test_series_of_partitions_given_away_are_forgotten():
     store = SeriesWindows(prep(), 10)
     store.push("a", 0.0, 1.0, ("kpi", 0))

@@ -17,9 +17,12 @@ from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
 
 
-def message(value: bytes, offset: int = 0, partition: int = 0, topic: str = "in") -> ConsumerRecord:
+def message(
+    value: bytes, offset: int = 0, partition: int = 0, topic: str = "in", key: bytes | None = None
+) -> ConsumerRecord:
     """A consumed message as kafka-python hands it out."""
-    return ConsumerRecord(topic, partition, -1, offset, 0, 0, None, value, [], None, -1, len(value), -1)
+    key_size = -1 if key is None else len(key)
+    return ConsumerRecord(topic, partition, -1, offset, 0, 0, key, value, [], None, key_size, len(value), -1)
 
 
 def decoded(raw: bytes, models: ModelRegistry, offset: int = 0, partition: int = 0):

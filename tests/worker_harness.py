@@ -32,7 +32,12 @@ def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | 
 def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout_s: float = 30.0,
                quiet_s: float = 2.0) -> list:  # fmt: skip
     """Every message of a topic: until `expect` arrived, or nothing new came for `quiet_s`."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        receive_message_max_bytes=8 << 20,
+    )  # outputs may be near 1 MiB
     parts = consumer.partitions_for_topic(topic) or set()
     deadline = time.monotonic() + 10
     while not parts and time.monotonic() < deadline:
@@ -73,7 +78,12 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        receive_message_max_bytes=8 << 20,
+    )  # outputs may be near 1 MiB
     tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     ends = consumer.end_offsets(tps)
     consumer.close()

@@ -30,7 +30,7 @@ from worker.health import Health
 from worker.kafka.protocol import Consumed, Partitions, Sink, Source
 from worker.kinds import Held, kinds_for
 from worker.metrics import Metrics
-from worker.publish import Publisher
+from worker.publish import DEFAULT_MAX_OUTPUT_BYTES, Publisher
 from worker.registry import ModelRegistry
 from worker.score import Scored, ScoreStage
 from worker.settings import WorkerSettings
@@ -52,6 +52,7 @@ class Worker:
         producer: Sink,
         metrics: Metrics,
         health: Health,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
         s = self.s = settings
         self.models = models
@@ -63,8 +64,10 @@ class Worker:
         self.batcher = Batcher(s.max_batch, s.max_wait_ms)
         self.scoring = ScoreStage(s.max_batch)
         self.checkpoint = Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms)
-        self.publisher = Publisher(producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
-                                   sent=self.checkpoint.expect)  # fmt: skip
+        self.publisher = Publisher(
+            producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
+            sent=self.checkpoint.expect, max_output_bytes=max_output_bytes,
+        )  # fmt: skip
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self._last_lag = 0.0

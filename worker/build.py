@@ -15,7 +15,7 @@ from worker.health import Health, serve
 from worker.metrics import new_metrics
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
-from worker.source import build_clients, check_topics
+from worker.source import build_clients, check_topics, max_output_bytes
 
 log = logging.getLogger("worker")
 
@@ -39,4 +39,6 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
     consumer, producer = build_clients(s)
     check_topics(s, consumer)
     producer.prepare(s.output_topics)
-    return Worker(s, models, consumer, producer, metrics, health)
+    limit = max_output_bytes(s, consumer, producer)
+    log.info("outputs are kept under %d bytes (the producer's and the output topics' limits)", limit)
+    return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit)

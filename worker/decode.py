@@ -15,10 +15,22 @@ from worker.kafka.protocol import Consumed
 from worker.kinds import Held, RecordKind
 from worker.registry import LoadedModel, ModelRegistry
 
+MAX_ID_CHARS = 1024  # outputs repeat the id (as their key, too): a longer one is cut, with a marker
+
+
+def cut_id(record_id: str) -> str:
+    """The id the record's outputs carry: its own, or its start and a marker saying it was cut."""
+    if len(record_id) <= MAX_ID_CHARS:
+        return record_id
+    return f"{record_id[: MAX_ID_CHARS - 64]}...(cut: the id is {len(record_id):,} characters)"
+
 
 def decode_message(
     message: Consumed, models: ModelRegistry, kinds: Mapping[str, RecordKind], max_bytes: int
 ) -> tuple[LoadedModel, Item] | Held | Rejection:
+    unreadable = getattr(message, "unreadable", None)  # only on a Message a client could not parse
+    if unreadable:
+        return Rejection(Reason.UNREADABLE, unreadable)
     record = decode(message.value, max_bytes=max_bytes)
     if isinstance(record, Rejection):
         return record
@@ -33,6 +45,6 @@ def decode_message(
             Reason.UNKNOWN_MODEL,
             f"model {model.key} scores {model.manifest.kind} records, not {record.kind} records",
         )
-    record_id = record.id or f"{message.topic}:{message.partition}:{message.offset}"
+    record_id = cut_id(record.id) if record.id else f"{message.topic}:{message.partition}:{message.offset}"
     prepared = kinds[model.key].prepare(message, record, record_id)
     return (model, prepared) if isinstance(prepared, Item) else prepared

@@ -9,6 +9,7 @@ every delivery as it is sent.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ import numpy as np
 from schemas import AnomalyAlert, DeadLetter, Reason, ScoreMessage, SourcePosition
 from worker.batch import Item
 from worker.decide import Verdicts
-from worker.kafka.protocol import Consumed, Delivery, Sink
+from worker.kafka.protocol import Consumed, Delivery, OutputRefused, Sink
 from worker.kinds import RecordKind
 from worker.metrics import Metrics
 
@@ -31,10 +32,24 @@ def source_of(message: Consumed) -> SourcePosition:
     )
 
 
-class Publisher:
-    # Base64 grows a value by a third: this keeps a dead letter under Kafka's default 1 MiB limit.
-    MAX_ORIGINAL_BYTES = 700_000
+DEFAULT_MAX_OUTPUT_BYTES = 1_000_000  # librdkafka's message.max.bytes; Kafka's topic default is 1 MiB
+# What a dead letter may copy of its record, so it fits by construction (record ids are cut at decode,
+# worker/decode.py; OutputRefused is the backstop): a key beyond these is cut, with a marker saying so.
+MAX_KEY_BYTES = 4096  # a dead letter's Kafka key; a longer one becomes "sha256:<hex>"
+MAX_ORIGINAL_KEY_BYTES = 16_384  # a dead letter's copy of that key
+# A dead letter stays under 1,000,000 bytes even where topics take more: readers with their clients'
+# default fetch limits (kafka-python: a 1 MiB response) can still read every one.
+MAX_DEAD_LETTER_BYTES = 1_000_000
+DEAD_LETTER_SLACK = 8192  # a dead letter's fields besides the copies (error <= 2,000 chars), JSON quoting
 
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    if key is None or len(key) <= MAX_KEY_BYTES:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+
+
+class Publisher:
     def __init__(
         self,
         producer: Sink,
@@ -43,6 +58,7 @@ class Publisher:
         scores_topic: str | None,
         metrics: Metrics,
         sent: Callable[[Delivery], None],
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
         self.producer = producer
         self.alerts_topic = alerts_topic
@@ -50,51 +66,82 @@ class Publisher:
         self.scores_topic = scores_topic
         self.metrics = metrics
         self.sent = sent  # told of every output sent, with its delivery report to check
+        self.max_output_bytes = max_output_bytes  # key + value of one output
 
     def outcomes(self, kind: RecordKind, items: list[Item], verdicts: Verdicts, detected_at: datetime) -> int:
-        """An alert for each alerting record, a score message for the rest (with a scores topic).
-        Returns the number of alerts."""
-        m = kind.model.manifest
+        """An alert for each alerting record, a score message for the rest (with a scores topic); a
+        dead letter for a record whose output cannot be made (OUTPUT_FAILED). Returns the alerts sent."""
         # Most records are not anomalies: with no scores topic they need no Python work at all.
         send = range(len(items)) if self.scores_topic else np.flatnonzero(verdicts.alerts).tolist()
+        alerts = 0
         for i in send:
-            item = items[i]
-            fields = dict(
-                record_id=item.record_id,
-                kind=m.kind,
-                model=m.name,
-                model_version=m.version,
-                score=float(verdicts.scores[i]),
-                threshold=float(verdicts.thresholds[i]),
-                ts=item.record.ts,
-                source=source_of(item.message),
+            try:
+                self._send_outcome(kind, items[i], verdicts, i, detected_at)
+            except (OutputRefused, ValueError, TypeError, OverflowError, OSError) as exc:
+                # Tied to this one record (a timestamp out of datetime's range, an output over the
+                # limit): it must not stop the partition.
+                what = "alert" if verdicts.alerts[i] else "score message"
+                self.dead_letter(items[i].message, Reason.OUTPUT_FAILED,
+                                 f"its {what} could not be sent: {type(exc).__name__}: {exc}")  # fmt: skip
+                continue
+            alerts += bool(verdicts.alerts[i])
+        return alerts
+
+    def _send_outcome(
+        self, kind: RecordKind, item: Item, verdicts: Verdicts, i: int, detected_at: datetime
+    ) -> None:
+        m = kind.model.manifest
+        fields = dict(
+            record_id=item.record_id,
+            kind=m.kind,
+            model=m.name,
+            model_version=m.version,
+            score=float(verdicts.scores[i]),
+            threshold=float(verdicts.thresholds[i]),
+            ts=item.record.ts,
+            source=source_of(item.message),
+        )
+        fields.update(kind.output_fields(item, verdicts, i))
+        # Built from validated records and a validated manifest: construct, do not re-validate.
+        if verdicts.alerts[i]:
+            severity = float(verdicts.severities[i])
+            msg = AnomalyAlert.model_construct(**fields, severity=severity, detected_at=detected_at)
+            topic = self.alerts_topic
+        else:
+            msg = ScoreMessage.model_construct(**{k: v for k, v in fields.items() if k in SCORE_FIELDS})
+            topic = self.scores_topic
+        key, value = kind.output_key(item).encode(), msg.model_dump_json(exclude_none=True).encode()
+        if len(key) + len(value) > self.max_output_bytes:
+            raise OutputRefused(
+                f"{len(key) + len(value):,} bytes, over the {self.max_output_bytes:,}-byte output limit"
             )
-            fields.update(kind.output_fields(item, verdicts, i))
-            # Built from validated records and a validated manifest: construct, do not re-validate.
-            if verdicts.alerts[i]:
-                severity = float(verdicts.severities[i])
-                msg = AnomalyAlert.model_construct(**fields, severity=severity, detected_at=detected_at)
-                topic = self.alerts_topic
-            else:
-                msg = ScoreMessage.model_construct(**{k: v for k, v in fields.items() if k in SCORE_FIELDS})
-                topic = self.scores_topic
-            self._send(topic, kind.output_key(item).encode(), msg.model_dump_json(exclude_none=True).encode())
-        return int(verdicts.alerts.sum())
+        self._send(topic, key, value)
 
     def dead_letter(self, message: Consumed, reason: Reason, error: str) -> None:
+        """The record, as far as it fits, with why it was not scored; always under the output limit."""
         value = message.value or b""
+        kafka_key = dead_letter_key(message.key)
+        key_copy = message.key[:MAX_ORIGINAL_KEY_BYTES] if message.key is not None else None
+        size = min(self.max_output_bytes, MAX_DEAD_LETTER_BYTES)
+        room = size - DEAD_LETTER_SLACK - len(kafka_key or b"") - _b64_len(key_copy)
+        keep = max(0, min(len(value), room // 4 * 3))  # base64 grows what it copies by a third
         letter = DeadLetter(
             reason=reason,
             error=error[:2000],
-            original=base64.b64encode(value[: self.MAX_ORIGINAL_BYTES]).decode(),
+            original=base64.b64encode(value[:keep]).decode(),
             original_size=len(value),
-            original_truncated=len(value) > self.MAX_ORIGINAL_BYTES,
-            original_key=base64.b64encode(message.key).decode() if message.key is not None else None,
+            original_truncated=keep < len(value),
+            original_key=base64.b64encode(key_copy).decode() if key_copy is not None else None,
+            original_key_truncated=message.key is not None and len(key_copy) < len(message.key),
             source=source_of(message),
             dead_lettered_at=datetime.now(UTC),
         )
-        self._send(self.dead_letter_topic, message.key, letter.model_dump_json().encode())
+        self._send(self.dead_letter_topic, kafka_key, letter.model_dump_json().encode())
         self.metrics.dead_letters.labels(reason=reason.value).inc()
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
         self.sent(self.producer.send(topic, key, value))
+
+
+def _b64_len(data: bytes | None) -> int:
+    return 0 if data is None else (len(data) + 2) // 3 * 4

@@ -60,6 +60,18 @@ class WorkerSettings(BaseSettings):
         description="metric series held per metric model; beyond it the least recently updated "
         "series is evicted (and warms up again if it returns)",
     )
+    max_series_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="bytes of series state (keys, windows, detector state) per metric model; beyond it "
+        "the least recently updated series are evicted, as for --max-series",
+    )
+    max_series_key_bytes: int = Field(
+        4096,
+        ge=64,
+        description="longest series key (name and labels, as in alerts' series_key); a point with a "
+        "longer one is dead-lettered (too_large)",
+    )
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when a GPU is present, else CPU"
     )

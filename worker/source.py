@@ -51,6 +51,20 @@ def check_topics(s: WorkerSettings, source: Source) -> None:
         ) from None
 
 
+RECORD_OVERHEAD = 1024  # a record batch's header and the record's own framing, with room to spare
+
+
+def max_output_bytes(s: WorkerSettings, source: Source, sink: Sink) -> int:
+    """The largest output (key + value) that both the producer and every output topic accept."""
+    try:
+        limits = source.max_message_bytes(s.output_topics)
+    except Exception as exc:  # e.g. not allowed to describe configs: the defaults still hold
+        log.warning("could not read the output topics' max.message.bytes (%s); assuming Kafka's default", exc)
+        limits = {}
+    smallest = min([sink.max_record_bytes, *limits.values()])
+    return max(4096, smallest - RECORD_OVERHEAD)
+
+
 def count_consumed(metrics: Metrics, topics: list[str], polled: list[Consumed]) -> None:
     if len(topics) == 1:  # the common case needs no per-message look at the topic
         metrics.consumed.labels(topic=topics[0]).inc(len(polled))

@@ -82,10 +82,12 @@ class Window:
 
 
 class SeriesWindows:
-    def __init__(self, prep: MetricPreprocessing, max_series: int) -> None:
+    def __init__(self, prep: MetricPreprocessing, max_series: int, max_bytes: int | None = None) -> None:
         self.prep = prep
         self.window = prep.window
         self.max_series = max_series
+        self.max_bytes = max_bytes  # of series state: keys, ring rows, detector state
+        self.bytes = 0
         self._series: OrderedDict[str, _Series] = OrderedDict()
         self._values = np.zeros((min(max_series, 1024), self.window), dtype=np.float64)
         self._free: list[int] = list(range(self._values.shape[0] - 1, -1, -1))
@@ -167,10 +169,12 @@ class SeriesWindows:
     # -- internals ---------------------------------------------------------------------------
 
     def _new(self, key: str, ts_s: float | None, partition: tuple[str, int]) -> _Series:
-        if len(self._series) >= self.max_series:
+        size = self._size(key)
+        while self._series and (len(self._series) >= self.max_series or self._over_budget(size)):
             oldest = next(iter(self._series))
             self._forget(oldest)
             self.evicted += 1
+        self.bytes += size
         known = self.prep.series.get(key)
         interval = known.interval_s if known else self.prep.interval_s
         slot = 0 if ts_s is None else slot_of(ts_s, interval)
@@ -208,7 +212,14 @@ class SeriesWindows:
         raw = self._values[s.row, (self._positions + s.head) % self.window]  # oldest first
         return Window(raw, s.last_slot * s.interval_s, s.state)
 
+    def _size(self, key: str) -> int:
+        return self.bytes_per_series() + len(key)  # the key's characters: bytes for the usual ASCII
+
+    def _over_budget(self, more: int) -> bool:
+        return self.max_bytes is not None and self.bytes + more > self.max_bytes
+
     def _forget(self, key: str) -> None:
+        self.bytes -= self._size(key)
         s = self._series.pop(key)
         if s.filled < self.window:
             self.warming -= 1

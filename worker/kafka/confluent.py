@@ -17,6 +17,7 @@ from collections.abc import Callable
 from worker.kafka.protocol import (
     CommitRejected,
     Message,
+    OutputRefused,
     Partitions,
     StartupError,
     log_failed_commit,
@@ -24,11 +25,12 @@ from worker.kafka.protocol import (
 )
 from worker.settings import WorkerSettings
 
+MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default, stated: the publisher sizes outputs below it
 SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 except ImportError:  # an optional extra
     Consumer = None  # type: ignore[assignment,misc]
 
@@ -88,6 +90,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "linger.ms": 5,
             "batch.size": 256 * 1024,
             "queue.buffering.max.messages": 1_000_000,
+            "message.max.bytes": MESSAGE_MAX_BYTES,
         }
     )
     source = ConfluentSource(consumer, common)
@@ -95,7 +98,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         source.topics()  # fail here, with the usual message, if no broker answers
     except KafkaException as exc:
         raise unreachable(s, exc) from None
-    return source, ConfluentSink(producer)
+    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES)
 
 
 def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
@@ -197,6 +200,15 @@ class ConfluentSource:
         for future in futures.values():
             future.result(timeout=30)
 
+    def max_message_bytes(self, topics: list[str]) -> dict[str, int]:
+        futures = AdminClient(self.common).describe_configs([ConfigResource("topic", t) for t in topics])
+        limits = {}
+        for resource, future in futures.items():
+            entry = future.result(timeout=30).get("max.message.bytes")
+            if entry is not None and str(entry.value).isdigit():
+                limits[resource.name] = int(entry.value)
+        return limits
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -220,8 +232,9 @@ class _Delivery:
 
 
 class ConfluentSink:
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, max_record_bytes: int) -> None:
         self.producer = producer
+        self.max_record_bytes = max_record_bytes
         self._sent = 0
 
     def prepare(self, topics: list[str]) -> None:
@@ -235,6 +248,10 @@ class ConfluentSink:
             try:
                 self.producer.produce(topic, value, key, on_delivery=delivery.done)
                 break
+            except KafkaException as exc:
+                if exc.args and exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise OutputRefused(str(exc)) from None
+                raise
             except BufferError:  # the local queue is full: let librdkafka send, then retry
                 if time.monotonic() > deadline:
                     raise BufferError(

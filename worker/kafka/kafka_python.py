@@ -7,13 +7,32 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaTimeoutError, NoBrokersAvailable, RebalanceInProgressError
+from kafka.errors import (
+    CommitFailedError,
+    CorruptRecordError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NoBrokersAvailable,
+    RebalanceInProgressError,
+)
+from kafka.record.default_records import DefaultRecord, DefaultRecordBatch
+from kafka.record.util import decode_varint
 from kafka.structs import OffsetAndMetadata
 
-from worker.kafka.protocol import COMMIT_TIMEOUT_S, CommitRejected, Partitions, log_failed_commit, unreachable
+from worker.kafka.protocol import (
+    COMMIT_TIMEOUT_S,
+    CommitRejected,
+    Message,
+    OutputRefused,
+    Partitions,
+    log_failed_commit,
+    unreachable,
+)
 from worker.settings import WorkerSettings
+
+log = logging.getLogger("worker")
 
 
 @contextmanager
@@ -33,6 +52,7 @@ def _connection_errors_said_once() -> Iterator[None]:
 
 
 def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
+    read_header_keys_leniently()
     with _connection_errors_said_once():
         return _build(s)
 
@@ -99,11 +119,34 @@ class KafkaPythonSource:
 
     def poll(self, timeout_ms: int, max_records: int) -> list:
         if self._next >= len(self._fetched):
-            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.DRAIN)
+            try:
+                polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.DRAIN)
+            except CorruptRecordError as exc:
+                return self._skip_unreadable(exc)
             self._fetched = [m for messages in polled.values() for m in messages]
             self._next = 0
         start, self._next = self._next, min(self._next + max_records, len(self._fetched))
         return self._fetched[start : self._next]
+
+    def _skip_unreadable(self, exc: CorruptRecordError) -> list[Message]:
+        """Records kafka-python cannot parse (a broken record; header keys that are not UTF-8 are read,
+        see read_header_keys_leniently): handed on as messages that are dead-lettered, and the
+        partition goes on after them. Without this, every poll raises again and the partition
+        stops for good. kafka-python cannot read past a broken record within its record batch,
+        so the rest of that batch goes with it, each offset its own dead letter."""
+        found = unreadable_record(exc)
+        if found is None:
+            raise exc  # not a record we can point at: a real fault of the fetch
+        tp, offset, key, value, timestamp, batch_end = found
+        why = f"the Kafka client could not read this record: {exc}"
+        skipped = [Message(tp.topic, tp.partition, offset, key, value, timestamp, unreadable=why)]
+        after = f"the Kafka client could not read past the unreadable record at offset {offset} in its batch"
+        skipped += [Message(tp.topic, tp.partition, o, None, None, -1, unreadable=after)
+                    for o in range(offset + 1, batch_end)]  # fmt: skip
+        log.warning("skipping unreadable record(s) %s:%d at offsets %d-%d (%s)",
+                    tp.topic, tp.partition, offset, max(offset, batch_end - 1), exc)  # fmt: skip
+        self.consumer.seek(tp, max(offset + 1, batch_end))
+        return skipped
 
     def commit(self, offsets: dict[tuple[str, int], int], wait: bool = True) -> None:
         exact = {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
@@ -134,6 +177,20 @@ class KafkaPythonSource:
         finally:
             admin.close()
 
+    def max_message_bytes(self, topics: list[str]) -> dict[str, int]:
+        admin = KafkaAdminClient(**self.s.kafka_common(), client_id=f"{self.s.group_id}-admin")
+        try:
+            responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        finally:
+            admin.close()
+        limits = {}
+        for response in responses:
+            for error_code, _, _, name, entries in response.resources:
+                values = {entry[0]: entry[1] for entry in entries}
+                if not error_code and values.get("max.message.bytes", "").isdigit():
+                    limits[name] = int(values["max.message.bytes"])
+        return limits
+
     def close(self) -> None:
         self.consumer.close(autocommit=False)
 
@@ -141,19 +198,106 @@ class KafkaPythonSource:
 class KafkaPythonSink:
     def __init__(self, producer: KafkaProducer) -> None:
         self.producer = producer
+        self.max_record_bytes = producer.config["max_request_size"]
 
     def prepare(self, topics: list[str]) -> None:
         for topic in topics:
             self.producer.partitions_for(topic)  # blocks until the metadata is in (max_block_ms)
 
     def send(self, topic: str, key: bytes | None, value: bytes):
-        return self.producer.send(topic, key=key, value=value)  # its future has succeeded()/exception
+        try:
+            return self.producer.send(topic, key=key, value=value)  # its future has succeeded()/exception
+        except MessageSizeTooLargeError as exc:
+            raise OutputRefused(str(exc)) from None
 
     def flush(self, timeout_s: float) -> None:
         self.producer.flush(timeout=timeout_s)
 
     def close(self, timeout_s: float) -> None:
         self.producer.close(timeout=timeout_s)
+
+
+# partition, offset, key, value, timestamp, and the offset after the record's batch
+Unreadable = tuple[TopicPartition, int, bytes | None, bytes | None, int, int]
+
+
+def unreadable_record(exc: BaseException) -> Unreadable | None:
+    """Where kafka-python was when it failed to parse a record, from the frames of the error and of
+    the one it wraps; None if they do not say.
+
+    kafka-python's error names neither partition nor offset, but its record reader (`_read_msg`)
+    holds the offset, key and value it had read, its batch the batch's end, and its per-partition
+    reader (`PartitionRecords`) the partition and the next offset to read."""
+    tp, next_offset, batch_end, parsed = None, None, 0, None
+    for error in (exc, exc.__context__, exc.__cause__):
+        tb = error.__traceback__ if error is not None else None
+        while tb is not None:
+            frame = tb.tb_frame.f_locals
+            owner = frame.get("self")
+            if isinstance(getattr(owner, "topic_partition", None), TopicPartition):
+                tp, next_offset = owner.topic_partition, getattr(owner, "next_fetch_offset", None)
+            if isinstance(owner, DefaultRecordBatch):
+                batch_end = owner.next_offset
+            if tb.tb_frame.f_code.co_name == "_read_msg" and isinstance(frame.get("offset"), int):
+                parsed = (frame["offset"], frame.get("key"), frame.get("value"), frame.get("timestamp") or -1)
+            tb = tb.tb_next
+    if tp is None:
+        return None
+    if parsed is not None:
+        return (tp, *parsed, batch_end)
+    if isinstance(next_offset, int):
+        return tp, next_offset, None, None, -1, batch_end
+    return None
+
+
+def read_header_keys_leniently() -> None:
+    """Make kafka-python read a record whose header keys are not UTF-8 (it raises, and cannot read
+    the rest of the record batch either), with those keys decoded with replacement characters.
+    The worker reads no headers; librdkafka reads such records too."""
+    if getattr(DefaultRecordBatch._read_msg, "lenient", False):
+        return
+    strict = DefaultRecordBatch._read_msg
+
+    def _read_msg(batch: DefaultRecordBatch, decode_varint=decode_varint):
+        try:
+            return strict(batch, decode_varint)
+        except UnicodeDecodeError:
+            if batch.is_control_batch:
+                raise
+            return _read_msg_with_raw_header_keys(batch, decode_varint)
+
+    _read_msg.lenient = True  # type: ignore[attr-defined]
+    DefaultRecordBatch._read_msg = _read_msg
+
+
+def _read_msg_with_raw_header_keys(batch: DefaultRecordBatch, decode_varint) -> DefaultRecord:
+    """kafka-python's DefaultRecordBatch._read_msg (record format v2), header keys decoded leniently."""
+    buffer, pos = batch._buffer, batch._pos
+
+    def nullable_bytes(pos: int) -> tuple[bytes | None, int]:
+        size, pos = decode_varint(buffer, pos)
+        return (None, pos) if size < 0 else (bytes(buffer[pos : pos + size]), pos + size)
+
+    length, pos = decode_varint(buffer, pos)
+    start = pos
+    _, pos = decode_varint(buffer, pos)  # attributes: unused in v2
+    ts_delta, pos = decode_varint(buffer, pos)
+    log_append = batch.timestamp_type == batch.LOG_APPEND_TIME
+    timestamp = batch.max_timestamp if log_append else batch.first_timestamp + ts_delta
+    offset_delta, pos = decode_varint(buffer, pos)
+    key, pos = nullable_bytes(pos)
+    value, pos = nullable_bytes(pos)
+    count, pos = decode_varint(buffer, pos)
+    headers = []
+    for _ in range(max(0, count)):
+        raw_key, pos = nullable_bytes(pos)
+        header_value, pos = nullable_bytes(pos)
+        headers.append(((raw_key or b"").decode("utf-8", "replace"), header_value))
+    if count < 0 or pos - start != length:
+        raise CorruptRecordError(f"record of {length} bytes read as {pos - start}")
+    batch._pos = pos
+    offset = batch.base_offset + offset_delta
+    return DefaultRecord(length, offset, timestamp, batch.timestamp_type, key, value, headers)
 
 
 def _log_failed_commit(offsets: dict, response: object) -> None:

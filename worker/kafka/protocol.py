@@ -73,16 +73,30 @@ class Source(Protocol):
     def highwater(self, topic: str, partition: int) -> int | None: ...
     def topics(self) -> set[str]: ...
     def create_topics(self, names: list[str]) -> None: ...
+    def max_message_bytes(self, topics: list[str]) -> dict[str, int]:
+        """Each topic's max.message.bytes as the broker reports it (topics it cannot tell are left out)."""
+        ...
+
     def close(self) -> None: ...
 
 
+class OutputRefused(ValueError):
+    """The client refused one output for a reason of its own (over its size limit): that record
+    becomes a dead letter; the stream goes on."""
+
+
 class Sink(Protocol):
+    max_record_bytes: int  # the largest key + value the client itself sends (its request limit)
+
     def prepare(self, topics: list[str]) -> None:
         """Fetch the topics' metadata before the first send, which would otherwise wait for it (the
         first outputs of a run came out about 140 ms late: the p99 of the latency bench)."""
         ...
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> Delivery: ...
+    def send(self, topic: str, key: bytes | None, value: bytes) -> Delivery:
+        """Hand one output to the client; raises OutputRefused for one it will not take."""
+        ...
+
     def flush(self, timeout_s: float) -> None: ...
     def close(self, timeout_s: float) -> None: ...
 
@@ -104,3 +118,6 @@ class Message:
     key: bytes | None
     value: bytes | None
     timestamp: int
+    # Set when the client could not parse the record (key and value are what it had read, if any):
+    # the decode stage dead-letters it with this text.
+    unreadable: str | None = None

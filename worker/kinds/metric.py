@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from schemas import MetricPoint
+from schemas import MetricPoint, Reason, Rejection
 from schemas.detect import WindowFeatures, window_features
+from schemas.records import in_ts_range
 from worker.batch import Item
 from worker.decide import Verdicts, from_detector
 from worker.kafka.protocol import Consumed
@@ -32,14 +33,23 @@ class MetricKind(RecordKind):
 
     def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
         super().__init__(model, settings)
-        self.windows = SeriesWindows(model.manifest.preprocessing, settings.max_series)
+        prep = model.manifest.preprocessing
+        self.windows = SeriesWindows(prep, settings.max_series, settings.max_series_bytes)
+        self.max_key_bytes = settings.max_series_key_bytes
         self._reported: Counter[str] = Counter()  # the windows' running totals, as last reported
 
-    def prepare(self, message: Consumed, point: MetricPoint, record_id: str) -> Item | Held:
+    def prepare(self, message: Consumed, point: MetricPoint, record_id: str) -> Item | Held | Rejection:
+        key = point.series_key
+        if len(key) > self.max_key_bytes // 4 and len(key.encode()) > self.max_key_bytes:
+            # Every output repeats the key, and the series' state holds it: a budget, not a count.
+            size = len(key.encode())
+            return Rejection(Reason.TOO_LARGE, f"the series key (name and labels) is {size:,} bytes, over "
+                             f"the {self.max_key_bytes:,}-byte limit (--max-series-key-bytes)")  # fmt: skip
         ts = point.ts.timestamp() if point.ts is not None else None  # records carry ts in UTC
-        kafka_ts = message.timestamp / 1000.0 if message.timestamp and message.timestamp > 0 else None
-        window = self.windows.push(point.series_key, ts, point.value, (message.topic, message.partition),
-                                   kafka_ts)  # fmt: skip
+        kafka_ts = message.timestamp / 1000.0 if message.timestamp else None
+        if kafka_ts is not None and not in_ts_range(kafka_ts):
+            kafka_ts = None  # a producer's clock far off: start the grid as if there were none
+        window = self.windows.push(key, ts, point.value, (message.topic, message.partition), kafka_ts)
         if isinstance(window, PointOutcome):
             return Held(self.model, window)
         return Item(message=message, record=point, record_id=record_id, row=window.raw, context=window)
