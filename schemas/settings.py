@@ -36,7 +36,10 @@ def describe_errors(cls: type[BaseSettings], exc: ValidationError) -> str:
     prefix = cls.model_config.get("env_prefix", "")
     lines = []
     for err in exc.errors(include_url=False):
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a check across options (a model validator): its message names them
+            lines.append(err["msg"])
+            continue
+        field = str(err["loc"][0])
         flag = "--" + field.replace("_", "-")
         env = (prefix + field).upper()
         lines.append(f"invalid {flag} / {env}: {err['msg']} (got {err.get('input')!r})")

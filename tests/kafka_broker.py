@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +58,10 @@ class LocalKafka:
     brokers: int = 1
     port: int | None = None
     start_seconds: float = 0.0
+    # One broker only: extra client listeners, "NAME:PROTOCOL:PORT", and server properties for
+    # them (kafka.sh --listener, --config); the PLAINTEXT listener on `port` stays.
+    listeners: list[str] = field(default_factory=list)
+    config: str = ""
 
     def __post_init__(self) -> None:
         if self.port is None:
@@ -75,11 +79,20 @@ class LocalKafka:
         if not any(LIB.glob("kafka_2.13-*.jar")):
             raise BrokerError(f"no Kafka jars in {LIB}: run 'make kafka-jars' (or 'make setup') first")
         t0 = time.monotonic()
-        done = self._run("up", "--brokers", str(self.brokers), "--port", str(self.port))
+        done = self._run("up", "--brokers", str(self.brokers), "--port", str(self.port), *self._extras())
         if done.returncode != 0:
             raise BrokerError(f"the local Kafka did not start:\n{done.stdout}\n{done.stderr}")
         self.start_seconds = time.monotonic() - t0
         return self
+
+    def _extras(self) -> list[str]:
+        args = [arg for spec in self.listeners for arg in ("--listener", spec)]
+        if self.config:
+            self.home.mkdir(parents=True, exist_ok=True)
+            path = self.home / "extra.properties"
+            path.write_text(self.config)
+            args += ["--config", str(path)]
+        return args
 
     def stop(self) -> None:
         self._run("down", timeout=60)

@@ -1,7 +1,8 @@
 """`python -m worker`: settings and logging, the worker (worker/build.py), signals; then the loop.
 
 Every failure a user can fix ends in one line that says what to do (exit 1, or 2 for bad
-options); the traceback goes to the debug log.
+options and for Kafka security settings that do not fit the broker); the traceback goes to the
+debug log.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from worker.app import Worker
 from worker.build import build_worker
 from worker.checkpoint import DeliveryError
 from worker.device import DeviceError
-from worker.kafka.protocol import StartupError
+from worker.kafka.protocol import KafkaConfigError, StartupError
 from worker.registry import BundleError
 from worker.settings import WorkerSettings
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(s.log_level, s.log_json)
     try:
         return run(s)
+    except KafkaConfigError as exc:  # a setting to change, as for a bad option
+        log.debug("start-up failed", exc_info=True)
+        log.error("%s", exc)
+        return 2
     except (StartupError, BundleError, DeviceError) as exc:
         log.debug("start-up failed", exc_info=True)
         log.error("%s", exc)

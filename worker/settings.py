@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
@@ -102,7 +103,12 @@ class WorkerSettings(BaseSettings):
         None, description="Kafka sasl.mechanism"
     )
     sasl_username: str | None = Field(None, description="SASL user name")
-    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never logged); set WORKER_SASL_PASSWORD: argv is public"
+    )
+    sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (a trailing newline is dropped)"
+    )
     ssl_cafile: Path | None = Field(None, description="CA certificate file (PEM)")
     ssl_certfile: Path | None = Field(None, description="client certificate file (PEM)")
     ssl_keyfile: Path | None = Field(None, description="client private key file (PEM)")
@@ -113,6 +119,41 @@ class WorkerSettings(BaseSettings):
         if not [t for t in value.split(",") if t.strip()]:
             raise ValueError("name at least one topic")
         return value
+
+    @field_validator("sasl_password_file")
+    @classmethod
+    def _file_readable(cls, path: Path | None) -> Path | None:
+        # Checked here so the error names the flag; the clients would fail later, naming neither.
+        if path is not None:
+            _read_file(path)
+        return path
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _pem_readable(cls, path: Path | None) -> Path | None:
+        # kafka-python says only "No such file" for a missing one, and both clients fail an unreadable
+        # one at the first TLS handshake, naming no setting.
+        if path is not None and "-----BEGIN " not in _read_file(path):
+            raise PydanticCustomError("file", "{path} is not a PEM file (no -----BEGIN)", {"path": str(path)})
+        return path
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> WorkerSettings:
+        """The combinations the Kafka clients take but cannot work with: each fails here, naming what
+        to set, instead of as a late connection error (or a traceback) from the client."""
+        for problem in (_sasl_problem(self), _password_problem(self), _tls_problem(self)):
+            if problem:
+                raise PydanticCustomError("security", problem)
+        return self
+
+    def sasl_secret(self) -> str | None:
+        """The SASL password from --sasl-password or from --sasl-password-file (read now, so a
+        rotated file is picked up at the next start)."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return _password_from(self.sasl_password_file)
+        return None
 
     @property
     def topics(self) -> list[str]:
@@ -131,7 +172,7 @@ class WorkerSettings(BaseSettings):
         if self.sasl_mechanism:
             cfg["sasl_mechanism"] = self.sasl_mechanism
             cfg["sasl_plain_username"] = self.sasl_username
-            cfg["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+            cfg["sasl_plain_password"] = self.sasl_secret()
         for key, path in (
             ("ssl_cafile", self.ssl_cafile),
             ("ssl_certfile", self.ssl_certfile),
@@ -140,3 +181,56 @@ class WorkerSettings(BaseSettings):
             if path is not None:
                 cfg[key] = str(path)
         return cfg
+
+
+PASSWORD_FROM = "WORKER_SASL_PASSWORD or --sasl-password-file / WORKER_SASL_PASSWORD_FILE"
+
+
+def _read_file(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        error = PydanticCustomError("file", "no such file: {path}", {"path": str(path)})
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not text"
+        error = PydanticCustomError("file", "cannot read {path}: {why}", {"path": str(path), "why": why})
+    raise error from None
+
+
+def _password_from(path: Path) -> str:
+    text = _read_file(path)
+    return text.removesuffix("\n").removesuffix("\r")  # the newline an editor or `echo` adds
+
+
+def _sasl_problem(s: WorkerSettings) -> str | None:
+    sasl_protocol = s.security_protocol.startswith("SASL_")
+    if sasl_protocol and not s.sasl_mechanism:
+        return (f"--security-protocol {s.security_protocol} needs a SASL mechanism: set --sasl-mechanism / "
+                "WORKER_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")  # fmt: skip
+    if s.sasl_mechanism and not sasl_protocol:
+        return (f"--sasl-mechanism {s.sasl_mechanism} needs --security-protocol / WORKER_SECURITY_PROTOCOL "
+                f"SASL_PLAINTEXT or SASL_SSL ({s.security_protocol} sends no login)")  # fmt: skip
+    if s.sasl_mechanism and not s.sasl_username:
+        return (f"--sasl-mechanism {s.sasl_mechanism} needs a user name: set --sasl-username / "
+                "WORKER_SASL_USERNAME")  # fmt: skip
+    return None
+
+
+def _password_problem(s: WorkerSettings) -> str | None:
+    if s.sasl_password is not None and s.sasl_password_file is not None:
+        return ("--sasl-password / WORKER_SASL_PASSWORD and --sasl-password-file / WORKER_SASL_PASSWORD_FILE "
+                "are both set: keep one")  # fmt: skip
+    if s.sasl_mechanism and not s.sasl_secret():
+        where = f"{s.sasl_password_file} is empty" if s.sasl_password_file else "none is set"
+        return f"--sasl-mechanism {s.sasl_mechanism} needs a password ({where}): set {PASSWORD_FROM}"
+    return None
+
+
+def _tls_problem(s: WorkerSettings) -> str | None:
+    files = [f"--{name.replace('_', '-')}" for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+             if getattr(s, name) is not None]  # fmt: skip
+    if files and not s.security_protocol.endswith("SSL"):
+        verb = "needs" if len(files) == 1 else "need"
+        return (f"{', '.join(files)} {verb} TLS, but --security-protocol / WORKER_SECURITY_PROTOCOL is "
+                f"{s.security_protocol}: use SSL or SASL_SSL")  # fmt: skip
+    return None

@@ -2,6 +2,7 @@
 # Local Apache Kafka (KRaft mode) from the jars deploy/kafka/pom.xml fetched.
 #
 #   deploy/kafka/kafka.sh up   [--brokers 1|3] [--port 9092] [--home DIR]
+#                              [--listener NAME:PROTOCOL:PORT]... [--config FILE]
 #   deploy/kafka/kafka.sh down [--home DIR]
 #   deploy/kafka/kafka.sh status [--home DIR]
 #
@@ -10,6 +11,9 @@
 # to replication factor 3 with min.insync.replicas 2, so broker restarts and
 # leader fail-over can be tested. Everything a run writes (storage, logs, pid
 # files) lives under --home, default <repo>/.kafka/run, which git ignores.
+# With one broker, --listener adds a client listener (SASL_PLAINTEXT, SSL, ...)
+# beside the PLAINTEXT one, and --config appends a file of server properties
+# (its SASL users, its keystore: listener.name.<name>.*); give both at each up.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,13 +27,17 @@ port="${KAFKA_PORT:-9092}"
 home="${KAFKA_HOME_DIR:-$repo/.kafka/run}"
 heap="${KAFKA_HEAP:-512m}"
 wait_s="${KAFKA_START_TIMEOUT_S:-90}"
+extra_listeners=()
+extra_config=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --brokers) brokers="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --home) home="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --listener) extra_listeners+=("$2"); shift 2 ;;
+    --config) extra_config="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "kafka.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,20 +57,38 @@ bootstrap() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The --listener specs (NAME:PROTOCOL:PORT) as two strings, each with a leading comma:
+# ",NAME://localhost:PORT..." for listeners= and advertised.listeners=, ",NAME:PROTOCOL..." for the
+# protocol map.
+extra_listener_props() {
+  local spec name protocol lport listeners="" map=""
+  for spec in ${extra_listeners[@]+"${extra_listeners[@]}"}; do
+    IFS=: read -r name protocol lport <<< "$spec"
+    [ -n "$name" ] && [ -n "$protocol" ] && [ -n "$lport" ] \
+      || die "--listener wants NAME:PROTOCOL:PORT, not '$spec'"
+    listeners+=",$name://localhost:$lport"
+    map+=",$name:$protocol"
+  done
+  echo "$listeners $map"
+}
+
 write_config() {
   local id=$1 dir="$home/node-$1" voters="" j rf isr
   for j in $(seq 1 "$brokers"); do voters+="${voters:+,}$j@localhost:$(controller_port "$j")"; done
   if [ "$brokers" -ge 3 ]; then rf=3; isr=2; else rf=1; isr=1; fi
+  local extra listeners_extra map_extra
+  extra="$(extra_listener_props)"
+  listeners_extra="${extra% *}"; map_extra="${extra#* }"
   mkdir -p "$dir/data" "$dir/logs"
   cat > "$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://localhost:$(client_port "$id"),CONTROLLER://localhost:$(controller_port "$id")
-advertised.listeners=PLAINTEXT://localhost:$(client_port "$id")
+listeners=PLAINTEXT://localhost:$(client_port "$id"),CONTROLLER://localhost:$(controller_port "$id")$listeners_extra
+advertised.listeners=PLAINTEXT://localhost:$(client_port "$id")$listeners_extra
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT$map_extra
 log.dirs=$dir/data
 num.partitions=${KAFKA_NUM_PARTITIONS:-4}
 default.replication.factor=$rf
@@ -79,6 +105,9 @@ auto.create.topics.enable=true
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+  if [ -n "$extra_config" ]; then
+    { echo "# from --config $extra_config"; cat "$extra_config"; } >> "$dir/server.properties"
+  fi
   cat > "$dir/log4j2.properties" <<EOF
 status = warn
 appender.file.type = File
@@ -127,6 +156,10 @@ up() {
     || die "no Kafka jars in $lib: run 'make kafka-jars' (mvn -f deploy/kafka/pom.xml package) first"
   command -v java >/dev/null || die "java not found: install a JDK 17 or newer"
   case "$brokers" in 1|3) ;; *) die "--brokers must be 1 or 3, not '$brokers'" ;; esac
+  if [ "$brokers" != 1 ] && { [ ${#extra_listeners[@]} -gt 0 ] || [ -n "$extra_config" ]; }; then
+    die "--listener and --config are for one broker only"
+  fi
+  [ -z "$extra_config" ] || [ -r "$extra_config" ] || die "--config $extra_config: no such readable file"
   if [ -f "$home/cluster" ] && [ "$(cut -d' ' -f2 "$home/cluster")" != "$brokers" ]; then
     if [ -n "$(any_running)" ]; then
       die "a $(cut -d' ' -f2 "$home/cluster")-broker cluster is running in $home: run 'kafka.sh down' first"
@@ -228,6 +261,6 @@ case "$cmd" in
       brokers="$(cut -d' ' -f2 "$home/cluster")"; port="$(cut -d' ' -f3 "$home/cluster")"
     fi
     status ;;
-  ""|-h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  ""|-h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$cmd': use up, down or status" ;;
 esac

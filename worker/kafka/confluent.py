@@ -11,11 +11,21 @@ output that the publisher checks after each flush.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
+from worker.kafka.diagnose import (
+    addresses,
+    certificate_refused,
+    explain_failure,
+    sasl_refused,
+    tls_verify_problem,
+    where,
+)
 from worker.kafka.protocol import (
     CommitRejected,
+    KafkaConfigError,
     Message,
     OutputRefused,
     Partitions,
@@ -27,6 +37,7 @@ from worker.settings import WorkerSettings
 
 MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default, stated: the publisher sizes outputs below it
 SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
+CHECK_TIMEOUT_S = 10.0  # the start-up connection check, all bootstrap servers together
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -65,6 +76,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "--transport confluent needs the confluent-kafka package: "
             "pip install 'vae-anomaly-worker[confluent]' (or use --transport kafka-python)"
         )
+    check_connection(s)
     common = config(s)
     consumer = Consumer(
         {
@@ -99,6 +111,72 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
     except KafkaException as exc:
         raise unreachable(s, exc) from None
     return source, ConfluentSink(producer, MESSAGE_MAX_BYTES)
+
+
+def check_connection(s: WorkerSettings) -> None:
+    """Fetch metadata once with a client of its own, within CHECK_TIMEOUT_S, or raise what went
+    wrong (diagnose.py). librdkafka reports why a connection failed only to an error callback (the
+    metadata call itself says "transport failure"), and a refused login is retried forever."""
+    errors: list[KafkaError] = []
+    try:
+        client = Producer({**config(s), "client.id": f"{s.group_id}-check", "error_cb": errors.append,
+                           "logger": _check_logger()})  # fmt: skip
+    except KafkaException as exc:  # librdkafka checks some settings (the TLS files) when it starts
+        detail = exc.args[0].str() if exc.args else exc
+        raise KafkaConfigError(f"the Kafka client refused the security settings: {detail}") from None
+    deadline = time.monotonic() + CHECK_TIMEOUT_S
+    last: object = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            client.list_topics(timeout=1.0)
+            return
+        except KafkaException as exc:
+            last = exc.args[0].str() if exc.args else exc
+        client.poll(0)  # serves error_cb
+        problem = _classify(s, errors)
+        if isinstance(problem, KafkaConfigError):
+            raise problem
+    raise _classify(s, errors, probe_all=True) or unreachable(s, last)
+
+
+def _check_logger() -> logging.Logger:
+    """The check's client logs its failed attempts only at --log-level DEBUG: the error says it once."""
+    quiet = logging.getLogger("librdkafka.check")
+    shown = logging.getLogger("librdkafka").isEnabledFor(logging.DEBUG)
+    quiet.setLevel(logging.DEBUG if shown else logging.CRITICAL)
+    return quiet
+
+
+_ADDRESS = re.compile(r"^\w+://(\[[^\]]+\]|[^:/]+):(\d+)/")
+_SASL_REASON = re.compile(r"SASL authentication error: (.*?)(?: \(after \d+ms.*)?$")
+
+
+def _classify(s: WorkerSettings, errors: list[KafkaError], probe_all: bool = False) -> StartupError | None:
+    """What librdkafka's errors say, asking the listener itself where they do not say why; None while
+    they say nothing yet. `probe_all`: the time is up, so probe every bootstrap server."""
+    for err in errors:
+        text = err.str()
+        host, port = _address(s, text)
+        if err.code() == KafkaError._AUTHENTICATION and "SASL authentication error" in text:
+            reason = _SASL_REASON.search(text)
+            return sasl_refused(s, where(host, port), reason.group(1) if reason else err.name())
+        if "certificate verify failed" in text:
+            verify = tls_verify_problem(host, port, s.ssl_cafile) or "certificate verify failed"
+            return certificate_refused(host, port, verify)
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL) or "PLAINTEXT broker listener" in text:
+            return explain_failure(s, host, port, text)  # a handshake that failed: which side is wrong?
+    if probe_all or any(err.code() == KafkaError._ALL_BROKERS_DOWN for err in errors):
+        said = [err.str() for err in errors if err.code() != KafkaError._ALL_BROKERS_DOWN]
+        detail = said[0] if said else "no answer"
+        found = [explain_failure(s, host, port, detail) for host, port in addresses(s)]
+        return next((f for f in found if isinstance(f, KafkaConfigError)), found[0] if probe_all else None)
+    return None
+
+
+def _address(s: WorkerSettings, text: str) -> tuple[str, int]:
+    """The broker an error names ("sasl_ssl://host:9093/bootstrap: ..."), else the first bootstrap server."""
+    match = _ADDRESS.match(text)
+    return (match.group(1).strip("[]"), int(match.group(2))) if match else addresses(s)[0]
 
 
 def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:

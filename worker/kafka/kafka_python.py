@@ -3,36 +3,47 @@
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.conn import BrokerConnection
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
     CorruptRecordError,
+    KafkaConnectionError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     NoBrokersAvailable,
     RebalanceInProgressError,
+    SaslAuthenticationFailedError,
 )
+from kafka.protocol.metadata import MetadataRequest
 from kafka.record.default_records import DefaultRecord, DefaultRecordBatch
 from kafka.record.util import decode_varint
 from kafka.structs import OffsetAndMetadata
 
+from worker.kafka.diagnose import addresses, certificate_refused, explain_failure, sasl_refused, where
 from worker.kafka.protocol import (
     COMMIT_TIMEOUT_S,
     CommitRejected,
+    KafkaConfigError,
     Message,
     OutputRefused,
     Partitions,
+    StartupError,
     log_failed_commit,
     unreachable,
 )
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
+CHECK_TIMEOUT_S = 10.0  # per bootstrap server: a connection, a login, one metadata request
 
 
 @contextmanager
@@ -58,6 +69,7 @@ def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
 
 
 def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
+    check_connection(s)
     common = s.kafka_common()
     try:
         consumer = KafkaConsumer(
@@ -85,6 +97,78 @@ def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
     except NoBrokersAvailable as exc:
         raise unreachable(s, exc) from None
     return KafkaPythonSource(consumer, s), KafkaPythonSink(producer)
+
+
+def check_connection(s: WorkerSettings) -> None:
+    """Connect to a bootstrap server, log in and fetch metadata once, within CHECK_TIMEOUT_S each, or
+    raise what went wrong (diagnose.py). Without it a refused login never ends: kafka-python's
+    clients retry it forever and log the cause only as a reconnect error."""
+    failures: list[StartupError] = []
+    for host, port in addresses(s):
+        error = _first_request(s, host, port)
+        if error is None:
+            return
+        failures.append(_explain(s, host, port, error))
+    raise next((f for f in failures if isinstance(f, KafkaConfigError)), failures[0])
+
+
+class _RecordingConnection(BrokerConnection):
+    """A BrokerConnection that keeps the errors it closes with: kafka-python closes a connection on a
+    refused login or a broker that hangs up, and only logs why."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.errors: list[BaseException] = []
+        super().__init__(*args, **kwargs)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self.errors.append(error)
+        super().close(error)
+
+
+def _first_request(s: WorkerSettings, host: str, port: int) -> BaseException | None:
+    options = {k: v for k, v in s.kafka_common().items() if k != "bootstrap_servers"}
+    conn = _RecordingConnection(host, port, socket.AF_UNSPEC, client_id=f"{s.group_id}-check",
+                                request_timeout_ms=CHECK_TIMEOUT_S * 1000, **options)  # fmt: skip
+    try:
+        if not conn.connect_blocking(timeout=CHECK_TIMEOUT_S):
+            return _most_telling(conn.errors)
+        return _metadata(conn)
+    except Exception as exc:  # kafka-python raises a failed certificate check out of connect()
+        return exc
+    finally:
+        conn.close()
+
+
+def _metadata(conn: BrokerConnection) -> BaseException | None:
+    """One metadata request: a SASL listener lets a client without a login connect and ask for its
+    API versions, and hangs up only at the first real request."""
+    future = conn.send(MetadataRequest[0]([]), blocking=True)
+    deadline = time.monotonic() + CHECK_TIMEOUT_S
+    while not future.is_done and time.monotonic() < deadline:
+        for response, waiting in conn.recv():
+            waiting.success(response)
+        time.sleep(0.02)
+    if not future.is_done:
+        return KafkaTimeoutError(f"no metadata within {CHECK_TIMEOUT_S:.0f} s")
+    return future.exception if future.failed() else None
+
+
+def _most_telling(errors: list[BaseException]) -> BaseException:
+    """A refused login beats the connection errors of the addresses tried after it (localhost is
+    ::1 and 127.0.0.1)."""
+    for error in errors:
+        if not isinstance(error, KafkaConnectionError):
+            return error
+    return errors[0] if errors else KafkaConnectionError("no connection")
+
+
+def _explain(s: WorkerSettings, host: str, port: int, error: BaseException) -> StartupError:
+    if isinstance(error, SaslAuthenticationFailedError):
+        return sasl_refused(s, where(host, port), "SaslAuthenticationFailed")
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return certificate_refused(host, port, error.verify_message or str(error))
+    return explain_failure(s, host, port, error)
 
 
 class KafkaPythonSource:

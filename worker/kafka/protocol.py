@@ -22,6 +22,16 @@ class StartupError(RuntimeError):
     pass
 
 
+class KafkaConfigError(StartupError):
+    """The broker answered, but the worker's security settings do not fit its listener (credentials,
+    protocol, TLS trust): a restart will not help, the configuration must change. Exits 2."""
+
+
+class BrokerUnreachable(StartupError):
+    """No broker answered at all: it may be down or the address wrong; kept apart from KafkaConfigError
+    because waiting for the broker can help here."""
+
+
 # A commit normally answers in milliseconds; one that cannot reach the group coordinator gives up
 # after this, so a worker told to stop while its broker is away still exits (kafka-python would
 # wait forever). Its records are read again from the last commit.
@@ -101,8 +111,8 @@ class Sink(Protocol):
     def close(self, timeout_s: float) -> None: ...
 
 
-def unreachable(s: WorkerSettings, detail: object) -> StartupError:
-    return StartupError(
+def unreachable(s: WorkerSettings, detail: object) -> BrokerUnreachable:
+    return BrokerUnreachable(
         f"cannot reach Kafka at {s.bootstrap_servers} ({detail}); check --bootstrap-servers / "
         "WORKER_BOOTSTRAP_SERVERS and that the broker is up ('make kafka-up' starts a local one)"
     )
