@@ -38,10 +38,14 @@ def test_cli_corrupted_bundle_is_one_line(tiny_bundle, tmp_path: Path) -> None:
 
 def test_cli_unreachable_broker_is_one_error_line(tiny_bundle, tmp_path: Path) -> None:
     copy_bundle(tiny_bundle, tmp_path)
-    done = run_worker("--model-repository", str(tmp_path / "repo"), "--bootstrap-servers", "127.0.0.1:1")
+    done = run_worker("--model-repository", str(tmp_path / "repo"), "--bootstrap-servers", "127.0.0.1:1",
+                      "--kafka-wait-s", "3")  # fmt: skip
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot reach Kafka at 127.0.0.1:1" in errors[0], done.stderr
+    # It waited first, and said so with the option that bounds the wait.
+    waits = [line for line in done.stderr.splitlines() if " WARNING " in line and "--kafka-wait-s" in line]
+    assert waits and "retrying for up to 3 s" in waits[0], done.stderr
 
 
 def test_cli_metrics_port_in_use_is_one_line_naming_flag_and_variable(tmp_path: Path) -> None:

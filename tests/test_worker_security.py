@@ -157,7 +157,9 @@ def test_missing_ca_file(secure_kafka, repository, transport, tmp_path) -> None:
 
 def test_unreachable_broker_stays_apart_from_configuration(repository, transport) -> None:
     """Nothing listens: exit 1, "cannot reach", not a configuration error (waiting can help here)."""
-    done = run_worker(repository, transport, {"WORKER_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    done = run_worker(
+        repository, transport, {"WORKER_BOOTSTRAP_SERVERS": "127.0.0.1:1", "WORKER_KAFKA_WAIT_S": "2"}
+    )
     line = last_line(done)
     assert done.returncode == 1 and "cannot reach Kafka at 127.0.0.1:1" in line, done.stderr
 

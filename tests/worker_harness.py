@@ -104,6 +104,8 @@ def worker_settings(
         "model_repository": repository,
         "metrics_port": 0,
         "device": "cpu",
+        # A test's group: a member killed by a test leaves within 10 s, not the default 30.
+        "session_timeout_ms": 10_000,
         **overrides,
     })  # fmt: skip
 

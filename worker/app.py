@@ -63,7 +63,8 @@ class Worker:
         self.kinds = kinds_for(models, settings)
         self.batcher = Batcher(s.max_batch, s.max_wait_ms)
         self.scoring = ScoreStage(s.max_batch)
-        self.checkpoint = Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms)
+        self.checkpoint = Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
+                                     s.delivery_timeout_ms)  # fmt: skip
         self.publisher = Publisher(
             producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
             sent=self.checkpoint.expect, max_output_bytes=max_output_bytes,

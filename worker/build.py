@@ -15,7 +15,7 @@ from worker.health import Health, serve
 from worker.metrics import new_metrics
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
-from worker.source import build_clients, check_topics, max_output_bytes
+from worker.source import check_topics, connect, max_output_bytes
 
 log = logging.getLogger("worker")
 
@@ -36,7 +36,7 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
         metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
         metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
     health.models_loaded = True
-    consumer, producer = build_clients(s)
+    consumer, producer = connect(s, health)
     check_topics(s, consumer)
     producer.prepare(s.output_topics)
     limit = max_output_bytes(s, consumer, producer)

@@ -77,12 +77,44 @@ class OffsetTracker:
             self._committed.pop(tp, None)
 
 
+STALL_S = 5.0  # outputs unacknowledged this long: /readyz says so
+REPORT_S = 30.0  # and the log, this often
+
+
+def last_producer_error() -> str:
+    """What the producer last complained of (kafka-python logs its retriable errors; librdkafka
+    gives none per record): the name of the broker's error when there is one."""
+    return _PRODUCER_ERRORS.last or "no error reported yet; the broker may be unreachable"
+
+
+class _LastError(logging.Handler):
+    """Keeps the last warning of kafka-python's producer (e.g. NotEnoughReplicasError, retrying)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()[:300]
+
+
+_PRODUCER_ERRORS = _LastError()
+logging.getLogger("kafka.producer").addHandler(_PRODUCER_ERRORS)
+
+
 class Checkpoint:
     """Flush-then-commit, on the loop's thread: periodically (`due`), on a rebalance and at the stop."""
 
     def __init__(
-        self, consumer: Source, producer: Sink, metrics: Metrics, health: Health, interval_ms: int
+        self,
+        consumer: Source,
+        producer: Sink,
+        metrics: Metrics,
+        health: Health,
+        interval_ms: int,
+        delivery_timeout_ms: int = 120_000,
     ) -> None:
+        self.delivery_timeout_s = delivery_timeout_ms / 1000.0
         self.consumer = consumer
         self.producer = producer
         self.metrics = metrics
@@ -141,17 +173,55 @@ class Checkpoint:
         self.health.committed()
         return True
 
-    def flush(self, timeout_s: float = 60.0) -> int:
-        """Wait for every output sent so far; raise DeliveryError (and halt) unless all were acknowledged."""
+    def flush(self) -> int:
+        """Wait for every output sent so far; raise DeliveryError (and halt) unless all were acknowledged.
+
+        The producer retries until --delivery-timeout-ms; meanwhile this waits (the loop consumes
+        nothing more: backpressure), keeps the liveness clock turning, turns /readyz to 503 after
+        STALL_S and says every REPORT_S what is held and why."""
         sent, self._sent = self._sent, []
-        try:
-            self.producer.flush(timeout_s)
-        except Exception as exc:  # kafka-python raises KafkaTimeoutError when the flush times out
-            log.warning("flush did not complete: %s", exc)
+        started = time.monotonic()
+        deadline = started + self.delivery_timeout_s + 10.0  # the producer gives up first
+        reported = started
+        while True:
+            try:
+                self.producer.flush(STALL_S)
+            except Exception as exc:  # kafka-python raises KafkaTimeoutError when the flush times out
+                log.debug("flush did not complete within %.0f s: %s", STALL_S, exc)
+            pending = [d for d in sent if not d.is_done]
+            now = time.monotonic()
+            if not pending or now >= deadline:
+                break
+            self.health.beat()
+            self._stalled(True)
+            if now - reported >= REPORT_S:
+                reported = now
+                self._report_stall(len(pending), now - started, deadline - now)
+        self._stalled(False)
         failed = [d for d in sent if not d.succeeded()]
         if failed:
             self._halted = True
             self.metrics.produce_errors.inc(len(failed))
             first = failed[0].exception if failed[0].is_done else "no acknowledgement before the timeout"
-            raise DeliveryError(f"{len(failed)} of {len(sent)} outputs were not acknowledged: {first}")
+            raise DeliveryError(
+                f"{len(failed)} of {len(sent)} outputs were not acknowledged within --delivery-timeout-ms "
+                f"({self.delivery_timeout_s:.0f} s): {first}; nothing was committed past them"
+            )
         return len(sent)
+
+    def _stalled(self, stalled: bool) -> None:
+        if stalled == self.health.outputs_stalled:
+            return
+        self.health.outputs_stalled = stalled
+        if stalled:
+            self.health.kafka_problem = "outputs not acknowledged by Kafka; consuming is paused"
+        else:
+            self.health.kafka_problem = None
+            log.info("outputs acknowledged again; consuming resumes")
+
+    def _report_stall(self, pending: int, waited_s: float, left_s: float) -> None:
+        log.warning(
+            "outputs stalled for %.0f s: %d not yet acknowledged by Kafka (last producer error: %s); "
+            "consuming is paused and nothing is committed past them; giving up in %.0f s "
+            "(--delivery-timeout-ms)", waited_s, pending, last_producer_error(), left_s,
+        )  # fmt: skip

@@ -34,12 +34,19 @@ class Health:
         self.models_loaded = False
         self.partitions_assigned = False
         self.stopping = False
-        self.last_loop = time.monotonic()
-        self.last_commit = time.monotonic()  # or the last time there was nothing to commit
+        # Why Kafka cannot be used right now (start-up waiting for it, outputs not acknowledged).
+        self.kafka_problem: str | None = None
+        self.outputs_stalled = False
+        # The clocks start with the loop: loading models or waiting for Kafka at start is start-up,
+        # which the startup probe times, not a stuck loop.
+        self.last_loop: float | None = None
+        self.last_commit: float | None = None  # or the last time there was nothing to commit
         self.stall_after_s = stall_after_s
 
     def beat(self) -> None:
         self.last_loop = time.monotonic()
+        if self.last_commit is None:
+            self.last_commit = self.last_loop
 
     def committed(self) -> None:
         self.last_commit = time.monotonic()
@@ -47,9 +54,13 @@ class Health:
     def alive(self) -> tuple[bool, str]:
         """Unhealthy (so an orchestrator restarts us) if the loop or the commits are stuck."""
         now = time.monotonic()
+        if self.last_loop is None:
+            return True, "starting"
         if now - self.last_loop > self.stall_after_s:
             return False, f"the consume loop has not turned for {now - self.last_loop:.0f} s"
-        if now - self.last_commit > self.stall_after_s:
+        # While outputs wait for the broker no commit can succeed; the wait itself gives up at
+        # --delivery-timeout-ms (and the worker exits), so a restart would only start it over.
+        if not self.outputs_stalled and now - self.last_commit > self.stall_after_s:
             return False, f"no offset commit has succeeded for {now - self.last_commit:.0f} s"
         return True, "ok"
 
@@ -58,6 +69,8 @@ class Health:
             return False, "shutting down"
         if not self.models_loaded:
             return False, "models not loaded yet"
+        if self.kafka_problem:
+            return False, self.kafka_problem
         if not self.partitions_assigned:
             return False, "no input partitions assigned yet"
         return True, "ready"

@@ -38,6 +38,26 @@ class WorkerSettings(BaseSettings):
         "earliest", description="where a new group starts reading"
     )
     max_poll_records: int = Field(2000, ge=1, description="most records one poll returns")
+    delivery_timeout_ms: int = Field(
+        120_000,
+        ge=10_000,
+        description="how long an output may wait for the broker's acknowledgement (Kafka's "
+        "delivery.timeout.ms): meanwhile the worker stops consuming and retries; past it the output "
+        "counts as lost and the worker exits 1 without committing past it",
+    )
+    session_timeout_ms: int = Field(
+        30_000,
+        ge=6_000,
+        description="consumer group session timeout: longer than a broker failover (KRaft notices a "
+        "lost broker after 9 s), so losing the group coordinator's broker costs no rejoin",
+    )
+    heartbeat_interval_ms: int = Field(3_000, ge=500, description="consumer group heartbeat interval")
+    kafka_wait_s: float = Field(
+        0,
+        ge=0,
+        description="at start, how long to wait for an unreachable Kafka, retrying with backoff "
+        "(not ready meanwhile); 0 = keep trying",
+    )
     commit_interval_ms: int = Field(
         1000, ge=0, description="commit (after flushing the outputs) at most this often; 0 = every batch"
     )

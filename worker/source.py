@@ -8,10 +8,12 @@ missing optional package (confluent-kafka) fails only the transport that needs i
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
-from worker.kafka.protocol import Consumed, Sink, Source, StartupError
+from worker.health import Health
+from worker.kafka.protocol import BrokerUnreachable, Consumed, Sink, Source, StartupError
 from worker.metrics import Metrics
 from worker.settings import WorkerSettings
 
@@ -25,6 +27,39 @@ def build_clients(s: WorkerSettings) -> tuple[Source, Sink]:
     else:
         from worker.kafka.kafka_python import build
     return build(s)
+
+
+WAIT_REPORT_S = 30.0  # while waiting for Kafka at start, say so this often
+WAIT_MAX_DELAY_S = 10.0
+
+
+def connect(
+    s: WorkerSettings, health: Health, sleep: Callable[[float], None] = time.sleep
+) -> tuple[Source, Sink]:
+    """build_clients, waiting out a Kafka that does not answer yet (it starts after us, or is down):
+    retries with backoff up to --kafka-wait-s (0: for as long as it takes), not ready meanwhile.
+    Misconfiguration (KafkaConfigError) is not waited out: a restart would not fix it."""
+    started, reported = time.monotonic(), None
+    delay = 1.0
+    while True:
+        try:
+            clients = build_clients(s)
+        except BrokerUnreachable as exc:
+            waited = time.monotonic() - started
+            if s.kafka_wait_s and waited + delay > s.kafka_wait_s:
+                raise
+            health.kafka_problem = f"waiting for Kafka at {s.bootstrap_servers}"
+            if reported is None or time.monotonic() - reported >= WAIT_REPORT_S:
+                reported = time.monotonic()
+                limit = f"for up to {s.kafka_wait_s:.0f} s" if s.kafka_wait_s else "until it answers"
+                log.warning("%s; waited %.0f s, retrying %s (--kafka-wait-s)", exc, waited, limit)
+            sleep(delay)
+            delay = min(delay * 2, WAIT_MAX_DELAY_S)
+            continue
+        if health.kafka_problem:
+            log.info("Kafka at %s answers after %.0f s", s.bootstrap_servers, time.monotonic() - started)
+        health.kafka_problem = None
+        return clients
 
 
 def check_topics(s: WorkerSettings, source: Source) -> None:

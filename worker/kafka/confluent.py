@@ -36,7 +36,6 @@ from worker.kafka.protocol import (
 from worker.settings import WorkerSettings
 
 MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default, stated: the publisher sizes outputs below it
-SEND_TIMEOUT_S = 60.0  # as kafka-python's max_block_ms
 CHECK_TIMEOUT_S = 10.0  # the start-up connection check, all bootstrap servers together
 
 try:
@@ -86,8 +85,11 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": s.auto_offset_reset,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 3_000,
+            "session.timeout.ms": s.session_timeout_ms,
+            "heartbeat.interval.ms": s.heartbeat_interval_ms,
+            "max.poll.interval.ms": max(
+                300_000, s.delivery_timeout_ms + 60_000
+            ),  # a flush may wait that long
             "max.partition.fetch.bytes": 4 * 1024 * 1024,
             "fetch.max.bytes": 16 * 1024 * 1024,
             "enable.partition.eof": False,
@@ -99,6 +101,8 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             **common,
             "client.id": f"{s.group_id}-producer",
             "acks": "all",
+            "enable.idempotence": True,  # a retry after a lost acknowledgement writes no duplicate
+            "delivery.timeout.ms": s.delivery_timeout_ms,
             "linger.ms": 5,
             "batch.size": 256 * 1024,
             "queue.buffering.max.messages": 1_000_000,
@@ -110,7 +114,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         source.topics()  # fail here, with the usual message, if no broker answers
     except KafkaException as exc:
         raise unreachable(s, exc) from None
-    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES)
+    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000)
 
 
 def check_connection(s: WorkerSettings) -> None:
@@ -310,9 +314,10 @@ class _Delivery:
 
 
 class ConfluentSink:
-    def __init__(self, producer: Producer, max_record_bytes: int) -> None:
+    def __init__(self, producer: Producer, max_record_bytes: int, send_timeout_s: float) -> None:
         self.producer = producer
         self.max_record_bytes = max_record_bytes
+        self.send_timeout_s = send_timeout_s  # as kafka-python's max_block_ms
         self._sent = 0
 
     def prepare(self, topics: list[str]) -> None:
@@ -321,7 +326,7 @@ class ConfluentSink:
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> _Delivery:
         delivery = _Delivery()
-        deadline = time.monotonic() + SEND_TIMEOUT_S
+        deadline = time.monotonic() + self.send_timeout_s
         while True:
             try:
                 self.producer.produce(topic, value, key, on_delivery=delivery.done)
@@ -333,7 +338,7 @@ class ConfluentSink:
             except BufferError:  # the local queue is full: let librdkafka send, then retry
                 if time.monotonic() > deadline:
                     raise BufferError(
-                        f"the producer queue stayed full for {SEND_TIMEOUT_S:.0f} s: is the broker up?"
+                        f"the producer queue stayed full for {self.send_timeout_s:.0f} s: is the broker up?"
                     ) from None
                 self.producer.poll(0.1)
         self._sent += 1
