@@ -29,16 +29,16 @@ from worker.decode import decode_message
 from worker.health import Health
 from worker.kafka.protocol import Consumed, Partitions, Sink, Source
 from worker.kinds import Held, kinds_for
+from worker.lag import LagProbe
 from worker.metrics import Metrics
 from worker.publish import DEFAULT_MAX_OUTPUT_BYTES, Publisher
 from worker.registry import ModelRegistry
 from worker.score import Scored, ScoreStage
 from worker.settings import WorkerSettings
-from worker.source import count_consumed, forget_lag, report_lag
+from worker.source import count_consumed
 
 log = logging.getLogger(__name__)
 
-LAG_EVERY_S = 5.0
 IDLE_POLL_MS = 200
 BUSY_POLL_MS = 2
 
@@ -53,6 +53,7 @@ class Worker:
         metrics: Metrics,
         health: Health,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        lag: LagProbe | None = None,
     ) -> None:
         s = self.s = settings
         self.models = models
@@ -71,7 +72,7 @@ class Worker:
         )  # fmt: skip
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
-        self._last_lag = 0.0
+        self.lag = lag if lag is not None else LagProbe(metrics)  # worker/build.py gives it a client
         self.committed_at_stop: bool | None = None  # None until the commit at the end of run() is made
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -85,6 +86,7 @@ class Worker:
         """Consume until stop(); raises DeliveryError (nothing more committed) if an output is lost."""
         self.consumer.subscribe(self.s.topics, on_assigned=self.on_assigned, on_revoked=self.on_revoked)
         try:
+            self.lag.start()
             while not self._stop.is_set():
                 self.step()
             self.committed_at_stop = self.drain()
@@ -94,6 +96,7 @@ class Worker:
             self.checkpoint.halt()
             raise
         finally:
+            self.lag.stop()
             self.consumer.close()  # before the scoring thread stops: a revocation may still drain
             self.scoring.close()
             self.producer.close(10)
@@ -108,6 +111,7 @@ class Worker:
             self._take(message)
         if polled:
             count_consumed(self.metrics, self.s.topics, polled)
+            self.lag.update(self.checkpoint.offsets.position)
             self._report_kinds()
         for batch in self.batcher.due():
             self.scoring.submit(batch)
@@ -115,9 +119,6 @@ class Worker:
             self._publish(result)
         if self.checkpoint.due():
             self.commit(wait=False)
-        if time.monotonic() - self._last_lag >= LAG_EVERY_S:
-            self._last_lag = time.monotonic()
-            report_lag(self.metrics, self.consumer, self.checkpoint.offsets.position)
 
     def drain(self) -> bool:
         """Score every batch in hand, publish, flush the outputs, commit and wait for the commit.
@@ -213,7 +214,7 @@ class Worker:
         for kind in self.kinds.values():
             kind.keep_partitions(kept)
         self._report_kinds()
-        forget_lag(self.metrics, kept)
+        self.lag.assigned(kept)
         self.metrics.assigned_partitions.set(len(kept))
         self.health.partitions_assigned = bool(kept)
         log.info("assigned partitions: %s", ", ".join(f"{t}:{p}" for t, p in sorted(kept)))

@@ -7,15 +7,17 @@ bench start `python -m worker` (worker/launch.py), which comes here too.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
 from worker.app import Worker
 from worker.health import Health, serve
+from worker.lag import QUERY_TIMEOUT_S, LagProbe
 from worker.metrics import new_metrics
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
-from worker.source import check_topics, connect, max_output_bytes
+from worker.source import check_topics, connect, max_output_bytes, offsets_client
 
 log = logging.getLogger("worker")
 
@@ -41,4 +43,5 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
     producer.prepare(s.output_topics)
     limit = max_output_bytes(s, consumer, producer)
     log.info("outputs are kept under %d bytes (the producer's and the output topics' limits)", limit)
-    return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit)
+    lag = LagProbe(metrics, partial(offsets_client, s, QUERY_TIMEOUT_S))  # connects on its own thread
+    return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag)

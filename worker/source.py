@@ -1,5 +1,5 @@
 """The source stage: the Kafka clients the worker reads and writes with, the topic checks at start, and
-what it reports of its reading (records consumed, lag).
+what it reports of its reading (records consumed; the lag is worker/lag.py's).
 
 The client is chosen by --transport; its module under worker/kafka/ is imported only then, so a
 missing optional package (confluent-kafka) fails only the transport that needs it.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from worker.health import Health
 from worker.kafka.protocol import BrokerUnreachable, Consumed, Sink, Source, StartupError
+from worker.lag import Offsets
 from worker.metrics import Metrics
 from worker.settings import WorkerSettings
 
@@ -62,6 +63,18 @@ def connect(
         return clients
 
 
+def offsets_client(s: WorkerSettings, timeout_s: float) -> Offsets:
+    """A client of the transport `s` names that asks the broker for end offsets and commits (the lag
+    probe's, worker/lag.py; each call waits at most `timeout_s`)."""
+    if s.transport == "confluent":
+        from worker.kafka.confluent import ConfluentOffsets
+
+        return ConfluentOffsets(s, timeout_s)
+    from worker.kafka.kafka_python import KafkaPythonOffsets
+
+    return KafkaPythonOffsets(s, timeout_s)
+
+
 def check_topics(s: WorkerSettings, source: Source) -> None:
     """Input topics must exist; missing output topics are created (or the error says how)."""
     existing = source.topics()
@@ -106,23 +119,3 @@ def count_consumed(metrics: Metrics, topics: list[str], polled: list[Consumed]) 
         return
     for topic, n in Counter(m.topic for m in polled).items():
         metrics.consumed.labels(topic=topic).inc(n)
-
-
-def report_lag(metrics: Metrics, source: Source, position: Callable[[str, int], int | None]) -> None:
-    """Records behind the end of each assigned partition, from `position` (one past the last offset
-    handed to the pipeline). Not the client's own position(): it can block on the coordinator, and a
-    blocked loop stalls a rebalance."""
-    for topic, partition in source.assignment():
-        end = source.highwater(topic, partition)
-        at = position(topic, partition)
-        if end is not None and at is not None:
-            metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(max(0, end - at))
-
-
-def forget_lag(metrics: Metrics, kept: set[tuple[str, int]]) -> None:
-    """After a rebalance: no lag is reported for partitions another worker reads now."""
-    reported = {(s.labels["topic"], s.labels["partition"]) for m in metrics.consumer_lag.collect()
-                for s in m.samples}  # fmt: skip
-    for topic, partition in reported:
-        if (topic, int(partition)) not in kept:
-            metrics.consumer_lag.remove(topic, partition)

@@ -351,3 +351,33 @@ class ConfluentSink:
 
     def close(self, timeout_s: float) -> None:
         self.producer.flush(timeout_s)
+
+
+class ConfluentOffsets:
+    """The lag probe's client (worker/lag.py): end offsets and the group's commits, asked of the
+    broker (cached=False: librdkafka's cached high watermark is the one of its last fetch). Its own
+    consumer, used by the probe's thread only; it has the group's id to read its commits but never
+    subscribes, so it never joins the group."""
+
+    def __init__(self, s: WorkerSettings, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        group = {"group.id": s.group_id, "client.id": f"{s.group_id}-lag", "enable.auto.commit": False}
+        self.consumer = Consumer({**config(s), **group})
+
+    def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        self.consumer.poll(0)  # serves librdkafka's log lines and errors, which queue up until polled
+        out = {}
+        for t, p in partitions:
+            _low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(t, p), timeout=self.timeout_s, cached=False
+            )
+            if high >= 0:
+                out[(t, p)] = high
+        return out
+
+    def committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        got = self.consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=self.timeout_s)
+        return {(tp.topic, tp.partition): tp.offset for tp in got if tp.error is None and tp.offset >= 0}
+
+    def close(self) -> None:
+        self.consumer.close()

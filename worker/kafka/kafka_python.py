@@ -403,3 +403,36 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         self.on_assigned([(tp.topic, tp.partition) for tp in assigned])
+
+
+class KafkaPythonOffsets:
+    """The lag probe's client (worker/lag.py): end offsets and the group's commits, asked of the
+    broker. Its own consumer, used by the probe's thread only (a KafkaConsumer is not thread-safe);
+    it has the group's id to read its commits but never subscribes, so it never joins the group."""
+
+    def __init__(self, s: WorkerSettings, timeout_s: float) -> None:
+        self.timeout_ms = int(timeout_s * 1000)
+        self.consumer = KafkaConsumer(
+            group_id=s.group_id,
+            client_id=f"{s.group_id}-lag",
+            enable_auto_commit=False,
+            request_timeout_ms=self.timeout_ms,  # bounds end_offsets(), which takes no timeout of its own
+            session_timeout_ms=min(6_000, self.timeout_ms - 1),  # must be below it; unused, as it never joins
+            heartbeat_interval_ms=1_000,
+            **s.kafka_common(),
+        )
+
+    def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        ends = self.consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    def committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        out = {}
+        for t, p in partitions:
+            offset = self.consumer.committed(TopicPartition(t, p), timeout_ms=self.timeout_ms)
+            if offset is not None:
+                out[(t, p)] = offset
+        return out
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
