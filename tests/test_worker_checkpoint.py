@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,54 @@ def test_a_lost_output_commits_nothing_now_or_later(tiny_models) -> None:
         cp.commit([], wait=True)
     assert cp.halted and not cp.commit([], wait=True)
     assert source.committed == []
+
+
+class AcknowledgedLater(RecordingSink):
+    """A broker that acknowledges nothing for `stalls` flushes (an outage, an ISR too small)."""
+
+    def __init__(self, deliveries: list[Delivered], stalls: int, seen: list) -> None:
+        super().__init__()
+        self.deliveries, self.stalls, self.seen = deliveries, stalls, seen
+        self.health: Health | None = None
+
+    def flush(self, timeout_s) -> None:
+        self.seen.append(self.health.ready())
+        self.stalls -= 1
+        if self.stalls < 0:
+            for d in self.deliveries:
+                d.is_done = True
+
+
+def test_outputs_the_broker_holds_back_are_waited_for_said_and_shown_to_probes(monkeypatch, caplog) -> None:
+    monkeypatch.setattr("worker.checkpoint.REPORT_S", 0.0)
+    deliveries, seen = [Delivered(is_done=False) for _ in range(3)], []
+    sink = AcknowledgedLater(deliveries, stalls=3, seen=seen)
+    metrics, _ = new_metrics()
+    health = sink.health = Health()
+    health.models_loaded = health.partitions_assigned = True
+    source = RevokingSource([])
+    cp = Checkpoint(source, sink, metrics, health, interval_ms=1000, delivery_timeout_ms=60_000)
+    cp.offsets.seen("in", 0, 4)
+    for d in deliveries:
+        cp.expect(d)
+    with caplog.at_level(logging.WARNING, logger="worker.checkpoint"):
+        assert cp.commit([], wait=True)
+    assert seen[0] == (True, "ready")  # the first flush: not stalled yet
+    assert seen[1][0] is False and "outputs not acknowledged" in seen[1][1]
+    assert health.ready() == (True, "ready") and source.committed == [{("in", 0): 5}]
+    stalls = [r.getMessage() for r in caplog.records if "outputs stalled" in r.getMessage()]
+    assert stalls and "3 not yet acknowledged" in stalls[0] and "giving up in" in stalls[0]
+
+
+def test_outputs_never_acknowledged_give_up_at_the_delivery_timeout(monkeypatch) -> None:
+    monkeypatch.setattr("worker.checkpoint.STALL_S", 0.0)
+    cp = checkpoint()
+    cp.delivery_timeout_s = -9.9  # the deadline (timeout + 10 s) has passed: give up after one flush
+    cp.offsets.seen("in", 0, 0)
+    cp.expect(Delivered(is_done=False))
+    with pytest.raises(DeliveryError, match="no acknowledgement before the timeout"):
+        cp.commit([], wait=True)
+    assert cp.halted
 
 
 def test_a_rejected_commit_is_reported_not_raised(caplog) -> None:

@@ -204,8 +204,8 @@ class Checkpoint:
             self.metrics.produce_errors.inc(len(failed))
             first = failed[0].exception if failed[0].is_done else "no acknowledgement before the timeout"
             raise DeliveryError(
-                f"{len(failed)} of {len(sent)} outputs were not acknowledged within --delivery-timeout-ms "
-                f"({self.delivery_timeout_s:.0f} s): {first}; nothing was committed past them"
+                f"{len(failed)} of {len(sent)} outputs were not acknowledged: {first} (outputs wait up "
+                f"to --delivery-timeout-ms, {self.delivery_timeout_s:.0f} s); nothing was committed past them"
             )
         return len(sent)
 
