@@ -40,7 +40,7 @@ lint: $(VENV)/.installed  ## ruff
 	$(PY) -m ruff check .
 
 test: setup lint  ## the whole suite, Kafka integration tests included (they start their own broker)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 test-all: setup lint  ## the suite including the slow quality runs
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from kafka import KafkaProducer
 from schemas import image_message
 from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import copy_bundle
-from tests.worker_harness import WorkerThread, read_topic, worker_settings
+from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -106,12 +105,3 @@ def outputs(bootstrap: str, topics: dict[str, str]) -> dict[int, dict]:
 
 def ids(outputs: dict[int, dict]) -> set[str]:
     return {o["record_id"] for o in outputs.values()}
-
-
-def wait_for(condition, timeout_s: float = 120) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(1)
-    return False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import time
 import urllib.request
 import uuid
 
@@ -22,6 +21,7 @@ from tests.worker_harness import (
     produce,
     read_json,
     start_worker_process,
+    wait_for,
     worker_settings,
 )
 from training.images.mnist import load_split
@@ -51,15 +51,6 @@ def outcome_ids(bootstrap: str, topics: dict[str, str]) -> tuple[list[str], list
     scores = [s["record_id"] for s in read_json(bootstrap, topics["scores"])]
     dead = read_json(bootstrap, topics["dead"])
     return alerts, scores, dead
-
-
-def wait_for(condition, timeout_s: float = 60, every_s: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every_s)
-    return False
 
 
 def outputs_so_far(bootstrap: str, topics: dict[str, str]) -> int:

@@ -8,7 +8,6 @@ is measured while the loop itself is stopped."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,7 @@ import tests.worker_harness as harness
 from schemas import metric_message
 from schemas.manifest import SeriesStats
 from tests.metric_bundles import write_last_point_bundle
-from tests.worker_harness import WorkerThread, end_offsets, worker_settings
+from tests.worker_harness import WorkerThread, end_offsets, wait_for, worker_settings
 from worker.app import Worker
 
 pytestmark = pytest.mark.integration
@@ -100,15 +99,6 @@ def close_to_broker(w: WorkerThread, bootstrap: str, topic: str, seen: list) -> 
         readings.append((partition, lag_gauge(w, topic, partition), figure))
     seen[:] = readings
     return all(g is not None and abs(g - figure) <= 0.1 * figure for _, g, figure in readings)
-
-
-def wait_for(condition, timeout_s: float = 90) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_the_lag_gauge_is_the_broker_figure_while_the_loop_stands_still(

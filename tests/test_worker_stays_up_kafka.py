@@ -13,7 +13,14 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import image_message
 from tests.kafka_broker import LocalKafka
-from tests.worker_harness import WorkerThread, produce, read_topic, start_worker_process, worker_settings
+from tests.worker_harness import (
+    WorkerThread,
+    produce,
+    read_topic,
+    start_worker_process,
+    wait_for,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +32,14 @@ def output_ids(bootstrap: str, topics: dict[str, str]) -> collections.Counter:
     return collections.Counter(json.loads(m.value).get("record_id", "dead") for m in messages)
 
 
-def wait_for(condition, timeout_s: float = 120) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
+def private_broker(tmp_path) -> tuple[LocalKafka, dict[str, str]]:
+    """A broker of the test's own (it is stopped and started), with the worker's topics."""
+    broker = LocalKafka(home=tmp_path / "kafka").start()
+    topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    admin.create_topics([NewTopic("in", 2, 1), *[NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]])
+    admin.close()
+    return broker, topics
 
 
 def images(n: int, prefix: str) -> list[bytes]:
@@ -43,12 +51,8 @@ def test_a_broker_outage_mid_stream_pauses_the_worker_and_it_resumes_losing_noth
 ) -> None:
     """The broker goes away for 12 s while records stream in: the outputs in hand wait (not ready
     meanwhile), the worker does not exit, and every record has its output afterwards."""
-    broker = LocalKafka(home=tmp_path / "kafka").start()
+    broker, topics = private_broker(tmp_path)
     bootstrap = broker.bootstrap_servers
-    topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic("in", 2, 1), *[NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]])
-    admin.close()
     # The group's session outlives the outage, as the default does: no rebalance, no re-reads.
     settings = worker_settings(bootstrap, tiny_bundle.folder.parent.parent, topics, transport=transport,
                                session_timeout_ms=30_000)  # fmt: skip
@@ -73,12 +77,8 @@ def test_a_broker_outage_mid_stream_pauses_the_worker_and_it_resumes_losing_noth
 
 
 def test_a_worker_started_while_kafka_is_down_waits_for_it(tmp_path, tiny_bundle, transport) -> None:
-    broker = LocalKafka(home=tmp_path / "kafka").start()
+    broker, topics = private_broker(tmp_path)
     bootstrap = broker.bootstrap_servers
-    topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic("in", 2, 1), *[NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]])
-    admin.close()
     produce(bootstrap, "in", images(50, "waiting"))
     broker.stop()
     settings = worker_settings(bootstrap, tiny_bundle.folder.parent.parent, topics, transport=transport)

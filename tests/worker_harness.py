@@ -6,6 +6,7 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,16 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     ends = consumer.end_offsets(tps)
     consumer.close()
     return {tp.partition: off for tp, off in ends.items()}
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float = 120, every_s: float = 0.5) -> bool:
+    """Whether `condition()` came true within `timeout_s` (generous: CI machines are loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every_s)
+    return False
 
 
 def worker_settings(
