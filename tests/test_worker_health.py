@@ -37,7 +37,10 @@ def start() -> Iterator[Callable[..., MetricsServer]]:
         if registry is None:
             _, registry = new_metrics(None)
         # A long stall_after_s: /healthz must not turn 503 because a loaded machine ran us slowly.
-        server = serve("127.0.0.1", 0, registry, health or Health(stall_after_s=3600), limits)
+        if health is None:
+            health = Health(stall_after_s=3600)
+            health.beat()  # the loop has started: /healthz says "ok", not "starting"
+        server = serve("127.0.0.1", 0, registry, health, limits)
         servers.append(server)
         return server
 
@@ -108,6 +111,8 @@ def test_the_routes_answer_as_before(start) -> None:
     server = start(health=health)
     status, body = get(server, "/metrics")
     assert status == 200 and b"# TYPE anomaly_worker_records_consumed_total counter" in body
+    assert get(server, "/healthz") == (200, b"starting\n")  # models loading: start-up, not a stall
+    health.beat()  # the loop turns
     assert get(server, "/healthz") == (200, b"ok\n")
     assert get(server, "/readyz") == (503, b"models not loaded yet\n")
     health.models_loaded = health.partitions_assigned = True
