@@ -6,15 +6,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 
 import numpy as np
 import pytest
 from kafka import KafkaProducer
 
+from bench.common import create_topic
 from schemas import image_message
 from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import copy_bundle
 from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
+from worker.settings import WorkerSettings
+from worker.source import RECORD_OVERHEAD, build_clients, max_output_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -105,3 +109,17 @@ def outputs(bootstrap: str, topics: dict[str, str]) -> dict[int, dict]:
 
 def ids(outputs: dict[int, dict]) -> set[str]:
     return {o["record_id"] for o in outputs.values()}
+
+
+def test_the_output_limit_is_the_smallest_the_broker_and_client_take(kafka_bootstrap, transport) -> None:
+    small = create_topic(kafka_bootstrap, f"small-{uuid.uuid4().hex[:8]}", 1, {"max.message.bytes": "200000"})
+    s = WorkerSettings(
+        bootstrap_servers=kafka_bootstrap, transport=transport, alerts_topic=small, metrics_port=0
+    )
+    source, sink = build_clients(s)
+    try:
+        assert source.max_message_bytes([small, s.dead_letter_topic])[small] == 200_000
+        assert max_output_bytes(s, source, sink) == 200_000 - RECORD_OVERHEAD
+    finally:
+        source.close()
+        sink.close(5)

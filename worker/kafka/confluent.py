@@ -283,10 +283,14 @@ class ConfluentSource:
             future.result(timeout=30)
 
     def max_message_bytes(self, topics: list[str]) -> dict[str, int]:
-        futures = AdminClient(self.common).describe_configs([ConfigResource("topic", t) for t in topics])
+        admin = AdminClient(self.common)  # kept until the answers are in: its handle serves the futures
+        futures = admin.describe_configs([ConfigResource("topic", t) for t in topics])
         limits = {}
         for resource, future in futures.items():
-            entry = future.result(timeout=30).get("max.message.bytes")
+            try:
+                entry = future.result(timeout=30).get("max.message.bytes")
+            except KafkaException:  # a topic it cannot tell (missing, not allowed): left out
+                continue
             if entry is not None and str(entry.value).isdigit():
                 limits[resource.name] = int(entry.value)
         return limits
