@@ -6,7 +6,7 @@ BROKERS ?= 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint demo train train-kpi bench kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint demo train train-kpi bench fuzz kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ KPI_DATA := .demo/kpi-nonstationary
 train-kpi: $(VENV)/.installed  ## generate KPI series (as the demo does) and train a KPI bundle into models/kpi-vae/
 	@test -f $(KPI_DATA)/kpi.csv || $(PY) -m training synth --out $(KPI_DATA) --series 20 --days 28 --seed 11 --profile nonstationary
 	$(PY) -m training train --dataset csv --data $(KPI_DATA)/kpi.csv
+
+fuzz: setup  ## hostile records (46 kinds) mixed with valid ones through the worker, both Kafka clients; every input accounted
+	$(PY) -m tests.hostile $(FUZZ_ARGS)
 
 bench: setup  ## throughput and latency of each stage on a private broker (trains the bundles first if none)
 	@ls models/mnist-vae/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train

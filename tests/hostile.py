@@ -1,0 +1,255 @@
+"""Hostile input for the worker: kinds of records a careless producer or an attacker may write, each
+within the worker's limits or just past them, and a run that mixes them with valid records on a real
+broker and accounts every input to exactly one outcome.
+
+`python -m tests.hostile` (`make fuzz`) runs it at length on both Kafka clients and prints a table;
+tests/test_worker_fuzz_kafka.py runs a short one in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaProducer
+
+from schemas import image_message
+
+Hostile = tuple[bytes | None, bytes | None, list]  # key, value, headers
+
+
+class NotUtf8(str):
+    """A header key that kafka-python's producer writes as bytes that are not UTF-8."""
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        return b"\xff\xfe"
+
+
+def _image(**fields: object) -> bytes:
+    body = {"kind": "image", "shape": [28, 28], "dtype": "uint8", "data": _b64(bytes(784))}
+    return json.dumps({**body, **fields}).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _floats(value: float) -> bytes:
+    return _image(dtype="float32", shape=[2, 2], data=_b64(np.full(4, value, "<f4").tobytes()))
+
+
+def _metric(**fields: object) -> bytes:
+    return json.dumps({"kind": "metric", "series": "fuzz", "value": 1.0, **fields}).encode()
+
+
+def _raw(value: bytes | None, key: bytes | None = None, headers: list | None = None) -> Hostile:
+    return key, value, headers or []
+
+
+# name -> a maker of one hostile record (rng for variety). Every one must cost only itself.
+HOSTILE: dict[str, Callable[[random.Random], Hostile]] = {
+    "tombstone": lambda r: _raw(None, key=b"deleted"),
+    "empty": lambda r: _raw(b""),
+    "not json": lambda r: _raw(b"{not json" + bytes(r.randrange(256) for _ in range(20))),
+    "invalid utf-8": lambda r: _raw(b'{"kind": "image", "id": "\xff\xfe"}'),
+    "bom": lambda r: _raw(b"\xef\xbb\xbf" + _image()),
+    "utf-16": lambda r: _raw(_image().decode().encode("utf-16")),
+    "array": lambda r: _raw(b"[1, 2, 3]"),
+    "number": lambda r: _raw(b"42"),
+    "deep nesting": lambda r: _raw(b"[" * 5000 + b"]" * 5000),
+    "deep object": lambda r: _raw(b'{"a":' * 3000 + b"1" + b"}" * 3000),
+    "5,000 digits": lambda r: _raw(_metric(value=0).replace(b"0}", b"1" + b"0" * 5000 + b"}")),
+    "nan literal": lambda r: _raw(b'{"kind": "metric", "series": "s", "value": NaN}'),
+    "infinity literal": lambda r: _raw(b'{"kind": "metric", "series": "s", "value": Infinity}'),
+    "huge float": lambda r: _raw(b'{"kind": "metric", "series": "s", "value": 1e400}'),
+    "unknown kind": lambda r: _raw(json.dumps({"kind": "video"}).encode()),
+    "no kind": lambda r: _raw(json.dumps({"shape": [28, 28]}).encode()),
+    "missing data": lambda r: _raw(b'{"kind": "image", "shape": [28, 28], "dtype": "uint8"}'),
+    "bad base64": lambda r: _raw(_image(data="***")),
+    "url-safe base64": lambda r: _raw(_image(data="-_" * 392)),
+    "short pixels": lambda r: _raw(_image(data=_b64(bytes(100)))),
+    "huge shape": lambda r: _raw(_image(shape=[65536, 65536, 65536, 65536])),
+    "negative shape": lambda r: _raw(_image(shape=[-28, 28])),
+    "five dims": lambda r: _raw(_image(shape=[1, 1, 1, 1, 784])),
+    "float pixels 3.0": lambda r: _raw(_floats(3.0)),
+    "float pixels nan": lambda r: _raw(_floats(np.nan)),
+    "wrong model shape": lambda r: _raw(image_message(np.zeros((27, 27), np.uint8))),
+    "unknown model": lambda r: _raw(_image(model="no-such-model")),
+    "model version 0": lambda r: _raw(_image(model="tiny-vae:0")),
+    "metric for an image model": lambda r: _raw(_metric()),
+    "labels not strings": lambda r: _raw(_metric(labels={"a": 1})),
+    "empty series": lambda r: _raw(_metric(series="")),
+    "ts year 9999": lambda r: _raw(_image(ts="9999-12-31T23:59:59Z")),
+    "ts before 1970": lambda r: _raw(_image(ts="1969-07-20T20:17:00Z")),
+    "ts garbage": lambda r: _raw(_image(ts="yesterday")),
+    "ts as ms": lambda r: _raw(_image(ts=1e18)),
+    "id 600 KB": lambda r: _raw(_image(id="x" * 600_000)),
+    "id not a string": lambda r: _raw(_image(id=[1, 2])),
+    "key 600 KB": lambda r: _raw(b"{", key=b"k" * 600_000),
+    "key 50 KB, body 700 KB": lambda r: _raw(_image(pad="x" * 700_000), key=b"q" * 50_000),
+    "over the size limit": lambda r: _raw(_image(pad="x" * 1_100_000)),
+    "header key not utf-8": lambda r: _raw(_image(id=f"hdr-{r.random()}"), headers=[(NotUtf8("h"), b"v")]),
+    "many headers": lambda r: _raw(_image(id=f"h-{r.random()}"), headers=[(f"{i}", b"") for i in range(500)]),
+    "duplicate fields": lambda r: _raw(b'{"kind": "image", "kind": "video"}'),
+    "trailing garbage": lambda r: _raw(_image() + b" trailing"),
+    "control characters": lambda r: _raw(b'{"kind": "image", "id": "\x00\x01\x02"}'),
+    "lone surrogate": lambda r: _raw(b'{"kind": "image", "id": "\\ud800"}'),
+}  # fmt: skip
+
+
+@dataclass
+class FuzzResult:
+    sent: int
+    outcomes: collections.Counter  # input index -> number of outcomes it had
+    by_kind: dict[str, collections.Counter]  # hostile kind -> outcome (dead-letter reason or "scored")
+    worker_alive: bool
+
+    @property
+    def missing(self) -> list[int]:
+        return [i for i in range(self.sent) if self.outcomes[i] == 0]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.outcomes.values() if n > 1)
+
+
+def stream(n: int, seed: int) -> tuple[list[Hostile], list[str]]:
+    """`n` records, half valid images (ids `ok/i`), half hostile of every kind in turn, shuffled;
+    and each one's kind ("valid" or the hostile kind's name)."""
+    rng = random.Random(seed)
+    names = list(HOSTILE)
+    records, kinds = [], []
+    for i in range(n):
+        if i % 2:
+            name = names[(i // 2) % len(names)]
+            records.append(HOSTILE[name](rng))
+            kinds.append(name)
+        else:
+            records.append(_raw(image_message(np.zeros((28, 28), np.uint8), id=f"ok/{i}")))
+            kinds.append("valid")
+    order = list(range(n))
+    rng.shuffle(order)
+    return [records[i] for i in order], [kinds[i] for i in order]
+
+
+def produce_stream(bootstrap: str, topic: str, records: list[Hostile]) -> None:
+    """Everything to partition 0, in order: an input's offset is its index."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000, linger_ms=5)
+    futures = [producer.send(topic, key=k, value=v, headers=h, partition=0) for k, v, h in records]
+    producer.flush()
+    offsets = [f.get(timeout=60).offset for f in futures]
+    producer.close()
+    if offsets != list(range(len(records))):
+        raise RuntimeError("the input topic must be new and empty: offsets are the records' indexes")
+
+
+def account(messages: list, kinds: list[str]) -> tuple[collections.Counter, dict[str, collections.Counter]]:
+    """Outcomes per input offset (alerts, scores and dead letters), and per hostile kind."""
+    outcomes: collections.Counter = collections.Counter()
+    by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for m in messages:
+        out = json.loads(m.value)
+        offset = out["source"]["offset"]
+        outcomes[offset] += 1
+        by_kind[kinds[offset]][out.get("reason", "scored")] += 1
+    return outcomes, by_kind
+
+
+def run(bootstrap: str, repository: Path, n: int, transport: str, seed: int = 0,
+        timeout_s: float = 300) -> FuzzResult:  # fmt: skip
+    """Stream `n` records through a worker (in this process) and account for every one."""
+    from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
+    from worker.settings import WorkerSettings
+
+    run_id = uuid.uuid4().hex[:8]
+    topics = {t: f"fuzz-{t}-{run_id}" for t in ("input", "alerts", "dead", "scores")} | {
+        "group": f"g-{run_id}"
+    }
+    _create(bootstrap, topics)
+    records, kinds = stream(n, seed)
+    produce_stream(bootstrap, topics["input"], records)
+    settings: WorkerSettings = worker_settings(bootstrap, repository, topics, transport=transport)
+
+    def outputs() -> list:
+        return [
+            m for t in ("alerts", "scores", "dead") for m in read_topic(bootstrap, topics[t], quiet_s=0.5)
+        ]
+
+    with WorkerThread(settings) as w:
+        wait_for(lambda: len(outputs()) >= n, timeout_s, every_s=2)
+        alive = w.thread.is_alive() and w.error is None
+        w.stop()
+    outcomes, by_kind = account(outputs(), kinds)
+    return FuzzResult(n, outcomes, dict(by_kind), alive)
+
+
+def _create(bootstrap: str, topics: dict[str, str]) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        # The input takes records past the worker's own limit, so that limit is what refuses them.
+        admin.create_topics([NewTopic(topics["input"], 1, 1, topic_configs={"max.message.bytes": "4000000"}),
+                             *[NewTopic(topics[t], 1, 1) for t in ("alerts", "dead", "scores")]])  # fmt: skip
+    finally:
+        admin.close()
+
+
+def table(result: FuzzResult, transport: str) -> str:
+    state = "running" if result.worker_alive else "STOPPED"
+    lines = [f"{transport}: {result.sent:,} records, {len(HOSTILE)} hostile kinds; missing "
+             f"{len(result.missing)}, duplicates {result.duplicates}, worker {state}"]  # fmt: skip
+    for kind in sorted(result.by_kind, key=lambda k: (k != "valid", k)):
+        outcomes = ", ".join(f"{o} {n}" for o, n in result.by_kind[kind].most_common())
+        lines.append(f"  {kind:28s} {outcomes}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.hostile", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--records", type=int, default=4000, help="records per Kafka client, half of them hostile")
+    p.add_argument("--transports", default="kafka-python,confluent", help="comma-separated Kafka clients")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-repository", type=Path, default=None,
+                   help="bundles to serve (default: a tiny bundle trained now, about a minute)")  # fmt: skip
+    args = p.parse_args(argv)
+    from tests.kafka_broker import LocalKafka
+
+    home = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    repository = args.model_repository or _train(home)
+    broker = LocalKafka(home=home / "kafka").start()
+    failed = False
+    try:
+        for transport in args.transports.split(","):
+            t0 = time.monotonic()
+            result = run(broker.bootstrap_servers, repository, args.records, transport, args.seed)
+            print(table(result, transport), f"\n  ({time.monotonic() - t0:.0f} s)\n", flush=True)
+            failed |= bool(result.missing) or not result.worker_alive
+    finally:
+        broker.stop()
+    return 1 if failed else 0
+
+
+def _train(home: Path) -> Path:
+    from training.images.pipeline import train_bundle
+    from training.settings import ImageTrainSettings
+
+    out = home / "models" / "tiny-vae" / "1"
+    train_bundle(ImageTrainSettings(out=out, epochs=2, progress=False))
+    return out.parent.parent
+
+
+if __name__ == "__main__":
+    sys.exit(main())
