@@ -113,7 +113,8 @@ class FuzzResult:
     sent: int
     outcomes: collections.Counter  # input index -> number of outcomes it had
     by_kind: dict[str, collections.Counter]  # hostile kind -> outcome (dead-letter reason or "scored")
-    worker_alive: bool
+    worker_alive: bool  # ran to the end, and stopped cleanly when told to
+    peak_rss_mb: float
 
     @property
     def missing(self) -> list[int]:
@@ -166,32 +167,65 @@ def account(messages: list, kinds: list[str]) -> tuple[collections.Counter, dict
     return outcomes, by_kind
 
 
-def run(bootstrap: str, repository: Path, n: int, transport: str, seed: int = 0,
+def run(bootstrap: str, repository: Path, n: int, transport: str, seed: int = 0, bombs: int = 0,
         timeout_s: float = 300) -> FuzzResult:  # fmt: skip
-    """Stream `n` records through a worker (in this process) and account for every one."""
-    from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
-    from worker.settings import WorkerSettings
+    """Stream `n` records (then `bombs` gzip bombs) through a worker of its own process, and account
+    for every one."""
+    from tests.worker_harness import read_topic, start_worker_process, wait_for, worker_settings
 
     run_id = uuid.uuid4().hex[:8]
-    topics = {t: f"fuzz-{t}-{run_id}" for t in ("input", "alerts", "dead", "scores")} | {
-        "group": f"g-{run_id}"
-    }
+    topics = {t: f"fuzz-{t}-{run_id}" for t in ("input", "alerts", "dead", "scores", "group")}
     _create(bootstrap, topics)
     records, kinds = stream(n, seed)
     produce_stream(bootstrap, topics["input"], records)
-    settings: WorkerSettings = worker_settings(bootstrap, repository, topics, transport=transport)
+    kinds += produce_bombs(bootstrap, topics["input"], bombs, first_offset=len(records))
+    total = len(kinds)
 
     def outputs() -> list:
         return [
-            m for t in ("alerts", "scores", "dead") for m in read_topic(bootstrap, topics[t], quiet_s=0.5)
+            m for t in ("alerts", "scores", "dead") for m in read_topic(bootstrap, topics[t], quiet_s=0.3)
         ]
 
-    with WorkerThread(settings) as w:
-        wait_for(lambda: len(outputs()) >= n, timeout_s, every_s=2)
-        alive = w.thread.is_alive() and w.error is None
-        w.stop()
+    proc = start_worker_process(worker_settings(bootstrap, repository, topics, transport=transport))
+    try:
+        wait_for(lambda: proc.poll() is not None or len(outputs()) >= total, timeout_s, every_s=2)
+        alive = proc.poll() is None
+        peak = peak_rss_mb(proc.pid)
+        proc.terminate()
+        proc.communicate(timeout=90)
+    finally:
+        proc.kill()
     outcomes, by_kind = account(outputs(), kinds)
-    return FuzzResult(n, outcomes, dict(by_kind), alive)
+    return FuzzResult(total, outcomes, dict(by_kind), alive and proc.returncode == 0, peak)
+
+
+BOMB = 64 << 20  # bytes unpacked; about 64 KiB on the wire with gzip
+
+
+def produce_bombs(bootstrap: str, topic: str, count: int, first_offset: int) -> list[str]:
+    """`count` records that gzip packs into 64 KiB and that unpack to 64 MiB, after the stream."""
+    if not count:
+        return []
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip",
+                             max_request_size=2 * BOMB, buffer_memory=3 * BOMB)  # fmt: skip
+    bomb = b'{"kind": "image", "pad": "' + b"0" * BOMB + b'"}'
+    for i in range(count):
+        offset = producer.send(topic, value=bomb, partition=0).get(timeout=120).offset
+        if offset != first_offset + i:
+            raise RuntimeError("the input topic must be new: offsets are the records' indexes")
+    producer.close()
+    return ["gzip bomb (64 MiB unpacked)"] * count
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (Linux: VmHWM), in MB; NaN elsewhere."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def _create(bootstrap: str, topics: dict[str, str]) -> None:
@@ -209,7 +243,8 @@ def _create(bootstrap: str, topics: dict[str, str]) -> None:
 def table(result: FuzzResult, transport: str) -> str:
     state = "running" if result.worker_alive else "STOPPED"
     lines = [f"{transport}: {result.sent:,} records, {len(HOSTILE)} hostile kinds; missing "
-             f"{len(result.missing)}, duplicates {result.duplicates}, worker {state}"]  # fmt: skip
+             f"{len(result.missing)}, duplicates {result.duplicates}, worker {state}, "
+             f"peak RSS {result.peak_rss_mb:,.0f} MB"]  # fmt: skip
     for kind in sorted(result.by_kind, key=lambda k: (k != "valid", k)):
         outcomes = ", ".join(f"{o} {n}" for o, n in result.by_kind[kind].most_common())
         lines.append(f"  {kind:28s} {outcomes}")
@@ -222,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=4000, help="records per Kafka client, half of them hostile")
     p.add_argument("--transports", default="kafka-python,confluent", help="comma-separated Kafka clients")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--bombs",
+        type=int,
+        default=12,
+        help="gzip bombs (64 KiB on the wire, 64 MiB unpacked) after the stream",
+    )
     p.add_argument("--model-repository", type=Path, default=None,
                    help="bundles to serve (default: a tiny bundle trained now, about a minute)")  # fmt: skip
     args = p.parse_args(argv)
@@ -234,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for transport in args.transports.split(","):
             t0 = time.monotonic()
-            result = run(broker.bootstrap_servers, repository, args.records, transport, args.seed)
+            result = run(broker.bootstrap_servers, repository, args.records, transport, args.seed, args.bombs)
             print(table(result, transport), f"\n  ({time.monotonic() - t0:.0f} s)\n", flush=True)
             failed |= bool(result.missing) or not result.worker_alive
     finally:

@@ -13,11 +13,12 @@ pytestmark = pytest.mark.integration
 
 def test_every_input_has_one_outcome_whatever_it_holds(kafka_bootstrap, tiny_bundle, transport) -> None:
     n = 4 * len(HOSTILE)  # every hostile kind twice, as many valid records
-    result = run(kafka_bootstrap, tiny_bundle.folder.parent.parent, n, transport)
+    result = run(kafka_bootstrap, tiny_bundle.folder.parent.parent, n, transport, bombs=1)
     print(table(result, transport))
     assert result.worker_alive
     assert result.missing == [] and result.duplicates == 0
-    assert set(result.by_kind) == {"valid", *HOSTILE}
+    assert set(result.by_kind) == {"valid", *HOSTILE, "gzip bomb (64 MiB unpacked)"}
+    assert result.by_kind["gzip bomb (64 MiB unpacked)"] == {"too_large": 1}
     assert set(result.by_kind["valid"]) == {"scored"}
     refused = {kind for kind, outcomes in result.by_kind.items() if "scored" not in outcomes}
     # What no model can score is dead-lettered with a reason, never dropped.
