@@ -19,3 +19,18 @@ def test_a_loop_that_breaks_commits_nothing_even_when_close_revokes(tiny_models)
     with pytest.raises(RuntimeError, match="refused"):
         worker.run()
     assert source.committed == []  # offset 0 has no output: committing 1 would lose it
+
+
+class BrokenOnClose(RevokingSource):
+    def close(self) -> None:
+        raise ConnectionError("the broker went away")
+
+
+def test_an_error_while_stopping_is_logged_and_never_hides_what_ended_the_loop(tiny_models, caplog) -> None:
+    source = BrokenOnClose([Message("in", 0, 0, None, b"{not json", 0)])
+    metrics, _ = new_metrics()
+    worker = Worker(WorkerSettings(metrics_port=0), tiny_models, source, RefusingSink(), metrics, Health())
+    with pytest.raises(RuntimeError, match="refused"):  # the output refused, not the close
+        worker.run()
+    assert "while stopping: ConnectionError: the broker went away" in caplog.text
+    assert source.committed == []

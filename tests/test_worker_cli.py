@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 from pathlib import Path
@@ -68,3 +69,28 @@ def test_cli_help_lists_every_option() -> None:
     done = run_worker("--help")
     for name in WorkerSettings.model_fields:
         assert "--" + name.replace("_", "-") in done.stdout
+
+
+def test_an_unexpected_error_ends_with_one_line_naming_it(monkeypatch, capsys) -> None:
+    from worker import cli
+
+    def broken(settings: WorkerSettings) -> int:
+        raise KeyError("assignment")
+
+    monkeypatch.setattr(cli, "run", broken)
+    monkeypatch.setattr(cli.logs, "configure", lambda level, json: None)  # the test's own log capture
+    handler_lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            handler_lines.append(self.format(record))
+
+    lines = Lines()
+    cli.log.addHandler(lines)
+    try:
+        assert cli.main(["--metrics-port", "0"]) == 1
+    finally:
+        cli.log.removeHandler(lines)
+    last = handler_lines[-1].splitlines()[-1]
+    assert last.startswith("stopped by an unexpected error") and "KeyError: 'assignment'" in last
+    assert any("Traceback" in line for line in handler_lines[:-1])  # the traceback comes before it

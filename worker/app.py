@@ -96,10 +96,18 @@ class Worker:
             self.checkpoint.halt()
             raise
         finally:
-            self.lag.stop()
-            self.consumer.close()  # before the scoring thread stops: a revocation may still drain
-            self.scoring.close()
-            self.producer.close(10)
+            # Each step runs whatever the one before did: an error in cleanup (a broker gone at
+            # close) is logged, and never hides the error that ended the loop.
+            for step in (
+                self.lag.stop,
+                self.consumer.close,
+                self.scoring.close,
+                lambda: self.producer.close(10),
+            ):
+                try:
+                    step()  # the consumer before the scoring thread: a revocation may still drain
+                except Exception as exc:
+                    log.warning("while stopping: %s: %s", type(exc).__name__, exc)
 
     def step(self) -> None:
         """One turn of the loop: poll, decode, score what is ready, publish what is scored, commit if due."""

@@ -75,3 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("failed", exc_info=True)
         log.error("%s", exc)
         return 1
+    except Exception as exc:  # a fault of the worker or a client: the last line still names it
+        log.error("traceback of the error that stopped the worker:", exc_info=True)
+        log.error("stopped by an unexpected error (a bug: please report it with the traceback above): "
+                  "%s: %s; nothing more was committed, a restart re-reads from the last commit",
+                  type(exc).__name__, exc)  # fmt: skip
+        return 1
