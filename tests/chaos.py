@@ -1,0 +1,497 @@
+"""Chaos on the project's own 3-broker cluster: records stream in at a steady rate while a broker
+(or a worker) is killed, an ISR shrinks below min.insync.replicas or the cluster is down at start;
+afterwards every input is accounted from the output topics.
+
+`python -m tests.chaos` (`make chaos`) runs each scenario with each Kafka client and prints one row
+per run; the table is also written to a markdown file (default .chaos/results.md). docs/chaos.md
+says what each scenario does and how to read the table. Not part of `make test`: a run takes
+minutes and the three JVMs need most of a small machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import faulthandler
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+from schemas import image_message
+from tests.kafka_broker import REPO, LocalKafka
+from tests.worker_harness import read_topic, start_worker_process, wait_for, worker_settings
+
+OUTPUTS = ("alerts", "scores", "dead")
+# Output topics stamp each record with the broker's append time: pauses are read from the log.
+OUTPUT_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+RESTART_AFTER_S = 10.0
+
+
+@dataclass
+class Run:
+    """One scenario with one Kafka client: its cluster, topics, workers and producer."""
+
+    scenario: str
+    transport: str
+    kafka: LocalKafka
+    repository: Path
+    seconds: float
+    rate: float
+    session_timeout_ms: int = 10_000
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    killed_workers: set[int] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    stream_t0: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.topics = {t: f"chaos-{t}-{self.run_id}" for t in ("input", *OUTPUTS)}
+        self.topics["group"] = f"chaos-{self.run_id}"
+        self.producer = SteadyProducer(self.kafka.bootstrap_servers, self.topics["input"], self.rate)
+        self.t0, self.wall0 = time.monotonic(), time.time()
+
+    def clock_jump_s(self) -> float:
+        """How far the wall clock (the brokers' append times) ran ahead of this process's monotonic
+        clock: a machine paused under load or by its host; pauses measured across it are longer."""
+        return (time.time() - self.wall0) - (time.monotonic() - self.t0)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    def log(self, what: str) -> None:
+        print(f"  [{time.monotonic() - self.t0:5.1f} s, {time.strftime('%H:%M:%S')}] {what}", flush=True)
+
+    def start_worker(self) -> None:
+        settings = worker_settings(self.bootstrap, self.repository, self.topics, transport=self.transport,
+                                   session_timeout_ms=self.session_timeout_ms)  # fmt: skip
+        self.workers.append(start_worker_process(settings))
+        threading.Thread(target=_drain, args=(self.workers[-1], self.log_path(len(self.workers))),
+                         daemon=True).start()  # fmt: skip
+
+    def log_path(self, n: int) -> Path:
+        return self.kafka.home.parent / "logs" / f"{self.scenario}-{self.transport}-worker{n}.log"
+
+    def admin(self) -> KafkaAdminClient:
+        return KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+
+    def leader(self, topic: str, partition: int = 0) -> int:
+        admin = self.admin()
+        try:
+            (desc,) = admin.describe_topics([topic])
+        finally:
+            admin.close()
+        return next(p["leader"] for p in desc["partitions"] if p["partition"] == partition)
+
+    def coordinator(self) -> int:
+        admin = self.admin()
+        try:
+            return admin._find_coordinator_ids([self.topics["group"]])[self.topics["group"]]
+        finally:
+            admin.close()
+
+    def kill_broker(self, node: int) -> None:
+        pid = int((self.kafka.home / f"node-{node}" / "broker.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        self.log(f"broker {node} killed (SIGKILL)")
+
+    def restart_brokers(self) -> None:
+        t = time.monotonic()
+        self.kafka.start()  # kafka.sh up starts only the nodes that are not running
+        self.log(f"brokers restarted ({time.monotonic() - t:.0f} s to start)")
+
+
+def _drain(proc: subprocess.Popen, path: Path) -> None:
+    """Keep the worker's output flowing (a full pipe would stall it) into a log file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for line in proc.stdout:
+            f.write(line)
+
+
+class SteadyProducer:
+    """Image records `chaos/<i>` at `rate` per second from a thread, idempotent, acks=all; keeps
+    trying through outages. `acked` holds the ids the broker acknowledged."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: float) -> None:
+        self.bootstrap, self.topic, self.rate = bootstrap, topic, rate
+        self.acked: set[str] = set()
+        self.failed: set[str] = set()
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._value = image_message(np.zeros((28, 28), np.uint8), id="ID")
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()  # records fall due from here, also while no broker answers
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(150)
+        if self._thread.is_alive():
+            print("  the producer did not finish within 150 s", flush=True)
+
+    def _connect(self) -> KafkaProducer:
+        while True:
+            try:
+                return KafkaProducer(
+                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                    delivery_timeout_ms=300_000, max_block_ms=300_000,
+                )  # fmt: skip
+            except Exception:  # NoBrokersAvailable while the cluster is down
+                if self._stop.wait(1.0):
+                    raise
+
+    def _run(self) -> None:
+        try:
+            producer = self._connect()
+        except Exception:
+            return
+        tick = 0.1
+        while not self._stop.is_set():
+            due = int((time.monotonic() - self._t0) * self.rate)
+            while self.sent < due and not self._stop.is_set():
+                rid = f"chaos/{self.sent}"
+                value = self._value.replace(b'"ID"', json.dumps(rid).encode())
+                future = producer.send(self.topic, key=rid.encode(), value=value)
+                future.add_callback(lambda _, rid=rid: self.acked.add(rid))
+                future.add_errback(lambda _, rid=rid: self.failed.add(rid))
+                self.sent += 1
+            self._stop.wait(tick)
+        producer.flush(timeout=120)
+        producer.close()
+
+
+# --- scenarios: each streams, does its harm, heals; `run.seconds` is the whole streaming time ---
+
+
+def _hold(run: Run, until_s: float) -> None:
+    """Keep streaming until `until_s` seconds after the stream started."""
+    time.sleep(max(0.0, until_s - (time.monotonic() - run.stream_t0)))
+
+
+def _kill_and_restart(run: Run, which: Callable[[Run], int], what: str) -> None:
+    _hold(run, run.seconds * 0.25)
+    node = which(run)
+    run.notes.append(f"{what}: broker {node}")
+    run.kill_broker(node)
+    time.sleep(RESTART_AFTER_S)
+    run.restart_brokers()
+    _hold(run, run.seconds)
+
+
+def leader_kill(run: Run) -> None:
+    """SIGKILL the leader of the input's partition 0; start it again 10 s later."""
+    _kill_and_restart(run, lambda r: r.leader(r.topics["input"]), "leader of input-0")
+
+
+def coordinator_kill(run: Run) -> None:
+    """SIGKILL the broker of the group's coordinator; start it again 10 s later."""
+    _kill_and_restart(run, Run.coordinator, "coordinator")
+
+
+def isr_blip(run: Run) -> None:
+    """min.insync.replicas 3 on the outputs, then one broker (not the scores' leader) down for 10 s:
+    every output write fails with NOT_ENOUGH_REPLICAS until it is back in the ISR."""
+    _hold(run, run.seconds * 0.25)
+    admin = run.admin()
+    try:  # kafka-python's alter_configs replaces a topic's configs: give all of them
+        configs = {**OUTPUT_CONFIG, "min.insync.replicas": "3"}
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, run.topics[t], configs) for t in OUTPUTS]
+        )
+    finally:
+        admin.close()
+    run.log("outputs' min.insync.replicas = 3")
+    node = next(n for n in (1, 2, 3) if n != run.leader(run.topics["scores"]))
+    run.notes.append(f"not the scores' leader: broker {node}")
+    run.kill_broker(node)
+    time.sleep(RESTART_AFTER_S)
+    run.restart_brokers()
+    _hold(run, run.seconds)
+
+
+def two_of_three(run: Run) -> None:
+    """SIGKILL two of the three brokers (quorum and ISR lost), start them again 30 s later."""
+    _hold(run, run.seconds * 0.25)
+    for node in (2, 3):
+        run.kill_broker(node)
+    time.sleep(30)
+    run.restart_brokers()
+    _hold(run, run.seconds)
+
+
+def down_at_start(run: Run) -> None:
+    """The cluster was stopped before the worker started (in `execute`) and is up again: stream on
+    for half of `seconds`."""
+    time.sleep(run.seconds / 2)
+
+
+def worker_sigkill(run: Run) -> None:
+    """Three workers in one group; SIGKILL one of them mid-stream (its partitions move after the
+    session timeout, 10 s)."""
+    _hold(run, run.seconds * 0.4)
+    run.workers[0].send_signal(signal.SIGKILL)
+    run.killed_workers.add(0)
+    run.log("worker 1 of 3 killed (SIGKILL)")
+    _hold(run, run.seconds)
+
+
+SCENARIOS: dict[str, Callable[[Run], None]] = {
+    "leader-kill": leader_kill,
+    "coordinator-kill": coordinator_kill,
+    "isr-blip": isr_blip,
+    "two-of-three": two_of_three,
+    "down-at-start": down_at_start,
+    "worker-sigkill": worker_sigkill,
+}
+
+
+@dataclass
+class Result:
+    scenario: str
+    transport: str
+    records: int
+    missing: int
+    duplicates: int
+    longest_pause_s: float
+    survived: bool
+    exit_codes: list[int | None]
+    not_produced: int
+    notes: list[str]
+
+    def row(self) -> list[str]:
+        codes = ",".join("-" if c is None else str(c) for c in self.exit_codes)
+        return [self.scenario, self.transport, f"{self.records:,}", str(self.missing), str(self.duplicates),
+                f"{self.longest_pause_s:.1f}", "yes" if self.survived else "NO", codes]  # fmt: skip
+
+
+HEADER = ["scenario", "transport", "records", "missing", "duplicates", "longest pause s",
+          "worker survived", "exit code"]  # fmt: skip
+
+
+def create_topics(run: Run) -> None:
+    admin = run.admin()
+    try:
+        outputs = [NewTopic(run.topics[t], 1, 3, topic_configs=OUTPUT_CONFIG) for t in OUTPUTS]
+        admin.create_topics([NewTopic(run.topics["input"], 3, 3), *outputs])
+    finally:
+        admin.close()
+
+
+def healthy(kafka: LocalKafka) -> bool:
+    """Every broker up and every partition's ISR full."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=5_000)
+        try:
+            brokers = len(admin.describe_cluster()["brokers"])
+            topics = admin.describe_topics()
+        finally:
+            admin.close()
+    except Exception:
+        return False
+    return brokers == 3 and all(len(p["isr"]) == 3 for t in topics for p in t["partitions"])
+
+
+def execute(run: Run) -> Result:
+    create_topics(run)
+    harm = SCENARIOS[run.scenario]
+    if run.scenario == "down-at-start":
+        run.kafka.stop()
+        run.log("cluster stopped")
+    for _ in range(3 if run.scenario == "worker-sigkill" else 1):
+        run.start_worker()
+    run.log(f"{len(run.workers)} worker(s) started ({run.transport})")
+    if run.scenario == "down-at-start":
+        run.producer.start()
+        run.stream_t0 = time.monotonic()
+        time.sleep(20)
+        run.restart_brokers()
+    else:  # stream once the worker answers, so the harm falls mid-stream
+        run.producer.start()
+        run.stream_t0 = time.monotonic()
+        wait_for(lambda: sum(_end(run).values()) > 0 or _exited(run), 120)
+    harm(run)
+    run.producer.stop()
+    run.log(f"producing stopped: {run.producer.sent:,} sent, {len(run.producer.acked):,} acknowledged")
+    _wait_quiet(run)
+    survived = all(w.poll() is None for i, w in enumerate(run.workers) if i not in run.killed_workers)
+    for i, w in enumerate(run.workers):
+        if i not in run.killed_workers and w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    codes = []
+    for w in run.workers:
+        try:
+            codes.append(w.wait(120))
+        except subprocess.TimeoutExpired:
+            w.kill()
+            codes.append(None)
+    return account(run, survived, codes)
+
+
+def _exited(run: Run) -> bool:
+    return any(w.poll() is not None for w in run.workers)
+
+
+def _end(run: Run) -> dict[str, int]:
+    """Output records so far per output topic (input probe: the first outputs)."""
+    from tests.worker_harness import end_offsets
+
+    try:
+        return {t: sum(end_offsets(run.bootstrap, run.topics[t]).values()) for t in OUTPUTS}
+    except Exception:
+        return {}
+
+
+def _wait_quiet(run: Run, quiet_s: float = 15, cap_s: float = 240) -> None:
+    """Until every acknowledged input has an output, or the outputs stop growing for `quiet_s`."""
+    deadline, last, since = time.monotonic() + cap_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        total = sum(_end(run).values())
+        if total != last:
+            last, since = total, time.monotonic()
+        if total >= len(run.producer.acked) or time.monotonic() - since > quiet_s:
+            break
+        time.sleep(1)
+    run.log(f"outputs settled at {last:,}")
+
+
+def _record_id(topic: str, out: dict) -> str | None:
+    if topic != "dead":
+        return out.get("record_id")
+    try:
+        return json.loads(base64.b64decode(out["original"])).get("id")
+    except Exception:
+        return None
+
+
+def account(run: Run, survived: bool, codes: list[int | None]) -> Result:
+    counts: collections.Counter = collections.Counter()
+    stamps: dict[object, list[int]] = collections.defaultdict(list)  # input partition -> append times
+    for t in OUTPUTS:
+        for m in read_topic(run.bootstrap, run.topics[t], quiet_s=3):
+            out = json.loads(m.value)
+            counts[_record_id(t, out)] += 1
+            stamps[(out.get("source") or {}).get("partition")].append(m.timestamp)
+    gaps = (b - a for ts in stamps.values() for a, b in itertools.pairwise(sorted(ts)))
+    pause = max(gaps, default=0) / 1000
+    acked = run.producer.acked
+    jump = run.clock_jump_s()
+    if abs(jump) > 1:
+        run.notes.append(f"wall clock {jump:+.0f} s against the monotonic one: pauses may include that")
+    return Result(
+        scenario=run.scenario,
+        transport=run.transport,
+        records=len(acked),
+        missing=sum(1 for rid in acked if counts[rid] == 0),
+        duplicates=sum(n - 1 for n in counts.values() if n > 1),
+        longest_pause_s=pause,
+        survived=survived,
+        exit_codes=codes,
+        not_produced=len(run.producer.failed),
+        notes=run.notes,
+    )
+
+
+def markdown(results: list[Result], seconds: float, rate: float, session_ms: int) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# make chaos: {when}", "",
+             f"{os.cpu_count()} CPU cores; {seconds:.0f} s of streaming at {rate:.0f} records/s per run; "
+             f"group session timeout {session_ms / 1000:.0f} s.", "",
+             "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]  # fmt: skip
+    lines += ["| " + " | ".join(r.row()) + " |" for r in results]
+    notes = [f"- {r.scenario} / {r.transport}: {'; '.join(r.notes)}" for r in results if r.notes]
+    notes += [f"- {r.scenario} / {r.transport}: {r.not_produced} records the producer could not write"
+              for r in results if r.not_produced]  # fmt: skip
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+
+
+def print_row(cells: list[str]) -> None:
+    widths = [16, 12, 8, 8, 10, 15, 15, 9]
+    cols = enumerate(zip(cells, widths, strict=True))
+    print("  ".join(f"{c:>{w}}" if i > 1 else f"{c:<{w}}" for i, (c, w) in cols), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
+    p.add_argument("--transports", default="kafka-python,confluent", help="comma-separated Kafka clients")
+    p.add_argument("--seconds", type=float, default=40, help="streaming time of each run")
+    p.add_argument("--rate", type=float, default=100, help="records per second")
+    p.add_argument("--session-timeout-ms", type=int, default=10_000,
+                   help="the workers' group session (the worker's own default is 30000)")  # fmt: skip
+    p.add_argument(
+        "--model-repository",
+        type=Path,
+        default=None,
+        help="bundles to serve (default: a tiny bundle, trained once into .chaos/models)",
+    )
+    p.add_argument("--out", type=Path, default=REPO / ".chaos" / "results.md", help="the table, in markdown")
+    args = p.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack, if a run hangs
+    scenarios = args.scenarios.split(",")
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario(s) {', '.join(unknown)}: pick from {', '.join(SCENARIOS)}")
+    repository = args.model_repository or _train(REPO / ".chaos" / "models")
+    home = REPO / ".chaos" / "run"
+    subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), "down", "--home", str(home / "kafka")],
+                   capture_output=True)  # fmt: skip
+    kafka = LocalKafka(home=home / "kafka", brokers=3).start()
+    print(f"3-broker cluster on {kafka.bootstrap_servers} ({kafka.start_seconds:.0f} s to start)", flush=True)
+    results: list[Result] = []
+    try:
+        for scenario in scenarios:
+            for transport in args.transports.split(","):
+                kafka.start()  # every node up again
+                wait_for(lambda: healthy(kafka), 120, every_s=2)
+                print(f"{scenario} ({transport})", flush=True)
+                run = Run(scenario, transport, kafka, repository, args.seconds, args.rate,
+                          args.session_timeout_ms)  # fmt: skip
+                try:
+                    results.append(execute(run))
+                finally:
+                    for w in run.workers:
+                        if w.poll() is None:
+                            w.kill()
+                print_row(HEADER)
+                print_row(results[-1].row())
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(markdown(results, args.seconds, args.rate, args.session_timeout_ms))
+    finally:
+        kafka.stop()
+    print(f"\n{args.out}:\n")
+    print(markdown(results, args.seconds, args.rate, args.session_timeout_ms))
+    bad = [r for r in results if r.missing or not r.survived or any(c not in (0, -9) for c in r.exit_codes)]
+    return 1 if bad else 0
+
+
+def _train(models: Path) -> Path:
+    if not list(models.glob("*/*/manifest.json")):
+        from training.images.pipeline import train_bundle
+        from training.settings import ImageTrainSettings
+
+        print("training a tiny bundle into", models, flush=True)
+        train_bundle(ImageTrainSettings(out=models / "tiny-vae" / "1", epochs=2, progress=False))
+    return models
+
+
+if __name__ == "__main__":
+    sys.exit(main())
