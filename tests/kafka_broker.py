@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -64,6 +65,9 @@ class LocalKafka:
     config: str = ""
 
     def __post_init__(self) -> None:
+        # Ports chosen here, for a first start: a port taken meanwhile may be chosen again (not on a
+        # restart, whose clients know the old ports).
+        self._may_move = self.port is None
         if self.port is None:
             self.port = free_port_block(self.brokers)
 
@@ -79,7 +83,16 @@ class LocalKafka:
         if not any(LIB.glob("kafka_2.13-*.jar")):
             raise BrokerError(f"no Kafka jars in {LIB}: run 'make kafka-jars' (or 'make setup') first")
         t0 = time.monotonic()
-        done = self._run("up", "--brokers", str(self.brokers), "--port", str(self.port), *self._extras())
+        for _ in range(3):
+            done = self._run("up", "--brokers", str(self.brokers), "--port", str(self.port), *self._extras())
+            if done.returncode == 0 or not (self._may_move and self._port_was_taken()):
+                break
+            # free_port_block only checked the ports: another process (a client's ephemeral port)
+            # can take one before the broker binds it. Start over on other ports.
+            self.stop()
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.port = free_port_block(self.brokers)
+        self._may_move = False
         if done.returncode != 0:
             raise BrokerError(f"the local Kafka did not start:\n{done.stdout}\n{done.stderr}")
         self.start_seconds = time.monotonic() - t0
@@ -93,6 +106,10 @@ class LocalKafka:
             path.write_text(self.config)
             args += ["--config", str(path)]
         return args
+
+    def _port_was_taken(self) -> bool:
+        logs = self.home.glob("node-*/logs/server.log")
+        return any("Address already in use" in log.read_text(errors="replace") for log in logs)
 
     def stop(self) -> None:
         self._run("down", timeout=60)
