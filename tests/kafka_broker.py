@@ -94,6 +94,7 @@ class LocalKafka:
             self.port = free_port_block(self.brokers)
         self._may_move = False
         if done.returncode != 0:
+            self.stop()  # the nodes that did start: no Java process outlives a failed start
             raise BrokerError(f"the local Kafka did not start:\n{done.stdout}\n{done.stderr}")
         self.start_seconds = time.monotonic() - t0
         return self
