@@ -91,8 +91,5 @@ class RevokingSource:
     def assignment(self):
         return {("in", 0)}
 
-    def highwater(self, topic, partition):
-        return None
-
     def close(self) -> None:
         self.revoke([("in", 0)])

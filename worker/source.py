@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 
 from worker.health import Health
 from worker.kafka.protocol import BrokerUnreachable, Consumed, Sink, Source, StartupError
@@ -34,9 +33,7 @@ WAIT_REPORT_S = 30.0  # while waiting for Kafka at start, say so this often
 WAIT_MAX_DELAY_S = 10.0
 
 
-def connect(
-    s: WorkerSettings, health: Health, sleep: Callable[[float], None] = time.sleep
-) -> tuple[Source, Sink]:
+def connect(s: WorkerSettings, health: Health) -> tuple[Source, Sink]:
     """build_clients, waiting out a Kafka that does not answer yet (it starts after us, or is down):
     retries with backoff up to --kafka-wait-s (0: for as long as it takes), not ready meanwhile.
     Misconfiguration (KafkaConfigError) is not waited out: a restart would not fix it."""
@@ -54,7 +51,7 @@ def connect(
                 reported = time.monotonic()
                 limit = f"for up to {s.kafka_wait_s:.0f} s" if s.kafka_wait_s else "until it answers"
                 log.warning("%s; waited %.0f s, retrying %s (--kafka-wait-s)", exc, waited, limit)
-            sleep(delay)
+            time.sleep(delay)
             delay = min(delay * 2, WAIT_MAX_DELAY_S)
             continue
         if health.kafka_problem:

@@ -269,10 +269,6 @@ class ConfluentSource:
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
-    def highwater(self, topic: str, partition: int) -> int | None:
-        _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-        return high if high >= 0 else None
-
     def topics(self) -> set[str]:
         return set(self.consumer.list_topics(timeout=10).topics)
 

@@ -251,9 +251,6 @@ class KafkaPythonSource:
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
-    def highwater(self, topic: str, partition: int) -> int | None:
-        return self.consumer.highwater(TopicPartition(topic, partition))
-
     def topics(self) -> set[str]:
         return set(self.consumer.topics())
 
