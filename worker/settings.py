@@ -62,6 +62,13 @@ class WorkerSettings(BaseSettings):
         1000, ge=0, description="commit (after flushing the outputs) at most this often; 0 = every batch"
     )
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, ge=64, description="larger records are dead-lettered")
+    max_unpacked_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="kafka-python: a compressed record batch that unpacks to more is refused before it "
+        "is all unpacked (its records are dead-lettered), and one poll unpacks about this much at most; "
+        "at least --max-message-bytes. librdkafka (--transport confluent) has no such limit",
+    )
 
     # Models
     model_repository: Path = Field(Path("models"), description="folder of <name>/<version>/ bundles")

@@ -22,6 +22,7 @@ from kafka.errors import (
     NoBrokersAvailable,
     RebalanceInProgressError,
     SaslAuthenticationFailedError,
+    UnsupportedCodecError,
 )
 from kafka.protocol.metadata import MetadataRequest
 from kafka.record.default_records import DefaultRecord, DefaultRecordBatch
@@ -40,6 +41,7 @@ from worker.kafka.protocol import (
     log_failed_commit,
     unreachable,
 )
+from worker.kafka.unpack import UnpackBudgetSpent, start_poll, unpack_within_limits
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -64,6 +66,7 @@ def _connection_errors_said_once() -> Iterator[None]:
 
 def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
     read_header_keys_leniently()
+    unpack_within_limits()
     with _connection_errors_said_once():
         return _build(s)
 
@@ -206,9 +209,13 @@ class KafkaPythonSource:
 
     def poll(self, timeout_ms: int, max_records: int) -> list:
         if self._next >= len(self._fetched):
+            self._fetched = []  # handed out: not held through the next fetch
+            start_poll(max(self.s.max_unpacked_bytes, self.s.max_message_bytes))
             try:
                 polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.DRAIN)
-            except CorruptRecordError as exc:
+            except UnpackBudgetSpent as exc:
+                return self._fetch_again(exc)
+            except (CorruptRecordError, UnsupportedCodecError) as exc:
                 return self._skip_unreadable(exc)
             self._fetched = [m for messages in polled.values() for m in messages]
             self._next = 0
@@ -234,6 +241,23 @@ class KafkaPythonSource:
                     tp.topic, tp.partition, offset, max(offset, batch_end - 1), exc)  # fmt: skip
         self.consumer.seek(tp, max(offset + 1, batch_end))
         return skipped
+
+    def _fetch_again(self, exc: UnpackBudgetSpent) -> list[Message]:
+        """This poll unpacked its share (worker/kafka/unpack.py): the batch it stopped at is fetched
+        again by the next poll, after the records already handed out."""
+        found = unreadable_record(exc)
+        if found is None:
+            raise exc
+        tp, offset = found[0], found[1]
+        log.debug("%s:%d: unpacking from offset %d waits for the next poll (%s)",
+                  tp.topic, tp.partition, offset, exc)  # fmt: skip
+        self.consumer.seek(tp, offset)
+        # kafka-python would go on taking from the records it stopped in (none come: it loops
+        # for ever), as the seek leaves the position where they are
+        for part in _frame_owners(exc, "drain"):
+            if getattr(part, "topic_partition", None) == tp:
+                part.drain()
+        return []
 
     def commit(self, offsets: dict[tuple[str, int], int], wait: bool = True) -> None:
         exact = {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
@@ -332,6 +356,16 @@ def unreadable_record(exc: BaseException) -> Unreadable | None:
     if isinstance(next_offset, int):
         return tp, next_offset, None, None, -1, batch_end
     return None
+
+
+def _frame_owners(exc: BaseException, method: str) -> Iterator[object]:
+    """The objects (`self`) of the frames an error passed through that have `method`."""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if callable(getattr(owner, method, None)):
+            yield owner
+        tb = tb.tb_next
 
 
 def read_header_keys_leniently() -> None:
