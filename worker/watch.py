@@ -251,6 +251,7 @@ def show_model_metrics(metrics: Metrics, m: LoadedModel) -> None:
     metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
     version = m.manifest.version
     metrics.model_version.labels(model=m.manifest.name).set(int(version) if version.isdigit() else -1)
+    metrics.model_versions_refused.labels(model=m.manifest.name)  # at 0, so increase() sees the first
 
 
 def forget_model_metrics(metrics: Metrics, m: LoadedModel) -> None:
