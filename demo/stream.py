@@ -377,6 +377,7 @@ def run(s: StreamDemoSettings) -> int:
                     "anomaly_worker_dead_letters_total",
                     "anomaly_worker_metric_points_total",
                     "anomaly_worker_series_",
+                    "anomaly_worker_model_version",
                 )
             ):
                 print(f"  {line}")
