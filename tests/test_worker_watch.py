@@ -273,3 +273,38 @@ def test_a_swap_between_batches(tmp_path: Path, window: int, caplog) -> None:
         assert swaps.retiring == []
     finally:
         scoring.close()
+
+
+def test_training_writes_a_bundle_the_watcher_never_sees_half_of(tmp_path: Path) -> None:
+    """training.core.steps.write_bundle fills a hidden staging folder beside the target and renames it
+    into place: while it writes, the repository has no new version; after, a whole one."""
+    from training.core.steps import write_bundle
+
+    made = write_last_point_bundle(tmp_path / "made" / "m" / "1")
+    repo, out = tmp_path / "repo", tmp_path / "repo" / "m" / "1"
+    seen_while_writing: list = []
+
+    class Steps:
+        def export(self, folder: Path) -> None:
+            shutil.copy(tmp_path / "made" / "m" / "1" / "model.onnx", folder / "model.onnx")
+            seen_while_writing.append((folder.name, bundle_folders(repo), out.exists()))
+
+        def calibrate(self, model_path: Path) -> None:
+            pass
+
+        def evaluate(self, model_path: Path) -> object:
+            seen_while_writing.append((model_path.parent.name, bundle_folders(repo), out.exists()))
+            return {}
+
+        def report(self, folder: Path) -> None:
+            pass
+
+        def manifest(self, files: dict[str, str]):
+            return made.model_copy(update={"files": files})
+
+    fitted = type("Fitted", (), {"as_dict": lambda self: {}})()
+    write_bundle(out, Steps(), fitted, report=False, log=lambda _: None)
+    assert all(name.startswith(".1.partial-") and listed == [] and not there
+               for name, listed, there in seen_while_writing)  # fmt: skip
+    assert bundle_folders(repo) == [out] and sorted(p.name for p in (repo / "m").iterdir()) == ["1"]
+    assert load_bundle(out, [CPU]).key == "m:1"
