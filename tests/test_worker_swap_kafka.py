@@ -201,3 +201,20 @@ def test_removing_the_newest_version_rolls_back_mid_stream(kafka_bootstrap, topi
     assert set(runs) == {0, 1} and all(r == ["2", "1"] for r in runs.values()), runs
     assert w.sample("anomaly_worker_model_version", model="tiny-vae") == 1
     assert not os.path.exists(repo / "tiny-vae" / "2")
+
+
+def test_pinning_an_older_version_in_the_policy_file_rolls_back_mid_stream(
+    kafka_bootstrap, topics, repo: Path
+) -> None:
+    copy_as_version(repo / "tiny-vae" / "1", "2")
+    pins = repo.parent / "version-policy"
+    pins.write_text("# empty: the latest of each model\n")
+    settings = swap_settings(kafka_bootstrap, repo, topics).model_copy(update={"version_policy_file": pins})
+    with WorkerThread(settings) as w, Stream(kafka_bootstrap, topics["input"]) as s:
+        assert wait_for(lambda: scored_by(w, "tiny-vae:2") >= 200)
+        pins.write_text("tiny-vae=1\n")
+        assert wait_for(lambda: scored_by(w, "tiny-vae:1") >= 200)
+        outputs = run_through(kafka_bootstrap, topics, w, s)
+    runs = versions_by_partition(outputs)
+    assert set(runs) == {0, 1} and all(r == ["2", "1"] for r in runs.values()), runs
+    assert (repo / "tiny-vae" / "2").is_dir()  # still there, no longer served

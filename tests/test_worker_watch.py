@@ -26,7 +26,7 @@ from worker.decode import decode_message
 from worker.device import CPU
 from worker.kinds import kinds_for
 from worker.metrics import new_metrics
-from worker.policy import choose, parse_version_policy, policy_for
+from worker.policy import choose, parse_version_policy, policy_for, read_policy_file
 from worker.registry import ModelRegistry, load_bundle
 from worker.score import ScoreStage
 from worker.settings import WorkerSettings
@@ -308,3 +308,21 @@ def test_training_writes_a_bundle_the_watcher_never_sees_half_of(tmp_path: Path)
                for name, listed, there in seen_while_writing)  # fmt: skip
     assert bundle_folders(repo) == [out] and sorted(p.name for p in (repo / "m").iterdir()) == ["1"]
     assert load_bundle(out, [CPU]).key == "m:1"
+
+
+def test_a_pin_in_the_policy_file_rolls_back_without_a_restart(repo: Path, caplog) -> None:
+    staged(repo, "2")
+    pins = repo.parent / "policy"
+    pins.write_text("# pins\n\n")
+    assert read_policy_file(pins) == {}
+    watcher, models, _ = watcher_for(repo, policy_source=lambda: policy_for(None, None, pins))
+    assert models.names() == ["m:2"] and looks(watcher) == []
+    pins.write_text("other=latest  # a model not here\nm=1\n")
+    assert looks(watcher) == ["m:1"]
+    pins.write_text("m=")  # a broken file: said once, the policy stays
+    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+        assert looks(watcher, 4) == []
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"version policy: {pins}: 'm=' is not name=latest") and "it stays" in line
+    pins.write_text("m=latest")
+    assert looks(watcher) == ["m:2"]

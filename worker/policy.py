@@ -3,7 +3,9 @@
 One version per model is served. By default the latest (schemas/repository.py's order: 10 after 2,
 numbered before named); `--version-policy mnist-vae=3,kpi-vae=latest` pins a model to a version.
 `--default-model name:version` pins `name` too, unless the policy names it. `--models` still
-decides which bundles may be served at all; the policy picks among them.
+decides which bundles may be served at all; the policy picks among them. `--version-policy-file`
+holds entries that win over --version-policy and is read again at every look at the repository,
+so pinning a version there (a rollback) takes effect without a restart.
 
 Plain Python (pathlib only): settings validate the policy with it, and the watcher
 (worker/watch.py) applies it at every look at the repository.
@@ -39,10 +41,25 @@ def parse_version_policy(text: str | None) -> dict[str, str]:
     return policy
 
 
-def policy_for(version_policy: str | None, default_model: str | None) -> dict[str, str]:
-    """The policy from the settings: --version-policy, plus the pin --default-model name:version
-    implies when the policy does not name that model (ValueError if the two disagree)."""
+def read_policy_file(path: Path) -> dict[str, str]:
+    """A --version-policy-file: entries as in --version-policy, comma- or line-separated, `#` comments.
+    OSError if it cannot be read, ValueError (naming the file) if an entry is wrong."""
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    try:
+        return parse_version_policy(",".join(line for line in lines if line))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def policy_for(
+    version_policy: str | None, default_model: str | None, policy_file: Path | None = None
+) -> dict[str, str]:
+    """The policy from the settings: --version-policy, the entries of --version-policy-file over it
+    (read now), plus the pin --default-model name:version implies when neither names that model
+    (ValueError if they disagree; OSError if the file cannot be read)."""
     policy = parse_version_policy(version_policy)
+    if policy_file is not None:
+        policy.update(read_policy_file(policy_file))
     if default_model and ":" in default_model:
         name, version = default_model.split(":", 1)
         pinned = policy.setdefault(name, version)

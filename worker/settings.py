@@ -83,6 +83,12 @@ class WorkerSettings(BaseSettings):
         "version, or a changed pin, goes into service without a restart (see --model-poll-interval-s); "
         "--default-model name:version also pins name",
     )
+    version_policy_file: Path | None = Field(
+        None,
+        description="a file of version policy entries (as --version-policy, comma- or line-separated, "
+        "# comments) that win over --version-policy; read again at every look at the repository, so "
+        "pinning an older version there rolls back without a restart",
+    )
     model_poll_interval_s: float = Field(
         10.0,
         ge=0,
@@ -186,7 +192,12 @@ class WorkerSettings(BaseSettings):
     @model_validator(mode="after")
     def _policy_fits_default_model(self) -> WorkerSettings:
         try:
-            policy_for(self.version_policy, self.default_model)
+            policy_for(self.version_policy, self.default_model, self.version_policy_file)
+        except OSError as exc:
+            why = {"path": str(self.version_policy_file), "why": exc.strerror or str(exc)}
+            raise PydanticCustomError(
+                "policy", "--version-policy-file / WORKER_VERSION_POLICY_FILE: cannot read {path}: {why}", why
+            ) from None
         except ValueError as exc:
             raise PydanticCustomError("policy", str(exc)) from None
         return self

@@ -20,7 +20,8 @@ Two halves, one on each side of a queue:
   its windows the same way, else they start fresh and the log says why. The old version's session is
   let go once no batch uses it.
 
-Removing the newest folder, or pinning an older version, brings the older one back the same way.
+Removing the newest folder, or pinning an older version in --version-policy-file (read again at every
+look), brings the older one back the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from pathlib import Path
 
@@ -64,10 +65,11 @@ class RepositoryWatcher:
     def __init__(
         self, repository: Path, providers: list[str], serving: Iterable[LoadedModel], metrics: Metrics,
         policy: dict[str, str] | None = None, wanted: str | None = None, interval_s: float = 10.0,
-        threads: int = 0,
+        threads: int = 0, policy_source: Callable[[], dict[str, str]] | None = None,
     ) -> None:  # fmt: skip
         self.repository, self.providers, self.metrics = repository, providers, metrics
         self.policy, self.wanted, self.interval_s, self.threads = policy or {}, wanted, interval_s, threads
+        self.policy_source = policy_source  # the policy read again at each look (--version-policy-file)
         # By model (its folder's name under the repository): the version in service once the loop
         # has taken what is queued.
         self._serving: dict[str, LoadedModel] = {m.folder.parent.name: m for m in serving}
@@ -111,6 +113,7 @@ class RepositoryWatcher:
     def look(self) -> list[LoadedModel]:
         """Look at the repository once: check each version the policy wants that is not in service and
         has stayed the same since the last look; queue (and return) those that pass."""
+        self._reread_policy()
         try:
             folders = selected_folders(bundle_folders(self.repository), self.wanted)
         except (RepositoryError, OSError) as exc:
@@ -141,6 +144,19 @@ class RepositoryWatcher:
             for gone in [f for f in marks if f not in present]:
                 del marks[gone]
         return passed
+
+    def _reread_policy(self) -> None:
+        if self.policy_source is None:
+            return
+        try:
+            policy = self.policy_source()
+        except (OSError, ValueError) as exc:
+            self._once(("policy", str(exc)), "version policy: %s; it stays %s", exc, self.policy or "latest")
+            return
+        if policy != self.policy:
+            log.info("version policy now %s", ", ".join(f"{n}={v}" for n, v in sorted(policy.items())) or
+                     "latest for every model")  # fmt: skip
+            self.policy = policy
 
     def _candidate(self, name: str, folder: Path, current: LoadedModel | None) -> LoadedModel | None:
         mark = fingerprint(folder)
