@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from schemas.manifest import MANIFEST_FILE, load_manifest, write_manifest_file
@@ -33,16 +34,20 @@ def version_key(version: str) -> tuple[int, int | str]:
     return (0, int(version)) if version.isdigit() else (1, version)
 
 
-def bundle_folders(repository: Path, name: str = "*") -> list[Path]:
+def bundle_folders(
+    repository: Path, name: str = "*", on_skip: Callable[[Path], None] | None = None
+) -> list[Path]:
     """Every bundle folder `<repository>/<name>/<version>` that holds a manifest (of every name by
-    default), sorted by path. A version folder without one is skipped with a warning; two folders
-    that claim one version raise RepositoryError."""
+    default), sorted by path. A version folder without one is skipped with a warning (or handed to
+    `on_skip`: a watcher says it once); two folders that claim one version raise RepositoryError."""
     folders = []
     for folder in sorted(Path(repository).glob(f"{name}/*")):
         if not folder.is_dir() or folder.name.startswith(".") or folder.parent.name.startswith("."):
             continue  # hidden folders are not versions: training stages a bundle in .<version>.partial-*
         if (folder / MANIFEST_FILE).is_file():
             folders.append(folder)
+        elif on_skip is not None:
+            on_skip(folder)
         else:
             log.warning("%s: no %s, so not a bundle; skipped", folder, MANIFEST_FILE)
     refuse_duplicate_versions(folders)

@@ -326,3 +326,13 @@ def test_a_pin_in_the_policy_file_rolls_back_without_a_restart(repo: Path, caplo
     assert line.startswith(f"version policy: {pins}: 'm=' is not name=latest") and "it stays" in line
     pins.write_text("m=latest")
     assert looks(watcher) == ["m:2"]
+
+
+def test_a_version_folder_without_a_manifest_is_said_once(repo: Path, caplog) -> None:
+    watcher, _, _ = watcher_for(repo)
+    (repo / "m" / "2").mkdir()  # a copy that has not got its manifest yet
+    with caplog.at_level(logging.WARNING):
+        assert looks(watcher, 5) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{repo / 'm' / '2'}: no manifest.json, so not a bundle (yet)"
+    ]

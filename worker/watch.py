@@ -115,7 +115,7 @@ class RepositoryWatcher:
         has stayed the same since the last look; queue (and return) those that pass."""
         self._reread_policy()
         try:
-            folders = selected_folders(bundle_folders(self.repository), self.wanted)
+            folders = selected_folders(bundle_folders(self.repository, on_skip=self._skipped), self.wanted)
         except (RepositoryError, OSError) as exc:
             self._once(("repository", str(exc)), "model repository: %s; no version changes until it is "
                        "fixed", exc)  # fmt: skip
@@ -201,6 +201,9 @@ class RepositoryWatcher:
             raise BundleError(f"{folder}: the graph opened on {model.providers[0]}, not {expected} (out of "
                               "device memory?)")  # fmt: skip
         return model
+
+    def _skipped(self, folder: Path) -> None:
+        self._once(("skipped", str(folder)), "%s: no %s, so not a bundle (yet)", folder, MANIFEST_FILE)
 
     def _once(self, key: tuple[str, ...], message: str, *args: object) -> None:
         if key not in self._said:
