@@ -4,13 +4,17 @@ Trains the bundles if there are none (an MNIST VAE; a KPI window VAE on generate
 starts `python -m worker` as its own process (as a deployment would) on two input topics,
 streams test-set 1s and 4s (normal) and 5s (anomalies) plus a few malformed records, then
 the last days of the KPI series with their labelled anomalies; prints the alerts as they
-arrive and a summary per kind against the labels.
+arrive and a summary per kind against the labels. Between the two, a hot swap: a new version
+of the image model is placed in the repository while records stream, the outputs switch to
+it, and removing it again brings the old version back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -31,6 +35,7 @@ from demo import DEMO_SETTINGS, kpi
 from demo.bundles import REPO, Bundle, absolute, newest_bundle
 from demo.roundtrip import malformed_messages
 from schemas import image_message
+from schemas.repository import copy_as_version, next_version_folder
 from schemas.settings import SettingsError, load_settings
 from training.images.mnist import BUNDLED_DIR, load_split
 from worker.launch import start_worker_process, wait_ready
@@ -66,6 +71,12 @@ class StreamDemoSettings(BaseSettings):
     kpi_seed: int = Field(11, description="seed of the generated series")
     kpi_stream_days: float = Field(3.0, gt=0, description="last days of each series to stream")
     kpi_rate: float = Field(3000.0, gt=0, description="KPI points per second")
+    swap_records: int = Field(
+        2000,
+        ge=0,
+        le=2117,
+        description="image records streamed while a new model version goes live (0: no hot-swap step)",
+    )
 
     # Relative paths given by flag or variable are from the current directory, resolved here once, so the
     # checks in this process and the training / worker subprocesses (run in REPO) see the same folders.
@@ -119,6 +130,7 @@ def start_worker(
         group_id=f"demo-{run}",
         model_repository=s.model_repository,
         default_model=image_model,  # for the malformed records, which name no model
+        model_poll_interval_s=1.0,  # the hot-swap step: a new version goes live within seconds
         metrics_port=s.metrics_port,
         log_level="WARNING",
     )
@@ -274,6 +286,55 @@ def stream_kpi(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], ou
     return expected
 
 
+def version_in_service(s: StreamDemoSettings, name: str) -> str | None:
+    """anomaly_worker_model_version of `name` on the worker's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=2).read().decode()
+    found = re.search(rf'^anomaly_worker_model_version{{model="{re.escape(name)}"}} (\S+)$', text, re.M)
+    return str(int(float(found[1]))) if found else None
+
+
+def hot_swap(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], out: Outputs) -> int:
+    """Place a new version of the image model (a copy of the bundle, its manifest saying the next version)
+    while records naming the model without a version stream; print which version scored which records;
+    remove it again (a rollback). Returns the outputs expected."""
+    name = bundle.manifest.name
+    new = next_version_folder(bundle.folder.parent.parent, bundle.folder.parent.name)
+    test = load_split("test", s.data_dir)
+    normals = test.images[np.isin(test.labels, (1, 4))][: s.swap_records]
+    messages = [
+        image_message(img, id=f"swap/{i}", source="mnist-demo", model=name) for i, img in enumerate(normals)
+    ]
+    print(
+        f"\nhot swap: streaming {len(messages)} records naming model {name} (no version) at {s.rate:.0f}/s;"
+    )
+    print(f"  version {new.name} (a copy of {bundle.manifest.version}) goes into {new.parent} a second in")
+    sender = threading.Thread(target=stream, args=(s, topics["input"], messages, s.rate))
+    sender.start()
+    try:
+        time.sleep(1.0)
+        copy_as_version(bundle.folder, new.name)  # staged beside it and renamed: it appears whole
+        sender.join()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            scored = [o for o in out.alerts + out.scores if o["record_id"].startswith("swap/")]
+            if len(scored) >= len(messages):
+                break
+            time.sleep(0.2)
+        for version in sorted({o["model_version"] for o in scored}, key=lambda v: (len(v), v)):
+            ids = sorted(int(o["record_id"][5:]) for o in scored if o["model_version"] == version)
+            print(f"  version {version:>3} scored {len(ids):5d} records (swap/{ids[0]} .. swap/{ids[-1]})")
+        once = len({o["record_id"] for o in scored}) == len(scored) == len(messages)
+        print(f"  outputs switched from version {bundle.manifest.version} to {new.name} without a restart; "
+              f"{'each record was scored once' if once else 'NOT every record was scored once'}")  # fmt: skip
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    deadline = time.monotonic() + 30
+    while version_in_service(s, name) != bundle.manifest.version and time.monotonic() < deadline:
+        time.sleep(0.5)
+    print(f"  removed {new}: version {version_in_service(s, name)} serves again (a rollback)")
+    return len(messages)
+
+
 def run(s: StreamDemoSettings) -> int:
     image_bundle = ensure_bundle(s)
     kpi_bundle = None
@@ -283,7 +344,7 @@ def run(s: StreamDemoSettings) -> int:
         )
     run_id = uuid.uuid4().hex[:6]
     topics = make_topics(s, run_id)
-    worker = start_worker(s, topics, run_id, image_bundle.key)
+    worker = start_worker(s, topics, run_id, image_bundle.manifest.name)
     try:
         wait_ready(s.metrics_port, worker)
         print(
@@ -299,6 +360,8 @@ def run(s: StreamDemoSettings) -> int:
         while out.count() < expected and time.monotonic() < deadline:
             time.sleep(0.2)
         summary(out, digits, sent_at, len(messages))
+        if s.swap_records:
+            expected += hot_swap(s, image_bundle, topics, out)
         if kpi_bundle is not None:
             expected += stream_kpi(s, kpi_bundle, topics, out)
         out.close()
@@ -314,6 +377,7 @@ def run(s: StreamDemoSettings) -> int:
                     "anomaly_worker_dead_letters_total",
                     "anomaly_worker_metric_points_total",
                     "anomaly_worker_series_",
+                    "anomaly_worker_model_version",
                 )
             ):
                 print(f"  {line}")

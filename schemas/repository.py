@@ -6,15 +6,21 @@ numbered one, by name. "The latest version of a name" and "the next version to t
 both follow that order. Plain Python (pathlib only): the worker imports it without torch.
 
 A version folder without a manifest is skipped with a warning that names it; two folders of one name
-that claim the same version (`3` and `03`) are an error, never a silent choice between them.
+that claim the same version (`3` and `03`) are an error, never a silent choice between them. Hidden
+folders are not versions: a bundle is written into one beside its place (`.<version>.partial-*`) and
+renamed into place when complete, so a worker watching the repository never sees half of one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from schemas.manifest import MANIFEST_FILE
+from schemas.manifest import MANIFEST_FILE, load_manifest, write_manifest_file
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +34,20 @@ def version_key(version: str) -> tuple[int, int | str]:
     return (0, int(version)) if version.isdigit() else (1, version)
 
 
-def bundle_folders(repository: Path, name: str = "*") -> list[Path]:
+def bundle_folders(
+    repository: Path, name: str = "*", on_skip: Callable[[Path], None] | None = None
+) -> list[Path]:
     """Every bundle folder `<repository>/<name>/<version>` that holds a manifest (of every name by
-    default), sorted by path. A version folder without one is skipped with a warning; two folders
-    that claim one version raise RepositoryError."""
+    default), sorted by path. A version folder without one is skipped with a warning (or handed to
+    `on_skip`: a watcher says it once); two folders that claim one version raise RepositoryError."""
     folders = []
     for folder in sorted(Path(repository).glob(f"{name}/*")):
         if not folder.is_dir() or folder.name.startswith(".") or folder.parent.name.startswith("."):
             continue  # hidden folders are not versions: training stages a bundle in .<version>.partial-*
         if (folder / MANIFEST_FILE).is_file():
             folders.append(folder)
+        elif on_skip is not None:
+            on_skip(folder)
         else:
             log.warning("%s: no %s, so not a bundle; skipped", folder, MANIFEST_FILE)
     refuse_duplicate_versions(folders)
@@ -68,3 +78,24 @@ def next_version_folder(repository: Path, name: str) -> Path:
     folder = Path(repository) / name
     numbered = [int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()]
     return folder / str(max(numbered, default=0) + 1)
+
+
+def copy_as_version(source: Path, version: str) -> Path:
+    """Copy the bundle at `source` to `<its model folder>/<version>`, its manifest saying `version`
+    (re-signed: manifest.sha256), the way training writes a bundle: into a hidden folder beside the
+    target, renamed into place when complete. The same graph as a new version (demos, tests, a
+    rollback by re-publishing an old version under a new number). Refuses an existing target."""
+    out = source.parent / version
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; pick a new version")
+    manifest = load_manifest(source).model_copy(update={"version": version})
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=source.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        write_manifest_file(staging, manifest)
+        os.chmod(staging, 0o755)
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

@@ -50,12 +50,20 @@ def test_registry_versions_and_default(tiny_bundle, tmp_path: Path) -> None:
     manifest["version"] = "2"
     rewrite_manifest(v2, json.dumps(manifest))
     reg = ModelRegistry.load(tmp_path / "repo", "cpu", None, None)
-    assert reg.names() == ["tiny-vae:1", "tiny-vae:2"]
-    assert reg.resolve("tiny-vae").key == "tiny-vae:2" and reg.resolve("tiny-vae:1").key == "tiny-vae:1"
-    assert reg.default is None  # two models and no --default-model: records must name one
-    assert ModelRegistry.load(tmp_path / "repo", "cpu", None, "tiny-vae:1").default.key == "tiny-vae:1"
+    # One version per model is served: the latest by default.
+    assert reg.names() == ["tiny-vae:2"]
+    assert reg.resolve("tiny-vae").key == "tiny-vae:2" and reg.resolve("tiny-vae:2").key == "tiny-vae:2"
+    assert reg.resolve("tiny-vae:1") is None  # not in service: its records are dead-lettered
+    assert reg.default.key == "tiny-vae:2"  # the only model
+    pinned = ModelRegistry.load(tmp_path / "repo", "cpu", None, None, policy={"tiny-vae": "1"})
+    assert pinned.names() == ["tiny-vae:1"] and pinned.resolve("tiny-vae").key == "tiny-vae:1"
+    assert ModelRegistry.load(tmp_path / "repo", "cpu", "tiny-vae:1", None).names() == ["tiny-vae:1"]
+    with pytest.raises(BundleError, match=r"no version 3 of tiny-vae .* versions there: 1, 2"):
+        ModelRegistry.load(tmp_path / "repo", "cpu", None, None, policy={"tiny-vae": "3"})
     with pytest.raises(BundleError, match="not among the loaded models"):
         ModelRegistry.load(tmp_path / "repo", "cpu", None, "nope")
+    with pytest.raises(BundleError, match="not among the loaded models"):
+        ModelRegistry.load(tmp_path / "repo", "cpu", None, "tiny-vae:1")  # the policy serves 2
     with pytest.raises(BundleError, match="no model bundles"):
         ModelRegistry.load(tmp_path / "repo", "cpu", "other", None)
 

@@ -36,6 +36,7 @@ from worker.registry import ModelRegistry
 from worker.score import Scored, ScoreStage
 from worker.settings import WorkerSettings
 from worker.source import count_consumed
+from worker.watch import ModelSwaps, RepositoryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Worker:
         health: Health,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         lag: LagProbe | None = None,
+        watcher: RepositoryWatcher | None = None,
     ) -> None:
         s = self.s = settings
         self.models = models
@@ -74,6 +76,8 @@ class Worker:
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self.lag = lag if lag is not None else LagProbe(metrics)  # worker/build.py gives it a client
         self.committed_at_stop: bool | None = None  # None until the commit at the end of run() is made
+        # New model versions, checked on the watcher's thread, go into service between two turns.
+        self.swaps = ModelSwaps(watcher, models, self.kinds, self.batcher, self.scoring, metrics, s)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -87,6 +91,7 @@ class Worker:
         self.consumer.subscribe(self.s.topics, on_assigned=self.on_assigned, on_revoked=self.on_revoked)
         try:
             self.lag.start()
+            self.swaps.start()
             while not self._stop.is_set():
                 self.step()
             self.committed_at_stop = self.drain()
@@ -99,6 +104,7 @@ class Worker:
             # Each step runs whatever the one before did: an error in cleanup (a broker gone at
             # close) is logged, and never hides the error that ended the loop.
             for step in (
+                self.swaps.stop,
                 self.lag.stop,
                 self.consumer.close,
                 self.scoring.close,
@@ -112,6 +118,7 @@ class Worker:
     def step(self) -> None:
         """One turn of the loop: poll, decode, score what is ready, publish what is scored, commit if due."""
         self.health.beat()
+        self._apply_model_changes()
         polled = self.consumer.poll(self._poll_timeout_ms(), self.s.max_poll_records)
         if self._fatal is not None:
             raise self._fatal
@@ -175,7 +182,7 @@ class Worker:
                     item.message, Reason.SCORING_FAILED, f"{type(result.error).__name__}: {result.error}"
                 )
         else:
-            kind = self.kinds[model.key]
+            kind = batch.kind  # of the version that formed the batch: the one its outputs name
             verdicts = kind.decide(items, result.scores, batch.prepared)
             alerts = self.publisher.outcomes(kind, items, verdicts, datetime.now(UTC))
             self._count_scored(batch, result.seconds, alerts)
@@ -191,6 +198,10 @@ class Worker:
         stamps = stamps[stamps > 0]  # a message without a Kafka timestamp has no latency to report
         latencies = np.maximum(0.0, time.time() * 1000.0 - stamps) / 1000.0
         self.metrics.end_to_end_seconds.labels(model=key).observe_many(latencies)
+
+    def _apply_model_changes(self) -> None:
+        """Model versions the watcher checked go into service here, between batches (worker/watch.py)."""
+        self.swaps.apply()
 
     def _report_kinds(self) -> None:
         for kind in self.kinds.values():

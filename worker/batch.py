@@ -84,6 +84,11 @@ class Batcher:
             return self._open.pop(key)
         return None
 
+    def take(self, key: str) -> Batch | None:
+        """The open batch of the model `key` ('name:version'), ready or not (that version is being
+        replaced: worker/watch.py)."""
+        return self._open.pop(key, None)
+
     def due(self, now: float | None = None) -> list[Batch]:
         """Batches whose oldest record has waited --max-wait-ms."""
         now = time.monotonic() if now is None else now

@@ -12,12 +12,15 @@ from functools import partial
 from prometheus_client import CollectorRegistry
 
 from worker.app import Worker
+from worker.device import choose_providers
 from worker.health import Health, serve
 from worker.lag import QUERY_TIMEOUT_S, LagProbe
 from worker.metrics import new_metrics
+from worker.policy import policy_for
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
 from worker.source import check_topics, connect, max_output_bytes, offsets_client
+from worker.watch import RepositoryWatcher, show_model_metrics
 
 log = logging.getLogger("worker")
 
@@ -32,16 +35,23 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
         log.info(
             "metrics on http://%s:%d/metrics (also /healthz, /readyz)", s.metrics_host, server.server_port
         )
-    models = ModelRegistry.load(s.model_repository, s.device, s.models, s.default_model, s.intra_op_threads)
+    policy = policy_for(s.version_policy, s.default_model, s.version_policy_file)
+    models = ModelRegistry.load(s.model_repository, s.device, s.models, s.default_model, s.intra_op_threads,
+                                policy)  # fmt: skip
     for m in models:
         log.info("loaded %s (threshold %.3f) on %s", m.key, m.manifest.threshold, ",".join(m.providers))
-        metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
-        metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
+        show_model_metrics(metrics, m)
     health.models_loaded = True
+    reread = partial(policy_for, s.version_policy, s.default_model, s.version_policy_file)
+    watcher = RepositoryWatcher(s.model_repository, choose_providers(s.device), models, metrics, policy,
+                                s.models, s.model_poll_interval_s, s.intra_op_threads,
+                                reread if s.version_policy_file else None)  # fmt: skip
     consumer, producer = connect(s, health)
     check_topics(s, consumer)
     producer.prepare(s.output_topics)
     limit = max_output_bytes(s, consumer, producer)
     log.info("outputs are kept under %d bytes (the producer's and the output topics' limits)", limit)
     lag = LagProbe(metrics, partial(offsets_client, s, QUERY_TIMEOUT_S))  # connects on its own thread
-    return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag)
+    return Worker(
+        s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag, watcher=watcher
+    )

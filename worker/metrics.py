@@ -83,6 +83,8 @@ class Metrics(NamedTuple):
     assigned_partitions: Gauge
     model_info: Gauge
     model_threshold: Gauge
+    model_version: Gauge
+    model_versions_refused: Counter
     metric_points: Counter
     series_active: Gauge
     series_warming: Gauge
@@ -146,12 +148,26 @@ class Metrics(NamedTuple):
             ),
             model_info=Gauge(
                 p + "model_info",
-                "1 for each loaded model",
+                "1 for each model version in service",
                 ["model", "version", "provider"],
                 registry=registry,
             ),
             model_threshold=Gauge(
                 p + "model_threshold", "Alert threshold of each model", ["model"], registry=registry
+            ),
+            model_version=Gauge(
+                p + "model_version",
+                "Version in service of each model (by name); -1 for a version that is not a whole "
+                "number (model_info names it)",
+                ["model"],
+                registry=registry,
+            ),
+            model_versions_refused=Counter(
+                p + "model_versions_refused_total",
+                "New versions found in the model repository and refused (a check failed; the running "
+                "version stayed)",
+                ["model"],
+                registry=registry,
             ),
             metric_points=Counter(
                 p + "metric_points_total",

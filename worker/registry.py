@@ -13,6 +13,7 @@ from schemas import MANIFEST_FILE, ModelManifest
 from schemas.manifest import ManifestError, bundle_path, load_manifest, sha256_file
 from schemas.repository import RepositoryError, bundle_folders, version_key
 from worker.device import choose_providers
+from worker.policy import chosen_folders
 
 log = logging.getLogger(__name__)
 
@@ -118,34 +119,40 @@ def _warm_up(model: LoadedModel) -> None:
 
 
 class ModelRegistry:
-    """Every bundle under a repository (or those asked for), by 'name' (latest version) and 'name:version'."""
+    """The models in service: one version per model name (worker/policy.py picks which), found by
+    'name' or 'name:version'. Only the loop changes it, between batches (worker/watch.py)."""
 
     def __init__(self, models: list[LoadedModel], default: str | None) -> None:
-        self._by_key: dict[str, LoadedModel] = {}
+        self._by_name: dict[str, LoadedModel] = {}
         for m in models:
-            if m.key in self._by_key:  # else the later folder would silently replace the earlier
+            other = self._by_name.get(m.manifest.name)
+            if other is not None and other.key == m.key:  # else one folder would silently win
+                raise BundleError(f"{other.folder} and {m.folder} both hold {m.key}; remove one")
+            if other is not None:
                 raise BundleError(
-                    f"{self._by_key[m.key].folder} and {m.folder} both hold {m.key}; remove one"
+                    f"{other.folder} and {m.folder} are both {m.manifest.name}, and one version of a "
+                    "model is served: move one to the folder of its name"
                 )
-            self._by_key[m.key] = m
-        self._latest: dict[str, LoadedModel] = {}
-        for m in sorted(models, key=lambda m: version_key(m.manifest.version)):
-            self._latest[m.manifest.name] = m
-        self.default = self.resolve(default) if default else (models[0] if len(models) == 1 else None)
+            self._by_name[m.manifest.name] = m
+        # 'name' follows the version in service; the default is looked up by it at every record.
+        self._default = default or (models[0].manifest.name if len(models) == 1 else None)
         if default and self.default is None:
             raise BundleError(f"--default-model {default!r} is not among the loaded models: {self.names()}")
-        self._default_of_kind: dict[str, LoadedModel] = {}
+        self._default_of_kind: dict[str, str] = {}
         for kind in {m.manifest.kind for m in models}:
-            of_kind = [m for m in self._latest.values() if m.manifest.kind == kind]
+            of_kind = [m for m in models if m.manifest.kind == kind]
             if self.default is not None and self.default.manifest.kind == kind:
-                self._default_of_kind[kind] = self.default
+                self._default_of_kind[kind] = self._default
             elif len(of_kind) == 1:
-                self._default_of_kind[kind] = of_kind[0]
+                self._default_of_kind[kind] = of_kind[0].manifest.name
 
     @classmethod
     def load(
-        cls, repository: Path, device: str, wanted: str | None, default: str | None, threads: int = 0
-    ) -> ModelRegistry:
+        cls, repository: Path, device: str, wanted: str | None, default: str | None, threads: int = 0,
+        policy: dict[str, str] | None = None,
+    ) -> ModelRegistry:  # fmt: skip
+        """The versions the policy picks (default: the latest of each) among the bundles `wanted`
+        (--models) allows, loaded and checked; BundleError names the first that fails."""
         if not repository.is_dir():
             raise BundleError(
                 f"model repository {repository} does not exist; train a bundle with "
@@ -153,42 +160,67 @@ class ModelRegistry:
             )
         providers = choose_providers(device)
         try:
-            folders = bundle_folders(repository)
+            folders = selected_folders(bundle_folders(repository), wanted)
         except RepositoryError as exc:
             raise BundleError(str(exc)) from None
-        if wanted:
-            keys = [w.strip() for w in wanted.split(",") if w.strip()]
-            folders = [f for f in folders if _selected(f, keys)]
         if not folders:
             raise BundleError(
                 f"no model bundles (<name>/<version>/{MANIFEST_FILE}) under {repository}"
                 + (f" matching --models {wanted}" if wanted else "")
             )
-        models = [load_bundle(f, providers, threads) for f in folders]
+        policy = policy or {}
+        chosen = chosen_folders(folders, policy)
+        for name, folder in chosen.items():
+            if folder is None:
+                have = sorted((f.name for f in folders if f.parent.name == name), key=version_key)
+                raise BundleError(
+                    f"no version {policy[name]} of {name} under {repository} (the version policy pins "
+                    f"it; versions there: {', '.join(have) or 'none'})"
+                )
+        models = [load_bundle(f, providers, threads) for f in chosen.values() if f is not None]
         return cls(models, default)
 
+    @property
+    def default(self) -> LoadedModel | None:
+        """The model for records that name none (--default-model, or the only model at start)."""
+        return self.resolve(self._default) if self._default else None
+
     def resolve(self, name: str | None) -> LoadedModel | None:
-        """'name:version', 'name' (latest version), or None for the default model."""
+        """'name' (the version in service), 'name:version' (only if that version is the one in
+        service), or None for the default model."""
         if not name:
             return self.default
         if ":" in name:
-            return self._by_key.get(name)
-        return self._latest.get(name)
+            name, version = name.split(":", 1)
+            model = self._by_name.get(name)
+            return model if model is not None and model.manifest.version == version else None
+        return self._by_name.get(name)
 
     def resolve_for(self, name: str | None, kind: str) -> LoadedModel | None:
         """Like resolve, but a record that names no model gets the default model of its kind:
-        --default-model if it scores this kind, else the latest version of the only model that does."""
+        --default-model if it scores this kind, else the only model of this kind at start."""
         if name:
             return self.resolve(name)
-        return self._default_of_kind.get(kind)
+        default = self._default_of_kind.get(kind)
+        return self.resolve(default) if default else None
+
+    def replace(self, model: LoadedModel) -> LoadedModel | None:
+        """Put `model` into service under its name (the loop, between batches); returns the version
+        it replaces, if any."""
+        old = self._by_name.get(model.manifest.name)
+        self._by_name[model.manifest.name] = model
+        return old
 
     def names(self) -> list[str]:
-        return sorted(self._by_key)
+        return sorted(m.key for m in self._by_name.values())
 
     def __iter__(self):
-        return iter(self._by_key.values())
+        return iter(list(self._by_name.values()))
 
 
-def _selected(folder: Path, keys: list[str]) -> bool:
-    name, version = folder.parent.name, folder.name
-    return name in keys or f"{name}:{version}" in keys
+def selected_folders(folders: list[Path], wanted: str | None) -> list[Path]:
+    """The bundle folders --models allows (all when it is not set)."""
+    if not wanted:
+        return folders
+    keys = [w.strip() for w in wanted.split(",") if w.strip()]
+    return [f for f in folders if f.parent.name in keys or f"{f.parent.name}:{f.name}" in keys]

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
+from worker.policy import parse_version_policy, policy_for
 
 
 class WorkerSettings(BaseSettings):
@@ -78,7 +79,29 @@ class WorkerSettings(BaseSettings):
         "default: the only model, if there is one",
     )
     models: str | None = Field(
-        None, description="comma-separated models to load (name or name:version); default: all"
+        None,
+        description="comma-separated models that may be served (name or name:version); default: all; "
+        "of each model one version is served, as --version-policy says",
+    )
+    version_policy: str | None = Field(
+        None,
+        description="which version of each model is served: comma-separated name=latest (the default "
+        "for every model) or name=<version> (pinned), e.g. mnist-vae=3,kpi-vae=latest. A new latest "
+        "version, or a changed pin, goes into service without a restart (see --model-poll-interval-s); "
+        "--default-model name:version also pins name",
+    )
+    version_policy_file: Path | None = Field(
+        None,
+        description="a file of version policy entries (as --version-policy, comma- or line-separated, "
+        "# comments) that win over --version-policy; read again at every look at the repository, so "
+        "pinning an older version there rolls back without a restart",
+    )
+    model_poll_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="how often to look at --model-repository for versions to put into service (new, "
+        "pinned, or an older one when the newest folder is removed); each is checked like a bundle at "
+        "start and refused, the running version staying, if it fails; 0 = load at start only",
     )
     max_batch: int = Field(256, ge=1, le=65536, description="most records per inference call")
     max_wait_ms: int = Field(20, ge=0, description="longest a record waits for its batch to fill")
@@ -163,6 +186,28 @@ class WorkerSettings(BaseSettings):
         if path is not None and "-----BEGIN " not in _read_file(path):
             raise PydanticCustomError("file", "{path} is not a PEM file (no -----BEGIN)", {"path": str(path)})
         return path
+
+    @field_validator("version_policy")
+    @classmethod
+    def _policy_readable(cls, value: str | None) -> str | None:
+        try:
+            parse_version_policy(value)
+        except ValueError as exc:
+            raise PydanticCustomError("policy", str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _policy_fits_default_model(self) -> WorkerSettings:
+        try:
+            policy_for(self.version_policy, self.default_model, self.version_policy_file)
+        except OSError as exc:
+            why = {"path": str(self.version_policy_file), "why": exc.strerror or str(exc)}
+            raise PydanticCustomError(
+                "policy", "--version-policy-file / WORKER_VERSION_POLICY_FILE: cannot read {path}: {why}", why
+            ) from None
+        except ValueError as exc:
+            raise PydanticCustomError("policy", str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _security_consistent(self) -> WorkerSettings:

@@ -62,5 +62,11 @@ class RecordKind(ABC):
     def keep_partitions(self, kept: set[tuple[str, int]]) -> None:  # noqa: B027 - most kinds keep nothing
         """After a rebalance: drop what is kept for partitions no longer assigned here."""
 
+    def carry_over(self, previous: RecordKind) -> str | None:
+        """When this kind's model replaces `previous`'s (a new version going into service): take
+        over what `previous` keeps, if it fits this model. Returns why it was not taken over
+        (the kind starts fresh), or None (taken over, or nothing to take)."""
+        return None
+
     def report(self, metrics: Metrics) -> None:  # noqa: B027 - most kinds have no metrics of their own
         """Bring the kind's own metrics up to date (after each poll, and after a rebalance)."""

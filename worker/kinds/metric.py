@@ -16,6 +16,7 @@ import numpy as np
 
 from schemas import MetricPoint, Reason, Rejection
 from schemas.detect import WindowFeatures, window_features
+from schemas.manifest import MetricPreprocessing
 from schemas.records import in_ts_range
 from worker.batch import Item
 from worker.decide import Verdicts, from_detector
@@ -80,6 +81,19 @@ class MetricKind(RecordKind):
             fields["ts"] = datetime.fromtimestamp(window_of(item).slot_ts, UTC)
         return fields
 
+    def carry_over(self, previous: RecordKind) -> str | None:
+        """The series' windows and detector state go on with the new version when its windows are
+        made the same way (window_differences); its detector parameters apply from the next point,
+        and the state's score statistics keep adapting as they always do."""
+        assert isinstance(previous, MetricKind)
+        why = window_differences(previous.model.manifest.preprocessing, self.model.manifest.preprocessing)
+        if why:
+            return why
+        self.windows = previous.windows
+        self.windows.prep = self.model.manifest.preprocessing  # new series start from its priors
+        self._reported = previous._reported  # the totals so far were reported under the old key
+        return None
+
     def keep_partitions(self, kept: set[tuple[str, int]]) -> None:
         # Series of partitions that moved away are another worker's now; those kept go on where
         # they were (the revocation committed exactly up to them).
@@ -103,6 +117,24 @@ class MetricKind(RecordKind):
                 metrics.series_resets.labels(model=key).inc(delta)
             else:
                 metrics.metric_points.labels(model=key, outcome=name).inc(delta)
+
+
+def window_differences(old: MetricPreprocessing, new: MetricPreprocessing) -> str | None:
+    """What makes a series' window under `old` mean something else under `new`, in words, or None:
+    the window length, the grid (a series' interval, the fill, reset_gap) and the scaling."""
+    changed = [
+        f"{field} {getattr(old, field)} -> {getattr(new, field)}"
+        for field in ("window", "interval_s", "fill", "reset_gap", "clip", "normalisation")
+        if getattr(old, field) != getattr(new, field)
+    ]
+    grids = sorted(
+        key for key in old.series.keys() | new.series.keys()
+        if (old.series[key].interval_s if key in old.series else old.interval_s)
+        != (new.series[key].interval_s if key in new.series else new.interval_s)
+    )  # fmt: skip
+    if grids:
+        changed.append(f"the grid interval of {len(grids)} series (e.g. {grids[0]})")
+    return "; ".join(changed) or None
 
 
 def window_of(item: Item) -> Window:

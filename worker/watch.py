@@ -1,0 +1,282 @@
+"""Model versions go into service without a restart, as in Triton's model repository.
+
+Two halves, one on each side of a queue:
+
+- `RepositoryWatcher`, a thread of its own: every --model-poll-interval-s it lists the repository,
+  applies the version policy (worker/policy.py) and, for each model whose wanted version is not the
+  one in service, loads and checks that version exactly as at start (worker/registry.py load_bundle:
+  the manifest and its checksum, every file's sha256, the graph's shapes, a session on the configured
+  device, a warm-up batch with finite scores). A version passes, and is queued ready to serve, or is
+  refused: logged once with the file and the reason (again only if its files change), counted in
+  `model_versions_refused_total`, and the running version stays. A folder is looked at once its
+  files have stayed the same for one interval, so a bundle copied in file by file is not judged
+  half-copied (training renames a finished bundle into place, and hidden folders are never looked at).
+- `ModelSwaps`, on the loop's thread, once per turn: each ready version goes into service between
+  batches. Records resolve their model as they are decoded, so those decoded before the swap are
+  in the old version's batches and those after it in the new one's. The old version's open batch is
+  handed to scoring at once (ahead of any batch of the new version: the scoring thread keeps order),
+  and every batch finishes with the version that formed it, which is the `model_version` its outputs
+  carry. A metric model's series (windows and detector state) carry over when the new version makes
+  its windows the same way, else they start fresh and the log says why. The old version's session is
+  let go once no batch uses it.
+
+Removing the newest folder, or pinning an older version in --version-policy-file (read again at every
+look), brings the older one back the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from pathlib import Path
+
+from schemas import MANIFEST_FILE
+from schemas.repository import RepositoryError, bundle_folders
+from worker.batch import Batcher
+from worker.kinds import KINDS, RecordKind
+from worker.metrics import Metrics
+from worker.policy import chosen_folders, describe
+from worker.registry import BundleError, LoadedModel, ModelRegistry, load_bundle, selected_folders
+from worker.score import ScoreStage
+from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def fingerprint(folder: Path) -> Fingerprint | None:
+    """(path, size, mtime) of every file in the folder; None if it cannot be listed (just removed)."""
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        return tuple((p.relative_to(folder).as_posix(), s.st_size, s.st_mtime_ns) for p in files
+                     for s in (p.stat(),))  # fmt: skip
+    except OSError:
+        return None
+
+
+class RepositoryWatcher:
+    """Finds the versions the policy wants in service, checks them off the loop's thread, and queues
+    those that pass (see the module docstring)."""
+
+    def __init__(
+        self, repository: Path, providers: list[str], serving: Iterable[LoadedModel], metrics: Metrics,
+        policy: dict[str, str] | None = None, wanted: str | None = None, interval_s: float = 10.0,
+        threads: int = 0, policy_source: Callable[[], dict[str, str]] | None = None,
+    ) -> None:  # fmt: skip
+        self.repository, self.providers, self.metrics = repository, providers, metrics
+        self.policy, self.wanted, self.interval_s, self.threads = policy or {}, wanted, interval_s, threads
+        self.policy_source = policy_source  # the policy read again at each look (--version-policy-file)
+        # By model (its folder's name under the repository): the version in service once the loop
+        # has taken what is queued.
+        self._serving: dict[str, LoadedModel] = {m.folder.parent.name: m for m in serving}
+        self._seen: dict[Path, Fingerprint | None] = {}  # each candidate's files at the last look
+        self._refused: dict[Path, Fingerprint | None] = {}  # and as they were when refused
+        self._said: set[tuple[str, ...]] = set()  # warnings given once
+        self._ready: queue.SimpleQueue[LoadedModel] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.interval_s > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-watch", daemon=True)
+            self._thread.start()
+            log.info("watching %s for model versions every %g s", self.repository, self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)  # a version being checked finishes first
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.look()
+            except Exception:  # a fault here must not end the watch, nor the worker
+                log.exception("while looking at the model repository %s", self.repository)
+
+    def ready(self) -> list[LoadedModel]:
+        """Versions checked and ready to go into service, in the order they passed (the loop's side)."""
+        out = []
+        with suppress(queue.Empty):
+            while True:
+                out.append(self._ready.get_nowait())
+        return out
+
+    # -- one look --------------------------------------------------------------------------
+
+    def look(self) -> list[LoadedModel]:
+        """Look at the repository once: check each version the policy wants that is not in service and
+        has stayed the same since the last look; queue (and return) those that pass."""
+        self._reread_policy()
+        try:
+            folders = selected_folders(bundle_folders(self.repository, on_skip=self._skipped), self.wanted)
+        except (RepositoryError, OSError) as exc:
+            self._once(("repository", str(exc)), "model repository: %s; no version changes until it is "
+                       "fixed", exc)  # fmt: skip
+            return []
+        passed = []
+        chosen = chosen_folders(folders, self.policy)
+        for name in sorted(chosen.keys() | self._serving.keys()):
+            folder, current = chosen.get(name), self._serving.get(name)
+            if folder is None:
+                if current is not None:
+                    self._once(("gone", name, str(current.folder)), "%s: no version under %s fits its "
+                               "policy (%s); %s stays in service", name, self.repository,
+                               describe(name, self.policy), current.key)  # fmt: skip
+                continue
+            if current is not None:
+                self._said.discard(("gone", name, str(current.folder)))
+                if folder == current.folder:
+                    continue
+            model = self._candidate(name, folder, current)
+            if model is not None:
+                self._serving[name] = model
+                self._ready.put(model)
+                passed.append(model)
+        present = set(folders)
+        for marks in (self._seen, self._refused):  # forget folders that are gone
+            for gone in [f for f in marks if f not in present]:
+                del marks[gone]
+        return passed
+
+    def _reread_policy(self) -> None:
+        if self.policy_source is None:
+            return
+        try:
+            policy = self.policy_source()
+        except (OSError, ValueError) as exc:
+            self._once(("policy", str(exc)), "version policy: %s; it stays %s", exc, self.policy or "latest")
+            return
+        if policy != self.policy:
+            log.info("version policy now %s", ", ".join(f"{n}={v}" for n, v in sorted(policy.items())) or
+                     "latest for every model")  # fmt: skip
+            self.policy = policy
+
+    def _candidate(self, name: str, folder: Path, current: LoadedModel | None) -> LoadedModel | None:
+        mark = fingerprint(folder)
+        settled = mark is not None and self._seen.get(folder) == mark
+        self._seen[folder] = mark
+        if not settled or self._refused.get(folder) == mark:
+            return None  # still being written, or refused as it is
+        try:
+            model = self.check(folder, current)
+        except BundleError as exc:
+            self._refused[folder] = mark
+            self.metrics.model_versions_refused.labels(model=name).inc()
+            stays = f"{current.key} stays in service" if current else f"{name} is not served"
+            log.error("refused version %s of %s: %s; %s", folder.name, name, exc, stays)
+            return None
+        self._refused.pop(folder, None)
+        log.info("version %s of %s passed its checks (%s); it goes into service between two batches",
+                 model.manifest.version, name, describe(name, self.policy))  # fmt: skip
+        return model
+
+    def check(self, folder: Path, current: LoadedModel | None) -> LoadedModel:
+        """The bundle at `folder` loaded and checked to replace `current` (None: a new model);
+        BundleError naming the file and the reason if it may not."""
+        try:
+            model = load_bundle(folder, self.providers, self.threads)
+        except BundleError:
+            raise
+        except Exception as exc:  # onnxruntime's own errors, e.g. from the warm-up run
+            raise BundleError(f"{folder}: {type(exc).__name__}: {exc}") from None
+        m, manifest = model.manifest, folder / MANIFEST_FILE
+        if current is not None and m.name != current.manifest.name:
+            raise BundleError(f"{manifest}: names model {m.name!r}, but this folder's model is "
+                              f"{current.manifest.name!r}")  # fmt: skip
+        if current is not None and m.kind != current.manifest.kind:
+            raise BundleError(f"{manifest}: a {m.kind} model, but {current.key} scores "
+                              f"{current.manifest.kind} records: a model keeps its kind (give the new one "
+                              "a name of its own)")  # fmt: skip
+        if current is None and any(s.manifest.name == m.name for s in self._serving.values()):
+            raise BundleError(f"{manifest}: model {m.name!r} is already served from another folder")
+        expected = current.providers[0] if current is not None else self.providers[0]
+        if model.providers[0] != expected:
+            raise BundleError(f"{folder}: the graph opened on {model.providers[0]}, not {expected} (out of "
+                              "device memory?)")  # fmt: skip
+        return model
+
+    def _skipped(self, folder: Path) -> None:
+        self._once(("skipped", str(folder)), "%s: no %s, so not a bundle (yet)", folder, MANIFEST_FILE)
+
+    def _once(self, key: tuple[str, ...], message: str, *args: object) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.warning(message, *args)
+
+
+class ModelSwaps:
+    """The loop's side: puts the versions the watcher made ready into service, between batches."""
+
+    def __init__(
+        self, watcher: RepositoryWatcher | None, models: ModelRegistry, kinds: dict[str, RecordKind],
+        batcher: Batcher, scoring: ScoreStage, metrics: Metrics, settings: WorkerSettings,
+    ) -> None:  # fmt: skip
+        self.watcher, self.models, self.kinds = watcher, models, kinds
+        self.batcher, self.scoring, self.metrics, self.settings = batcher, scoring, metrics, settings
+        self.retiring: list[LoadedModel] = []  # replaced, kept until their last batch is published
+
+    def start(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def apply(self) -> None:
+        """Once per turn of the loop, between batches: the ready versions into service, and the
+        replaced ones no batch uses any more let go."""
+        if self.watcher is None:
+            return
+        for model in self.watcher.ready():
+            self.swap(model)
+        if self.retiring:
+            in_use = {id(b.model) for b in [*self.batcher.open_batches(), *self.scoring.in_flight()]}
+            for old in [m for m in self.retiring if id(m) not in in_use]:
+                self.retiring.remove(old)
+                log.info("released %s: its last batch is published", old.key)
+
+    def swap(self, new: LoadedModel) -> None:
+        kind = KINDS[new.manifest.kind](new, self.settings)
+        old = self.models.resolve(new.manifest.name)
+        if old is not None:
+            old_kind = self.kinds.pop(old.key)
+            formed = self.batcher.take(old.key)
+            if formed is not None:  # scored by the version that formed it, before any of the new one
+                self.scoring.submit(formed)
+            old_kind.report(self.metrics)  # its totals so far, under its own key
+            why = kind.carry_over(old_kind)
+            if why:
+                log.warning("%s: the series start afresh (they warm up again): %s", new.key, why)
+            forget_model_metrics(self.metrics, old)
+            self.retiring.append(old)
+        self.models.replace(new)
+        self.kinds[new.key] = kind
+        show_model_metrics(self.metrics, new)
+        log.info("%s in service%s (threshold %.3f on %s)", new.key, f", replacing {old.key}" if old else "",
+                 new.manifest.threshold, new.providers[0])  # fmt: skip
+
+
+def show_model_metrics(metrics: Metrics, m: LoadedModel) -> None:
+    """The gauges of a version going into service: model_info, model_threshold, model_version."""
+    metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
+    metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
+    version = m.manifest.version
+    metrics.model_version.labels(model=m.manifest.name).set(int(version) if version.isdigit() else -1)
+    metrics.model_versions_refused.labels(model=m.manifest.name)  # at 0, so increase() sees the first
+
+
+def forget_model_metrics(metrics: Metrics, m: LoadedModel) -> None:
+    """The gauges of a version leaving service; its counters stay (they only ever grow)."""
+    with suppress(KeyError):
+        metrics.model_info.remove(m.manifest.name, m.manifest.version, m.providers[0])
+    for gauge in (metrics.model_threshold, metrics.series_active, metrics.series_warming):
+        with suppress(KeyError):
+            gauge.remove(m.key)
