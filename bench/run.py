@@ -6,6 +6,7 @@
   (d) the same worker with --max-batch 1
   (e) produce-to-output latency at a steady rate on a realistic stream (bench/latency.py)
   (f)-(h) the metric path: memory per series, windows/s with 10,000 series, point latency (bench/kpi.py)
+  (i) peak memory under hostile input and compression bombs, per Kafka client (bench/hostile.py)
 
 Prints a table; asserts nothing (figures, not tests).
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench import kpi, plots
+from bench import hostile, kpi, plots
 from bench.common import REPO, append_times, create_topic, metric_total, start_worker
 from bench.latency import latency, percentiles
 from schemas import MANIFEST_FILE, ModelManifest, image_message
@@ -163,8 +164,9 @@ def main() -> int:
     )
     p.add_argument(
         "--only",
-        choices=["images", "metrics", "latency"],
-        help="run one half, or the latency stage (e) alone, --repeats times (default: both halves)",
+        choices=["images", "metrics", "latency", "hostile"],
+        help="run one half, the latency stage (e) alone, --repeats times, or the memory stage (i) "
+        "alone (default: all)",
     )
     p.add_argument("--partitions", type=int, default=3, help="input partitions of the latency stream (e)")
     p.add_argument("--anomaly-share", type=float, default=0.05, help="share of 5s in the latency stream (e)")
@@ -193,11 +195,13 @@ def main() -> int:
 
     repo = args.model_repository
     image_bundle = latest_bundle(repo, args.image_model, "image") if args.only != "metrics" else None
+    with_hostile = args.only in (None, "hostile")
     with_metrics = args.only in (None, "metrics")
     metric_bundle = latest_bundle(repo, args.metric_model, "metric") if with_metrics else None
     for kind, name, bundle, wanted in (("image", args.image_model, image_bundle, "images"),
                                        ("metric", args.metric_model, metric_bundle, "metrics")):  # fmt: skip
-        if bundle is None and args.only in (None, wanted, "latency" if kind == "image" else None):
+        alone = ("latency", "hostile") if kind == "image" else ()  # the stages that need this bundle alone
+        if bundle is None and args.only in (None, wanted, *alone):
             make = "make train" if kind == "image" else "make train-kpi"
             print(f"bench: no {kind} bundle {repo / name}/<version>; run '{make}' first", file=sys.stderr)
             return 1
@@ -208,12 +212,16 @@ def main() -> int:
         bootstrap = external or broker.start().bootstrap_servers
         if args.only == "latency":
             latency_bench(bootstrap, image_bundle, args)
-        elif image_bundle is not None:
+        elif image_bundle is not None and args.only != "hostile":
             image_bench(bootstrap, image_bundle, args)
         if metric_bundle is not None:
             print()
             for line in kpi.run(bootstrap, args.model_repository, metric_bundle, args.series,
                                 args.scored_steps, args.rate, args.seconds):  # fmt: skip
+                print(line, flush=True)
+        if with_hostile and image_bundle is not None:
+            print()
+            for line in hostile.run(bootstrap, image_bundle, args.transports.split(",")):
                 print(line, flush=True)
     finally:
         if broker is not None:

@@ -111,6 +111,7 @@ class AcknowledgedLater(RecordingSink):
 
 def test_outputs_the_broker_holds_back_are_waited_for_said_and_shown_to_probes(monkeypatch, caplog) -> None:
     monkeypatch.setattr("worker.checkpoint.REPORT_S", 0.0)
+    monkeypatch.setattr("worker.checkpoint.STALL_S", 0.0)  # this broker answers each flush at once
     deliveries, seen = [Delivered(is_done=False) for _ in range(3)], []
     sink = AcknowledgedLater(deliveries, stalls=3, seen=seen)
     metrics, _ = new_metrics()

@@ -77,7 +77,8 @@ class OffsetTracker:
             self._committed.pop(tp, None)
 
 
-STALL_S = 5.0  # outputs unacknowledged this long: /readyz says so
+STALL_S = 3.0  # a flush waiting this long: /readyz says so (within 5 s of the first output held)
+FLUSH_SLICE_S = 0.5  # a flush waits in slices this long, to keep health and reports current
 REPORT_S = 30.0  # and the log, this often
 
 
@@ -185,15 +186,16 @@ class Checkpoint:
         reported = started
         while True:
             try:
-                self.producer.flush(STALL_S)
+                self.producer.flush(FLUSH_SLICE_S)
             except Exception as exc:  # kafka-python raises KafkaTimeoutError when the flush times out
-                log.debug("flush did not complete within %.0f s: %s", STALL_S, exc)
+                log.debug("flush did not complete within %.1f s: %s", FLUSH_SLICE_S, exc)
             pending = [d for d in sent if not d.is_done]
             now = time.monotonic()
             if not pending or now >= deadline:
                 break
             self.health.beat()
-            self._stalled(True)
+            if now - started >= STALL_S:
+                self._stalled(True)
             if now - reported >= REPORT_S:
                 reported = now
                 self._report_stall(len(pending), now - started, deadline - now)

@@ -61,12 +61,16 @@ def unpack(codec_id: int, data: bytes | memoryview, limit: int) -> bytes:
     if codec_id == DefaultRecordBatch.CODEC_SNAPPY:
         size = snappy_size(bytes(data))
         if size > limit:
-            raise _too_large(limit, f"its header says {size} bytes")
+            raise _too_large(limit, detail=f"its header says {size} bytes")
         return codec.snappy_decode(bytes(data))
     raise CorruptRecordError(f"unknown compression codec {codec_id}")
 
 
-def _too_large(limit: int, detail: str = "") -> BatchTooLarge:
+def _too_large(limit: int, unpacked: bytearray | None = None, detail: str = "") -> BatchTooLarge:
+    if unpacked is not None:
+        # The error's traceback keeps the frames that raised it, and kafka-python keeps the error
+        # for a while: without this each refused batch would hold its limit's worth of memory.
+        unpacked.clear()
     more = f" ({detail})" if detail else ""
     return BatchTooLarge(
         f"a compressed record batch unpacks to more than {limit} bytes{more}: refused before unpacking "
@@ -82,7 +86,7 @@ def _gzip(data: bytes, limit: int) -> bytes:
             piece = inflater.decompress(chunk, CHUNK)
             out += piece
             if len(out) > limit:
-                raise _too_large(limit)
+                raise _too_large(limit, out)
             chunk = inflater.unconsumed_tail
             if not chunk and not piece and not inflater.eof:
                 raise CorruptRecordError("a gzip-compressed record batch ends before its gzip stream does")
@@ -97,12 +101,12 @@ def _lz4(data: bytes, limit: int) -> bytes:
         out += inflater.decompress(rest, max_length=CHUNK)
         while not inflater.eof:
             if len(out) > limit:
-                raise _too_large(limit)
+                raise _too_large(limit, out)
             if inflater.needs_input:
                 raise CorruptRecordError("an lz4-compressed record batch ends before its frame does")
             out += inflater.decompress(b"", max_length=CHUNK)
         if len(out) > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, out)
         rest = inflater.unused_data
     return bytes(out)
 
@@ -113,7 +117,7 @@ def _read_limited(reader: io.RawIOBase, limit: int) -> bytes:
         while block := reader.read(CHUNK):
             out += block
             if len(out) > limit:
-                raise _too_large(limit)
+                raise _too_large(limit, out)
     return bytes(out)
 
 
@@ -147,7 +151,9 @@ def _bounded_maybe_uncompress(self: DefaultRecordBatch) -> None:  # a method of 
         unpacked = unpack(self.compression_type, data, limit if limit is not None else 1 << 62)
         if limit is not None:
             if spent and spent + len(unpacked) > limit:
-                raise UnpackBudgetSpent(f"{spent + len(unpacked)} bytes unpacked in one poll")
+                size = len(unpacked)
+                del unpacked  # not kept alive by the error's traceback
+                raise UnpackBudgetSpent(f"{spent + size} bytes unpacked in one poll")
             _budget.spent = spent + len(unpacked)
         self._buffer = bytearray(unpacked)
         self._pos = 0

@@ -1,0 +1,41 @@
+"""(i) The worker's peak memory under hostile input (the hostile-record suite, tests/hostile.py):
+the same mixed stream of valid and hostile records with no compression bombs, then with gzip
+bombs (64 KiB on the wire, 64 MiB unpacked each) after it, per Kafka client. kafka-python unpacks
+within --max-unpacked-bytes (worker/kafka/unpack.py): its peak stays within the one without bombs
+plus twice that limit. librdkafka unpacks every batch whole: its peak grows with the bombs."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests import hostile
+from worker.settings import WorkerSettings
+
+
+def run(
+    bootstrap: str, bundle: Path, transports: list[str], records: int = 1000, bombs: int = 24
+) -> Iterator[str]:
+    """Lines of the table, as each run ends. `bundle`: an image bundle (served alone: the suite's
+    accounting expects no metric model)."""
+    repo = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
+    shutil.copytree(bundle, repo / bundle.parent.name / bundle.name)
+    limit_mb = WorkerSettings().max_unpacked_bytes / 2**20
+    yield (f"(i) peak RSS under hostile input: {records:,} records (half of them hostile, "
+           f"{len(hostile.HOSTILE)} kinds), then {bombs} gzip bombs of 64 MiB; --max-unpacked-bytes "
+           f"{limit_mb:.0f} MiB")  # fmt: skip
+    try:
+        for transport in transports:
+            calm = hostile.run(bootstrap, repo, records, transport, bombs=0)
+            bombed = hostile.run(bootstrap, repo, records, transport, bombs=bombs)
+            lost = len(calm.missing) + len(bombed.missing)
+            up = "running" if calm.worker_alive and bombed.worker_alive else "STOPPED"
+            bound = calm.peak_rss_mb + 2 * limit_mb
+            within = (f"within {bound:,.0f} MB (no bombs + 2 x the limit)" if bombed.peak_rss_mb <= bound
+                      else "no bound: the client unpacks whole batches")  # fmt: skip
+            yield (f"  {transport:<13} no bombs {calm.peak_rss_mb:,.0f} MB, with bombs "
+                   f"{bombed.peak_rss_mb:,.0f} MB: {within}; missing {lost}, worker {up}")  # fmt: skip
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
