@@ -18,10 +18,13 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +61,9 @@ class Run:
     killed_workers: set[int] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     stream_t0: float = 0.0
+    ready: ReadyWatch | None = None
+    harm_at: float | None = None  # when the outputs' trouble began and ended (isr-blip), from t0
+    healed_at: float | None = None
 
     def __post_init__(self) -> None:
         self.topics = {t: f"chaos-{t}-{self.run_id}" for t in ("input", *OUTPUTS)}
@@ -78,9 +84,14 @@ class Run:
         print(f"  [{time.monotonic() - self.t0:5.1f} s, {time.strftime('%H:%M:%S')}] {what}", flush=True)
 
     def start_worker(self) -> None:
+        first = not self.workers  # its /readyz is watched through the run
+        port = free_port() if first else 0
         settings = worker_settings(self.bootstrap, self.repository, self.topics, transport=self.transport,
-                                   session_timeout_ms=self.session_timeout_ms)  # fmt: skip
+                                   session_timeout_ms=self.session_timeout_ms, metrics_port=port,
+                                   metrics_host="127.0.0.1")  # fmt: skip
         self.workers.append(start_worker_process(settings))
+        if first:
+            self.ready = ReadyWatch(port, self.t0)
         threading.Thread(target=_drain, args=(self.workers[-1], self.log_path(len(self.workers))),
                          daemon=True).start()  # fmt: skip
 
@@ -114,6 +125,51 @@ class Run:
         t = time.monotonic()
         self.kafka.start()  # kafka.sh up starts only the nodes that are not running
         self.log(f"brokers restarted ({time.monotonic() - t:.0f} s to start)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ReadyWatch:
+    """Asks a worker's /readyz four times a second from a thread and keeps each change of its answer
+    (200, 503, or None: no answer), with its time from `t0`."""
+
+    def __init__(self, port: int, t0: float) -> None:
+        self.url, self.t0 = f"http://127.0.0.1:{port}/readyz", t0
+        self.changes: list[tuple[float, int | None]] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    code: int | None = r.status
+            except urllib.error.HTTPError as exc:
+                code = exc.code
+            except OSError:
+                code = None
+            if not self.changes or self.changes[-1][1] != code:
+                self.changes.append((time.monotonic() - self.t0, code))
+            time.sleep(0.25)
+
+    def first(self, code: int, after: float) -> float | None:
+        """When the answer first became `code` at or after `after` (both from t0)."""
+        return next((t for t, c in self.changes if c == code and t >= after), None)
+
+
+def readiness_note(run: Run) -> str | None:
+    """How /readyz followed the outputs' trouble: 503 how long after it began, 200 how long after it ended."""
+    if run.ready is None or run.harm_at is None or run.healed_at is None:
+        return None
+    down = run.ready.first(503, run.harm_at)
+    up = run.ready.first(200, down) if down is not None else None
+    if down is None:
+        return "/readyz never turned 503 during the stall"
+    back = f"200 again {up - run.healed_at:+.1f} s after the broker was back" if up else "never 200 again"
+    return f"/readyz 503 {down - run.harm_at:.1f} s after the outputs stalled; {back}"
 
 
 def _drain(proc: subprocess.Popen, path: Path) -> None:
@@ -222,8 +278,10 @@ def isr_blip(run: Run) -> None:
     node = next(n for n in (1, 2, 3) if n != run.leader(run.topics["scores"]))
     run.notes.append(f"not the scores' leader: broker {node}")
     run.kill_broker(node)
+    run.harm_at = time.monotonic() - run.t0
     time.sleep(RESTART_AFTER_S)
     run.restart_brokers()
+    run.healed_at = time.monotonic() - run.t0
     _hold(run, run.seconds)
 
 
@@ -392,6 +450,9 @@ def account(run: Run, survived: bool, codes: list[int | None]) -> Result:
     gaps = (b - a for ts in stamps.values() for a, b in itertools.pairwise(sorted(ts)))
     pause = max(gaps, default=0) / 1000
     acked = run.producer.acked
+    note = readiness_note(run)
+    if note:
+        run.notes.append(note)
     jump = run.clock_jump_s()
     if abs(jump) > 1:
         run.notes.append(f"wall clock {jump:+.0f} s against the monotonic one: pauses may include that")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -110,7 +111,14 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
     from training.settings import ImageTrainSettings
 
     out = tmp_path_factory.mktemp("models") / "tiny-vae" / "1"
-    return train_bundle(ImageTrainSettings(out=out, epochs=10, progress=False))
+    try:
+        return train_bundle(ImageTrainSettings(out=out, epochs=10, progress=False))
+    except Exception as exc:
+        # Every test that needs the bundle errors with what this raises: the whole traceback
+        # once (in the first one's captured output), then one line each.
+        traceback.print_exc()
+        failed = f"training the session's tiny bundle failed: {type(exc).__name__}: {exc}"
+    pytest.fail(failed, pytrace=False)
 
 
 @pytest.fixture(scope="module")

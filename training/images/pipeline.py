@@ -59,6 +59,9 @@ class TrainedBundle:
     evaluation: Evaluation
     model: VAE  # the torch model the graphs were exported from, on the CPU
 
+    def __repr__(self) -> str:  # short: test reports print fixtures, and a model prints its tensors
+        return f"TrainedBundle({self.folder}, {self.manifest.name}:{self.manifest.version})"
+
 
 @dataclass(frozen=True)
 class Digits:
