@@ -10,6 +10,7 @@ import functools
 import json
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -84,6 +85,33 @@ def start(settings: WorkerSettings, log: Path) -> tuple[subprocess.Popen, Path]:
         return start_worker_process(settings, stdout=out, stderr=subprocess.STDOUT, text=True), log
 
 
+class Stream:
+    """Images produced on a thread of its own, 40 every 0.1 s, until stop() (which sends 200 more)."""
+
+    def __init__(self, bootstrap: str, topic: str, prefix: str) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        self.topic, self.prefix, self.sent = topic, prefix, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def send(self, n: int) -> None:
+        for m in images(n, self.prefix, start=self.sent):
+            self.producer.send(self.topic, m)
+        self.producer.flush()
+        self.sent += n
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.send(40)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        self.send(200)
+        self.producer.close()
+
+
 def outputs_so_far(bootstrap: str, topics: dict[str, str]) -> int:
     """Outputs written so far, committed or not (end offsets count transaction markers too)."""
     return sum(sum(end_offsets(bootstrap, topics[t]).values()) for t in ("alerts", "scores"))
@@ -113,19 +141,22 @@ def repository(tiny_bundle) -> Path:
 def test_sigkill_mid_stream_then_restart_gives_every_output_exactly_once(
     kafka_bootstrap, topics, tiny_bundle, tmp_path
 ) -> None:
-    sent = images(3000, "kill")
     settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, **EOS, max_batch=16,
                                commit_interval_ms=300)  # fmt: skip
-    produce(kafka_bootstrap, topics["input"], sent)
+    stream = Stream(kafka_bootstrap, topics["input"], "kill")
     proc, log = start(settings, tmp_path / "first.log")
     try:
-        assert wait_for(lambda: outputs_so_far(kafka_bootstrap, topics) >= 300, 120, every_s=0.05), (
-            log.read_text()
-        )
+        # Killed while records stream in, after its first transaction committed: most likely in the
+        # middle of another, and in any case with records behind it.
+        group, topic = topics["group"], topics["input"]
+        assert wait_for(lambda: committed(kafka_bootstrap, group, topic), 120, every_s=0.05), log.read_text()
+        assert wait_for(lambda: outputs_so_far(kafka_bootstrap, topics) >= 300, 120), log.read_text()
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
         proc.kill()
+        stream.stop()
+    sent = range(stream.sent)
     before = committed(kafka_bootstrap, topics["group"], topics["input"])
     assert sum(before.values()) < len(sent), "the kill should have left work to redo"
     # The same group on the same host: the same transactional.id, which aborts the killed one's
@@ -232,6 +263,10 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
     try:
         assert wait_for(lambda: outputs_so_far(kafka_bootstrap, topics) >= 100, 120), first_log.read_text()
         second, second_log = start(settings, tmp_path / "second.log")
+        # Once the second has fenced the first (at its start, before it joins the group), more records:
+        # the first takes some in (it has partitions until the rebalance) and finds itself fenced.
+        started = wait_for(lambda: "exactly-once: transactional.id" in second_log.read_text(), 120)
+        assert started, second_log.read_text()
         produce(kafka_bootstrap, topics["input"], images(1000, "fence", start=1000))
         assert wait_for(lambda: first.poll() is not None, 180), first_log.read_text()
         assert wait_for(lambda: all_committed(kafka_bootstrap, topics), 180), second_log.read_text()

@@ -62,7 +62,10 @@ class Transactions:
     def send(self, topic: str, key: bytes | None, value: bytes) -> Delivery:
         if not self.open:
             self._begin()
-        return self.sink.send(topic, key, value)
+        try:
+            return self.sink.send(topic, key, value)
+        except TransactionFailed as exc:  # a producer in a fatal state; aborting says if it is fenced
+            self.abort_after(exc)
 
     def flush(self, timeout_s: float) -> None:
         self.sink.flush(timeout_s)
@@ -81,10 +84,23 @@ class Transactions:
             self.open = False
             self.sink.abort_transaction()
 
+    def abort_after(self, cause: Exception) -> NoReturn:
+        """Abort the transaction after `cause`, then raise TransactionAborted (ProducerFenced if the
+        producer is fenced)."""
+        try:
+            self.abort()
+        except TransactionFailed as exc:
+            log.warning("the transaction could not be aborted either (%s); the broker aborts it at its "
+                        "timeout, or a restart of this worker at once", exc)  # fmt: skip
+        raise TransactionAborted(
+            f"the transaction was aborted (read_committed readers never see its outputs, its offsets do "
+            f"not count): {cause}"
+        ) from cause
+
     def close(self, timeout_s: float) -> None:
         try:
             self.abort()  # only after a failure: a clean stop has committed
-        except (ProducerFenced, TransactionFailed) as exc:  # said already; the broker aborts it anyway
+        except Exception as exc:  # said already, or to be: the broker aborts it anyway
             log.debug("abort at close: %s", exc)
         self.sink.close(timeout_s)
 
@@ -132,20 +148,9 @@ class TransactionalCheckpoint(Checkpoint):
                 self._halted = True
                 raise
             except (DeliveryError, TransactionFailed) as exc:
-                self._abort(exc)
+                self._halted = True
+                self.producer.abort_after(exc)
             self.offsets.committed(offsets)
             self.metrics.commits.inc()
         self.health.committed()
         return True
-
-    def _abort(self, cause: Exception) -> NoReturn:
-        self._halted = True
-        try:
-            self.producer.abort()
-        except TransactionFailed as exc:
-            log.warning("the transaction could not be aborted either (%s); the broker aborts it at its "
-                        "timeout, or a restart of this worker at once", exc)  # fmt: skip
-        raise TransactionAborted(
-            f"the transaction was aborted (read_committed readers never see its outputs, its offsets do "
-            f"not count): {cause}"
-        ) from cause

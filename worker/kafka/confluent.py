@@ -100,6 +100,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             **({"isolation.level": "read_committed"} if s.exactly_once else {}),
         }
     )
+    fatal: list[KafkaError] = []  # exactly-once: the producer's fatal error (fenced), when it has one
     producer = Producer(
         {
             **common,
@@ -111,7 +112,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "batch.size": 256 * 1024,
             "queue.buffering.max.messages": 1_000_000,
             "message.max.bytes": MESSAGE_MAX_BYTES,
-            **(transactional_config(s) if s.exactly_once else {}),
+            **(transactional_config(s, fatal) if s.exactly_once else {}),
         }
     )
     source = ConfluentSource(consumer, common)
@@ -121,7 +122,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         raise unreachable(s, exc) from None
     if s.exactly_once:
         sink = ConfluentTransactionalSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000,
-                                          s.producer_transactional_id())  # fmt: skip
+                                          s.producer_transactional_id(), fatal)  # fmt: skip
         sink.init_transactions()
         return source, sink
     return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000)
@@ -135,11 +136,18 @@ TRANSACTION_SLACK_MS = 30_000
 INIT_TIMEOUT_S = 60.0  # init_transactions: the coordinator may first create its topic
 
 
-def transactional_config(s: WorkerSettings) -> dict[str, object]:
-    """The producer's transaction settings (exactly-once): its transactional.id and timeout."""
+def transactional_config(s: WorkerSettings, fatal: list[KafkaError]) -> dict[str, object]:
+    """The producer's transaction settings (exactly-once): its transactional.id and timeout; its fatal
+    error goes into `fatal` (a produce() after it says only _FATAL)."""
+
+    def on_error(err: KafkaError) -> None:
+        if err.fatal():
+            fatal.append(err)
+
     return {
         "transactional.id": s.producer_transactional_id(),
         "transaction.timeout.ms": s.delivery_timeout_ms + TRANSACTION_SLACK_MS,
+        "error_cb": on_error,
     }
 
 
@@ -390,9 +398,10 @@ class ConfluentTransactionalSink(ConfluentSink):
     FENCED = frozenset({"_FENCED", "PRODUCER_FENCED"})
 
     def __init__(self, producer: Producer, max_record_bytes: int, send_timeout_s: float,
-                 transactional_id: str) -> None:  # fmt: skip
+                 transactional_id: str, fatal: list[KafkaError] | None = None) -> None:  # fmt: skip
         super().__init__(producer, max_record_bytes, send_timeout_s)
         self.transactional_id = transactional_id
+        self.fatal = fatal if fatal is not None else []  # filled by the producer's error_cb
         self.timeout_s = send_timeout_s + TRANSACTION_SLACK_MS / 1000
 
     def init_transactions(self) -> None:
@@ -418,7 +427,7 @@ class ConfluentTransactionalSink(ConfluentSink):
     def send(self, topic: str, key: bytes | None, value: bytes) -> _Delivery:
         try:
             return super().send(topic, key, value)
-        except KafkaException as exc:
+        except (KafkaException, SystemError) as exc:
             raise self._said(exc, "produce") from None
 
     def begin_transaction(self) -> None:
@@ -443,16 +452,22 @@ class ConfluentTransactionalSink(ConfluentSink):
             try:
                 call(*args)
                 return
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            except (KafkaException, SystemError) as exc:  # SystemError: a callback's error beside it
+                err = _kafka_error(exc)
                 again = err is not None and err.retriable() and not err.txn_requires_abort()
                 if not again or time.monotonic() > deadline:
                     raise self._said(exc, what) from None
                 log.debug("%s: %s; retrying", what, err.str())
                 time.sleep(0.2)
 
-    def _said(self, exc: KafkaException, what: str) -> Exception:
-        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    def _said(self, exc: Exception, what: str) -> Exception:
+        err = _kafka_error(exc)
+        if err is None or err.code() == KafkaError._FATAL:  # which fatal error: poll() says it
+            try:
+                self.producer.poll(0)  # serves error_cb, or raises the fatal error itself
+            except (KafkaException, SystemError) as raised:
+                err = _kafka_error(raised) or err
+            err = self.fatal[0] if self.fatal else err
         if err is None:
             return TransactionFailed(f"{what}: {exc}")
         name = err.name()
@@ -463,6 +478,15 @@ class ConfluentTransactionalSink(ConfluentSink):
                 "(give each worker of a host its own --transactional-id / WORKER_TRANSACTIONAL_ID)"
             )
         return TransactionFailed(f"{what}: {name}: {err.str()}")
+
+
+def _kafka_error(exc: BaseException | None) -> KafkaError | None:
+    """The KafkaError of a KafkaException, also of one a SystemError wraps (confluent-kafka raises
+    that when a callback failed during the call)."""
+    for e in (exc, getattr(exc, "__cause__", None), getattr(exc, "__context__", None)):
+        if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):
+            return e.args[0]
+    return None
 
 
 class ConfluentOffsets:
