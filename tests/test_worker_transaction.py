@@ -170,3 +170,46 @@ def test_the_transactional_id_defaults_to_the_group_and_the_host(monkeypatch) ->
     monkeypatch.setattr("socket.gethostname", lambda: "node-7")
     assert WorkerSettings(**EOS, group_id="g").producer_transactional_id() == "g-node-7"
     assert WorkerSettings(**EOS, transactional_id="w-0").producer_transactional_id() == "w-0"
+
+
+class FakeProducer:
+    """confluent-kafka's Producer as far as the transactional sink calls it: each call raises the next
+    of `errors` (None: succeeds)."""
+
+    def __init__(self, *errors: object) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    def commit_transaction(self, timeout) -> None:
+        self.calls += 1
+        error = self.errors.pop(0) if self.errors else None
+        if error is not None:
+            raise error
+
+    def poll(self, timeout) -> int:
+        return 0
+
+
+def test_librdkafka_errors_are_retried_said_as_an_abort_or_as_fenced(monkeypatch) -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from worker.kafka.confluent import ConfluentTransactionalSink
+
+    monkeypatch.setattr("worker.kafka.confluent.time.sleep", lambda s: None)
+
+    def sink(*errors: object) -> ConfluentTransactionalSink:
+        return ConfluentTransactionalSink(FakeProducer(*errors), 1_000_000, 10.0, "g-host")
+
+    retriable = KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+    again = sink(retriable, retriable, None)
+    again.commit_transaction()  # a coordinator moving: tried again
+    assert again.producer.calls == 3
+    abortable = KafkaError(KafkaError._TIMED_OUT, "x", retriable=True, txn_requires_abort=True)
+    with pytest.raises(TransactionFailed, match="commit_transaction: _TIMED_OUT"):
+        sink(KafkaException(abortable)).commit_transaction()
+    with pytest.raises(ProducerFenced, match=r"'g-host'.*--transactional-id / WORKER_TRANSACTIONAL_ID"):
+        sink(KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))).commit_transaction()
+    # produce() after the fact says only _FATAL: the fatal error itself comes from error_cb.
+    fenced = sink(KafkaException(KafkaError(KafkaError._FATAL, "fatal", fatal=True)))
+    fenced.fatal.append(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+    with pytest.raises(ProducerFenced):
+        fenced.commit_transaction()
