@@ -4,6 +4,7 @@
   (b) onnxruntime scoring rate alone, at the worker's batch size
   (c) the worker's drain rate (alerts only), as its own process
   (d) the same worker with --max-batch 1
+  (c-eos) (c) with --processing-guarantee exactly-once (confluent only), beside (c) at least once
   (e) produce-to-output latency at a steady rate on a realistic stream (bench/latency.py)
   (f)-(h) the metric path: memory per series, windows/s with 10,000 series, point latency (bench/kpi.py)
   (i) peak memory under hostile input and compression bombs, per Kafka client (bench/hostile.py)
@@ -164,9 +165,9 @@ def main() -> int:
     )
     p.add_argument(
         "--only",
-        choices=["images", "metrics", "latency", "hostile"],
-        help="run one half, the latency stage (e) alone, --repeats times, or the memory stage (i) "
-        "alone (default: all)",
+        choices=["images", "metrics", "latency", "exactly-once", "hostile"],
+        help="run one half, or the latency stage (e) alone, or (c) and (c-eos) alone (confluent), "
+        "--repeats times each, or the memory stage (i) alone (default: all)",
     )
     p.add_argument("--partitions", type=int, default=3, help="input partitions of the latency stream (e)")
     p.add_argument("--anomaly-share", type=float, default=0.05, help="share of 5s in the latency stream (e)")
@@ -200,7 +201,7 @@ def main() -> int:
     metric_bundle = latest_bundle(repo, args.metric_model, "metric") if with_metrics else None
     for kind, name, bundle, wanted in (("image", args.image_model, image_bundle, "images"),
                                        ("metric", args.metric_model, metric_bundle, "metrics")):  # fmt: skip
-        alone = ("latency", "hostile") if kind == "image" else ()  # the stages that need this bundle alone
+        alone = ("latency", "exactly-once", "hostile") if kind == "image" else ()  # need this bundle alone
         if bundle is None and args.only in (None, wanted, *alone):
             make = "make train" if kind == "image" else "make train-kpi"
             print(f"bench: no {kind} bundle {repo / name}/<version>; run '{make}' first", file=sys.stderr)
@@ -212,6 +213,8 @@ def main() -> int:
         bootstrap = external or broker.start().bootstrap_servers
         if args.only == "latency":
             latency_bench(bootstrap, image_bundle, args)
+        elif args.only == "exactly-once":
+            exactly_once_bench(bootstrap, image_bundle, args)
         elif image_bundle is not None and args.only != "hostile":
             image_bench(bootstrap, image_bundle, args)
         if metric_bundle is not None:
@@ -249,6 +252,28 @@ def latency_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> Non
         )
 
 
+def exactly_once_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
+    """(c) with confluent, at least once and exactly once, alternating, --repeats runs of each."""
+    messages, share = mnist_messages(args.records)
+    topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
+    produce_all(bootstrap, topic, messages)
+    model = f"{bundle.parent.name}:{bundle.name}"
+    print(f"broker {bootstrap}; model {bundle}; {len(messages)} MNIST records ({share:.0%} anomalies), "
+          f"2 partitions; (c) worker drain, alerts only, --max-batch {args.max_batch}, confluent\n",
+          flush=True)  # fmt: skip
+    runs: dict[str, list[float]] = {"at-least-once": [], "exactly-once": []}
+    for run in range(args.repeats):
+        for guarantee in runs:
+            rate = worker_drain_rate(bootstrap, args.model_repository, topic, args.records,
+                                     max_batch=args.max_batch, default_model=model, transport="confluent",
+                                     processing_guarantee=guarantee)  # fmt: skip
+            runs[guarantee].append(rate)
+            print(f"run {run + 1}, {guarantee}: {rate:,.0f} records/s", flush=True)
+    for guarantee, rates in runs.items():
+        rates.sort()
+        print(f"{guarantee}: median {np.median(rates):,.0f} records/s ({rates[0]:,.0f} - {rates[-1]:,.0f})")
+
+
 def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     messages, share = mnist_messages(args.records)
     print(
@@ -279,6 +304,10 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
         c = median_of(f"c {transport}", partial(
             worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=args.max_batch,
             default_model=model, transport=transport))  # fmt: skip
+        if transport == "confluent":  # exactly-once needs it
+            median_of("c-eos", partial(
+                worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=args.max_batch,
+                default_model=model, transport=transport, processing_guarantee="exactly-once"))  # fmt: skip
         d = median_of(f"d {transport}", partial(
             worker_drain_rate, bootstrap, repo, small, args.batch1_records, max_batch=1,
             default_model=model, transport=transport))  # fmt: skip
@@ -293,6 +322,8 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
                  (f"(c) worker drain, alerts only, --max-batch {args.max_batch}, {transport}",
                   f"c {transport}"),
                  (f"(d) worker drain, --max-batch 1, {transport}", f"d {transport}")]  # fmt: skip
+        if transport == "confluent":
+            rows.insert(-1, ("(c-eos) the same (c), --processing-guarantee exactly-once, confluent", "c-eos"))
     print(f"{'stage':<68}{'records/s':>12}   (median of {args.repeats}; min - max)")
     for name, stage in rows:
         runs = spread[stage]

@@ -56,6 +56,7 @@ class Worker:
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         lag: LagProbe | None = None,
         watcher: RepositoryWatcher | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         s = self.s = settings
         self.models = models
@@ -66,8 +67,9 @@ class Worker:
         self.kinds = kinds_for(models, settings)
         self.batcher = Batcher(s.max_batch, s.max_wait_ms)
         self.scoring = ScoreStage(s.max_batch)
-        self.checkpoint = Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
-                                     s.delivery_timeout_ms)  # fmt: skip
+        # worker/build.py passes exactly-once's (worker/transaction.py), with `producer` its Transactions.
+        self.checkpoint = checkpoint or Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
+                                                   s.delivery_timeout_ms)  # fmt: skip
         self.publisher = Publisher(
             producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
             sent=self.checkpoint.expect, max_output_bytes=max_output_bytes,
@@ -152,6 +154,8 @@ class Worker:
 
     def commit(self, wait: bool) -> bool:
         """Flush, then commit below the records whose outputs are not yet with the producer."""
+        if self.checkpoint.drain_first and (self.batcher.open_batches() or self.scoring.busy()):
+            return self.drain()  # exactly-once: the transaction takes every record in hand
         # Every other batch has had its outputs handed to the producer (on this thread).
         waiting: list[Batch] = [*self.batcher.open_batches(), *self.scoring.in_flight()]
         return self.checkpoint.commit(waiting, wait)

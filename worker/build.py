@@ -20,6 +20,7 @@ from worker.policy import policy_for
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
 from worker.source import check_topics, connect, max_output_bytes, offsets_client
+from worker.transaction import TransactionalCheckpoint, Transactions
 from worker.watch import RepositoryWatcher, show_model_metrics
 
 log = logging.getLogger("worker")
@@ -52,6 +53,12 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
     limit = max_output_bytes(s, consumer, producer)
     log.info("outputs are kept under %d bytes (the producer's and the output topics' limits)", limit)
     lag = LagProbe(metrics, partial(offsets_client, s, QUERY_TIMEOUT_S))  # connects on its own thread
-    return Worker(
-        s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag, watcher=watcher
-    )
+    checkpoint = None
+    if s.exactly_once:  # outputs and offsets in one transaction per commit (worker/transaction.py)
+        producer = Transactions(producer)
+        checkpoint = TransactionalCheckpoint(consumer, producer, metrics, health, s.commit_interval_ms,
+                                             s.delivery_timeout_ms)  # fmt: skip
+        log.info("exactly-once: transactional.id %s; readers of the outputs need "
+                 "isolation.level=read_committed", s.producer_transactional_id())  # fmt: skip
+    return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag,
+                  watcher=watcher, checkpoint=checkpoint)  # fmt: skip

@@ -106,6 +106,10 @@ logging.getLogger("kafka.producer").addHandler(_PRODUCER_ERRORS)
 class Checkpoint:
     """Flush-then-commit, on the loop's thread: periodically (`due`), on a rebalance and at the stop."""
 
+    # Whether the worker must score and publish every record in hand before commit() (exactly-once,
+    # worker/transaction.py); here a commit goes below the records still waiting.
+    drain_first = False
+
     def __init__(
         self,
         consumer: Source,

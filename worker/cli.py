@@ -19,7 +19,7 @@ from worker.app import Worker
 from worker.build import build_worker
 from worker.checkpoint import DeliveryError
 from worker.device import DeviceError
-from worker.kafka.protocol import KafkaConfigError, StartupError
+from worker.kafka.protocol import KafkaConfigError, ProducerFenced, StartupError
 from worker.registry import BundleError
 from worker.settings import WorkerSettings
 
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StartupError, BundleError, DeviceError) as exc:
         log.debug("start-up failed", exc_info=True)
         log.error("%s", exc)
+        return 1
+    except ProducerFenced as exc:  # exactly-once: another worker has this one's transactional.id
+        log.error("stopping without committing: %s", exc)
         return 1
     except DeliveryError as exc:
         log.error("stopping without committing: %s; a restart re-reads from the last commit", exc)

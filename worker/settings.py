@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +62,21 @@ class WorkerSettings(BaseSettings):
     )
     commit_interval_ms: int = Field(
         1000, ge=0, description="commit (after flushing the outputs) at most this often; 0 = every batch"
+    )
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = Field(
+        "at-least-once",
+        description="at-least-once: outputs are acknowledged before their inputs are committed (a crash "
+        "may repeat some); exactly-once: each commit is one Kafka transaction holding the outputs "
+        "(alerts, scores, dead letters) and the input offsets, made after scoring every record in hand "
+        "(every --commit-interval-ms), so readers of the outputs that set isolation.level="
+        "read_committed see each output once; costs a transaction per commit and makes outputs "
+        "visible to them only when it commits; needs --transport confluent",
+    )
+    transactional_id: str | None = Field(
+        None,
+        description="exactly-once only: the transactional.id of this worker's producer; default "
+        "<group id>-<host name>, so a worker restarted on the same host fences its predecessor and "
+        "aborts its open transaction at once; give each worker of one host its own",
     )
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, ge=64, description="larger records are dead-lettered")
     max_unpacked_bytes: int = Field(
@@ -210,6 +226,19 @@ class WorkerSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _exactly_once_needs_confluent(self) -> WorkerSettings:
+        # kafka-python's transactions send the offsets with the group id alone (TxnOffsetCommit v2, no
+        # KIP-447 generation check): a worker that lost its partitions could still commit them.
+        if self.processing_guarantee == "exactly-once" and self.transport != "confluent":
+            raise PydanticCustomError(
+                "guarantee",
+                "--processing-guarantee / WORKER_PROCESSING_GUARANTEE exactly-once needs --transport / "
+                "WORKER_TRANSPORT confluent (kafka-python's transactions cannot fence a worker that "
+                "lost its partitions)",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _security_consistent(self) -> WorkerSettings:
         """The combinations the Kafka clients take but cannot work with: each fails here, naming what
         to set, instead of as a late connection error (or a traceback) from the client."""
@@ -230,6 +259,14 @@ class WorkerSettings(BaseSettings):
     @property
     def topics(self) -> list[str]:
         return [t.strip() for t in self.input_topics.split(",") if t.strip()]
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly-once"
+
+    def producer_transactional_id(self) -> str:
+        """--transactional-id, or <group id>-<host name>: the same for a worker restarted on its host."""
+        return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
 
     @property
     def output_topics(self) -> list[str]:

@@ -29,12 +29,15 @@ from worker.kafka.protocol import (
     Message,
     OutputRefused,
     Partitions,
+    ProducerFenced,
     StartupError,
+    TransactionFailed,
     log_failed_commit,
     unreachable,
 )
 from worker.settings import WorkerSettings
 
+log = logging.getLogger("worker")
 MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default, stated: the publisher sizes outputs below it
 CHECK_TIMEOUT_S = 10.0  # the start-up connection check, all bootstrap servers together
 
@@ -94,8 +97,10 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "fetch.max.bytes": 16 * 1024 * 1024,
             "enable.partition.eof": False,
             "on_commit": _log_failed_commit,  # the answer to an asynchronous commit
+            **({"isolation.level": "read_committed"} if s.exactly_once else {}),
         }
     )
+    fatal: list[KafkaError] = []  # exactly-once: the producer's fatal error (fenced), when it has one
     producer = Producer(
         {
             **common,
@@ -107,6 +112,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "batch.size": 256 * 1024,
             "queue.buffering.max.messages": 1_000_000,
             "message.max.bytes": MESSAGE_MAX_BYTES,
+            **(transactional_config(s, fatal) if s.exactly_once else {}),
         }
     )
     source = ConfluentSource(consumer, common)
@@ -114,7 +120,35 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         source.topics()  # fail here, with the usual message, if no broker answers
     except KafkaException as exc:
         raise unreachable(s, exc) from None
+    if s.exactly_once:
+        sink = ConfluentTransactionalSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000,
+                                          s.producer_transactional_id(), fatal)  # fmt: skip
+        sink.init_transactions()
+        return source, sink
     return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000)
+
+
+# A transaction lasts from its first output to its commit: --commit-interval-ms, scoring what is in
+# hand, and a flush that may wait up to --delivery-timeout-ms (librdkafka requires the delivery
+# timeout not to exceed the transaction's). The broker aborts one that lasts longer (and caps it at
+# its transaction.max.timeout.ms, 15 min by default).
+TRANSACTION_SLACK_MS = 30_000
+INIT_TIMEOUT_S = 60.0  # init_transactions: the coordinator may first create its topic
+
+
+def transactional_config(s: WorkerSettings, fatal: list[KafkaError]) -> dict[str, object]:
+    """The producer's transaction settings (exactly-once): its transactional.id and timeout; its fatal
+    error goes into `fatal` (a produce() after it says only _FATAL)."""
+
+    def on_error(err: KafkaError) -> None:
+        if err.fatal():
+            fatal.append(err)
+
+    return {
+        "transactional.id": s.producer_transactional_id(),
+        "transaction.timeout.ms": s.delivery_timeout_ms + TRANSACTION_SLACK_MS,
+        "error_cb": on_error,
+    }
 
 
 def check_connection(s: WorkerSettings) -> None:
@@ -291,6 +325,9 @@ class ConfluentSource:
                 limits[resource.name] = int(entry.value)
         return limits
 
+    def group_metadata(self) -> object:
+        return self.consumer.consumer_group_metadata()
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -351,6 +388,105 @@ class ConfluentSink:
 
     def close(self, timeout_s: float) -> None:
         self.producer.flush(timeout_s)
+
+
+class ConfluentTransactionalSink(ConfluentSink):
+    """The producer of exactly-once (worker/transaction.py opens and commits its transactions), with
+    librdkafka's errors said as ProducerFenced or TransactionFailed."""
+
+    # Codes that say another producer took this transactional.id over.
+    FENCED = frozenset({"_FENCED", "PRODUCER_FENCED"})
+
+    def __init__(self, producer: Producer, max_record_bytes: int, send_timeout_s: float,
+                 transactional_id: str, fatal: list[KafkaError] | None = None) -> None:  # fmt: skip
+        super().__init__(producer, max_record_bytes, send_timeout_s)
+        self.transactional_id = transactional_id
+        self.fatal = fatal if fatal is not None else []  # filled by the producer's error_cb
+        self.timeout_s = send_timeout_s + TRANSACTION_SLACK_MS / 1000
+
+    def init_transactions(self) -> None:
+        """Register the transactional.id: fences an earlier producer with it and aborts its open
+        transaction, at start, before anything is read."""
+        try:
+            self._call("init_transactions", self.producer.init_transactions, INIT_TIMEOUT_S)
+        except ProducerFenced:
+            raise
+        except TransactionFailed as exc:
+            text = str(exc)
+            if "AUTHORIZATION" in text.upper() or "INVALID_TRANSACTION_TIMEOUT" in text.upper():
+                raise KafkaConfigError(
+                    f"the broker refused transactional.id {self.transactional_id!r} ({text}): check its "
+                    "ACLs (--transactional-id / WORKER_TRANSACTIONAL_ID) and that --delivery-timeout-ms "
+                    f"plus {TRANSACTION_SLACK_MS // 1000} s is within its transaction.max.timeout.ms"
+                ) from None
+            raise StartupError(
+                f"could not start transactions as {self.transactional_id!r} ({text}); does the broker "
+                "take transactions (transaction.state.log.replication.factor at most the brokers up)?"
+            ) from None
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> _Delivery:
+        try:
+            return super().send(topic, key, value)
+        except (KafkaException, SystemError) as exc:
+            raise self._said(exc, "produce") from None
+
+    def begin_transaction(self) -> None:
+        self._call("begin_transaction", self.producer.begin_transaction)
+
+    def send_offsets_to_transaction(self, offsets: dict[tuple[str, int], int], metadata: object) -> None:
+        positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        self._call("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                   positions, metadata, self.timeout_s)  # fmt: skip
+
+    def commit_transaction(self) -> None:
+        self._call("commit_transaction", self.producer.commit_transaction, self.timeout_s)
+
+    def abort_transaction(self) -> None:
+        self._call("abort_transaction", self.producer.abort_transaction, self.timeout_s)
+
+    def _call(self, what: str, call: Callable[..., object], *args: object) -> None:
+        """`call(*args)`, again after an error librdkafka calls retriable (a coordinator moving), until
+        the transaction's timeout."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                call(*args)
+                return
+            except (KafkaException, SystemError) as exc:  # SystemError: a callback's error beside it
+                err = _kafka_error(exc)
+                again = err is not None and err.retriable() and not err.txn_requires_abort()
+                if not again or time.monotonic() > deadline:
+                    raise self._said(exc, what) from None
+                log.debug("%s: %s; retrying", what, err.str())
+                time.sleep(0.2)
+
+    def _said(self, exc: Exception, what: str) -> Exception:
+        err = _kafka_error(exc)
+        if err is None or err.code() == KafkaError._FATAL:  # which fatal error: poll() says it
+            try:
+                self.producer.poll(0)  # serves error_cb, or raises the fatal error itself
+            except (KafkaException, SystemError) as raised:
+                err = _kafka_error(raised) or err
+            err = self.fatal[0] if self.fatal else err
+        if err is None:
+            return TransactionFailed(f"{what}: {exc}")
+        name = err.name()
+        if name in self.FENCED or (name == "INVALID_PRODUCER_EPOCH" and err.fatal()):
+            return ProducerFenced(
+                f"another producer took over transactional.id {self.transactional_id!r} ({what}: "
+                f"{err.str()}): this worker was restarted elsewhere, or a second worker has the same id "
+                "(give each worker of a host its own --transactional-id / WORKER_TRANSACTIONAL_ID)"
+            )
+        return TransactionFailed(f"{what}: {name}: {err.str()}")
+
+
+def _kafka_error(exc: BaseException | None) -> KafkaError | None:
+    """The KafkaError of a KafkaException, also of one a SystemError wraps (confluent-kafka raises
+    that when a callback failed during the call)."""
+    for e in (exc, getattr(exc, "__cause__", None), getattr(exc, "__context__", None)):
+        if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):
+            return e.args[0]
+    return None
 
 
 class ConfluentOffsets:

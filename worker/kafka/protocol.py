@@ -110,6 +110,31 @@ class Sink(Protocol):
     def close(self, timeout_s: float) -> None: ...
 
 
+class ProducerFenced(RuntimeError):
+    """Another producer with this worker's transactional.id started (a restart of this worker, or a
+    second worker given the same id): this one must stop at once, committing nothing."""
+
+
+class TransactionFailed(RuntimeError):
+    """A transaction could not be committed (or aborted); the checkpoint aborts it."""
+
+
+class TransactionalSource(Source, Protocol):
+    def group_metadata(self) -> object:
+        """The consumer's group metadata (group, generation, member: KIP-447), for the transaction."""
+        ...
+
+
+class TransactionalSink(Sink, Protocol):
+    """A producer that writes in transactions (exactly-once: worker/transaction.py). Every method raises
+    ProducerFenced once the producer is fenced, TransactionFailed for any other failure."""
+
+    def begin_transaction(self) -> None: ...
+    def send_offsets_to_transaction(self, offsets: dict[tuple[str, int], int], metadata: object) -> None: ...
+    def commit_transaction(self) -> None: ...
+    def abort_transaction(self) -> None: ...
+
+
 def unreachable(s: WorkerSettings, detail: object) -> BrokerUnreachable:
     return BrokerUnreachable(
         f"cannot reach Kafka at {s.bootstrap_servers} ({detail}); check --bootstrap-servers / "
