@@ -37,7 +37,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 
 from schemas import image_message
 from tests.kafka_broker import REPO, LocalKafka
-from tests.worker_harness import read_topic, start_worker_process, wait_for, worker_settings
+from tests.worker_harness import read_topic, wait_for, worker_settings
+from worker.launch import start_worker_process as launch
 
 OUTPUTS = ("alerts", "scores", "dead")
 # Output topics stamp each record with the broker's append time: pauses are read from the log.
@@ -89,7 +90,8 @@ class Run:
         settings = worker_settings(self.bootstrap, self.repository, self.topics, transport=self.transport,
                                    session_timeout_ms=self.session_timeout_ms, metrics_port=port,
                                    metrics_host="127.0.0.1")  # fmt: skip
-        self.workers.append(start_worker_process(settings))
+        # worker.launch's own start: the tests' one turns the metrics server off
+        self.workers.append(launch(settings, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         if first:
             self.ready = ReadyWatch(port, self.t0)
         threading.Thread(target=_drain, args=(self.workers[-1], self.log_path(len(self.workers))),
