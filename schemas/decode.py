@@ -38,6 +38,9 @@ class Rejection:
     error: str
 
 
+PYTHON_FIRST_BYTES = 64 * 1024
+
+
 def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageRecord | MetricPoint | Rejection:
     """Turn a message value into a record, or a `Rejection` naming one `Reason`.
 
@@ -48,10 +51,17 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageRecord | Metr
         return Rejection(Reason.INVALID_JSON, "message has no value (a tombstone); send a JSON object")
     if len(raw) > max_bytes:
         return Rejection(Reason.TOO_LARGE, f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    if len(raw) > PYTHON_FIRST_BYTES:
+        # pydantic's JSON parser, when it refuses a message, turns all of it into Python objects for
+        # its error (170 ms for a crafted 1 MB one, against 20 ms for json.loads): a large message is
+        # checked with the Python parser first, and only one that passes goes on to the strict parser.
+        rejected = _slow_reason(raw)
+        if rejected is not None:
+            return rejected
     try:
         return _RECORD.validate_json(raw)
     except ValidationError as exc:
-        return _diagnose(raw, exc)
+        return _slow_reason(raw) or Rejection(Reason.INVALID_JSON, _strict_parser_error(exc))
     except Exception as exc:  # the decoder must never raise, whatever a validator does
         return Rejection(Reason.SCHEMA, f"could not validate the record: {exc}")
 
@@ -71,7 +81,8 @@ def _json_type_name(obj: object) -> str:
     return next((name for t, name in _JSON_TYPE_NAMES if isinstance(obj, t)), type(obj).__name__)
 
 
-def _diagnose(raw: bytes, strict_error: ValidationError) -> Rejection:
+def _slow_reason(raw: bytes) -> Rejection | None:
+    """Why the message is refused, found step by step with the Python parser; None if it passes."""
     if raw.startswith(codecs.BOM_UTF8):
         return Rejection(
             Reason.INVALID_JSON,
@@ -119,9 +130,9 @@ def _diagnose(raw: bytes, strict_error: ValidationError) -> Rejection:
         return _rejection_from(exc)
     except Exception as exc:
         return Rejection(Reason.SCHEMA, f"could not validate the record: {exc}")
-    # Valid as a Python object but not as JSON text: the strict parser refused something
+    # Valid as a Python object: if the strict parser refused the text, it refused something
     # json.loads lets through (see _strict_parser_error).
-    return Rejection(Reason.INVALID_JSON, _strict_parser_error(strict_error))
+    return None
 
 
 def _too_deep(where: str = "") -> str:

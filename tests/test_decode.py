@@ -20,6 +20,7 @@ from schemas import (
     metric_message,
     series_key,
 )
+from schemas.decode import PYTHON_FIRST_BYTES
 
 PIXELS = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)
 
@@ -105,6 +106,34 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
 )
 def test_each_bad_input_kind_has_its_own_reason(raw: bytes, reason: Reason) -> None:
     assert reason_of(raw) is reason
+
+
+PAD = "p" * 70_000  # past PYTHON_FIRST_BYTES: the Python parser looks at such a message first
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"kind": "metric", "series": "a", "value": "1.5", "pad": "PAD"}',
+        b'{"kind": "metric", "series": "a", "value": NaN, "pad": "PAD"}',
+        b'{"kind": "video", "pad": "PAD"}',
+        b'{"kind": "metric", "value": 1, "pad": "PAD"}',
+        b'{"kind": "metric", "series": "a", "value": 1, "pad": "PAD", "pad": "PAD"',
+        b'{"kind": "image", "shape": [28, 28], "pixels": "AAAA", "pad": "PAD"}',
+    ],
+)
+def test_a_large_message_gets_the_reason_a_small_one_gets(raw: bytes) -> None:
+    small, large = raw.replace(b"PAD", b"p"), raw.replace(b"PAD", PAD.encode())
+    assert len(large) > PYTHON_FIRST_BYTES
+    assert reason_of(large) is reason_of(small)
+
+
+def test_a_large_valid_message_decodes_as_a_small_one_does() -> None:
+    pixels = np.arange(300 * 300, dtype=np.uint8).reshape(300, 300)
+    record = decode(image_message(pixels, id=PAD))
+    assert isinstance(record, ImageRecord) and record.id == PAD and record.pixels.shape == (300, 300)
+    point = decode(json.dumps({"kind": "metric", "series": "s", "value": 2, "labels": {"l": PAD}}).encode())
+    assert isinstance(point, MetricPoint) and point.value == 2.0
 
 
 def test_image_missing_field_is_schema() -> None:
