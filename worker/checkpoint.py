@@ -221,6 +221,8 @@ class Checkpoint:
         self.health.outputs_stalled = stalled
         if stalled:
             self.health.kafka_problem = "outputs not acknowledged by Kafka; consuming is paused"
+            log.warning("outputs not acknowledged for %.0f s (last producer error: %s); consuming is paused "
+                        "and /readyz says 503 until they are", STALL_S, last_producer_error())  # fmt: skip
         else:
             self.health.kafka_problem = None
             log.info("outputs acknowledged again; consuming resumes")
