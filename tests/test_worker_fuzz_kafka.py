@@ -18,7 +18,10 @@ def test_every_input_has_one_outcome_whatever_it_holds(kafka_bootstrap, tiny_bun
     assert result.worker_alive
     assert result.missing == [] and result.duplicates == 0
     assert set(result.by_kind) == {"valid", *HOSTILE, "gzip bomb (64 MiB unpacked)"}
-    assert result.by_kind["gzip bomb (64 MiB unpacked)"] == {"too_large": 1}
+    # kafka-python refuses to unpack it past --max-unpacked-bytes; librdkafka unpacks it, the worker
+    # refuses it for its size
+    bomb = "unreadable" if transport == "kafka-python" else "too_large"
+    assert result.by_kind["gzip bomb (64 MiB unpacked)"] == {bomb: 1}
     assert set(result.by_kind["valid"]) == {"scored"}
     refused = {kind for kind, outcomes in result.by_kind.items() if "scored" not in outcomes}
     # What no model can score is dead-lettered with a reason, never dropped.
