@@ -148,8 +148,9 @@ class WorkerSettings(BaseSettings):
     )
     cuda_device_id: int = Field(0, ge=0, description="CUDA only: which GPU (the CUDA provider's device_id)")
     cuda_mem_limit_bytes: int = Field(
-        0, ge=0, description="CUDA only: cap of onnxruntime's GPU memory arena in bytes (gpu_mem_limit); "
-        "0 = none"
+        0,
+        ge=0,
+        description="CUDA only: cap of onnxruntime's GPU memory arena in bytes (gpu_mem_limit); 0 = none",
     )
     cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC",
