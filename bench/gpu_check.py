@@ -36,7 +36,7 @@ from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import bundle_folders, latest_bundle_folder
 from worker.batch import Batcher
 from worker.decode import decode_message
-from worker.device import CUDA, CudaOptions, DeviceError, choose_providers
+from worker.device import CUDA, CudaOptions, DeviceError, choose_providers, provider_names
 from worker.kinds import kinds_for
 from worker.registry import LoadedModel, ModelRegistry, load_bundle
 from worker.score import BoundScorer, GraphScorer, RunScorer, ScoreStage
@@ -279,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     except DeviceError as exc:
         print(f"gpu-check: {exc}", file=sys.stderr)
         return 2
+    if CUDA in provider_names(providers) and hasattr(ort, "preload_dlls"):
+        try:  # CUDA and cuDNN from the nvidia-* packages (as PyTorch installs them), if they are there
+            ort.preload_dlls()
+        except Exception as exc:  # the libraries may also be on the system's path: the session says
+            logging.getLogger(__name__).info("onnxruntime.preload_dlls(): %s", exc)
     chosen = [p if isinstance(p, str) else list(p) for p in providers]
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                     "onnxruntime": ort.__version__, "available_providers": ort.get_available_providers(),

@@ -82,6 +82,7 @@ class BoundScorer(RunScorer):
         super().__init__(model, max_batch)
         self.binding = model.session.io_binding()
         self.out = np.empty(max_batch, dtype=np.float32)
+        self._out_rows = 0  # rows the output is bound for: rebound only when a slice's size changes
 
     def score(self, inputs: np.ndarray) -> np.ndarray:
         scores = np.empty(len(inputs), dtype=np.float64)
@@ -89,7 +90,9 @@ class BoundScorer(RunScorer):
             x = np.ascontiguousarray(inputs[start : start + self.max_batch], dtype=np.float32)
             n = len(x)
             self.binding.bind_cpu_input(self.input_name, x)  # no copy: x's own memory
-            self.binding.bind_output(self.score_name, "cpu", 0, np.float32, (n,), self.out.ctypes.data)
+            if n != self._out_rows:
+                self.binding.bind_output(self.score_name, "cpu", 0, np.float32, (n,), self.out.ctypes.data)
+                self._out_rows = n
             self.model.session.run_with_iobinding(self.binding)
             scores[start : start + n] = self.out[:n]
         return scores
