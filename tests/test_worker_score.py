@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.metric_bundles import write_last_point_bundle
-from worker.batch import Batch, Item
+from worker.batch import Batch, Batcher, Item
 from worker.device import CPU
 from worker.registry import load_bundle
 from worker.score import BoundScorer, RunScorer, ScoreStage, score_batch, scorer_for
@@ -103,5 +103,39 @@ def test_batches_in_flight_do_not_share_buffers(window_model, io_binding: str) -
             np.testing.assert_array_equal(result.scores, want)
             stage.finish(result.batch)
         assert not stage.busy()
+    finally:
+        stage.close()
+
+
+def test_row_buffers_are_reused_only_once_a_batch_is_published(window_model) -> None:
+    """The batch stage writes each record's row straight into a buffer of --max-batch rows; a buffer
+    goes back for reuse when its batch's outputs are published (ScoreStage.finish), not before."""
+    kind, rng = RowsKind(window_model), np.random.default_rng(4)
+    batcher, stage = Batcher(4, 60_000), ScoreStage(4, depth=3, io_binding="on")
+
+    def fill() -> tuple[Batch, np.ndarray]:
+        rows = rng.standard_normal((4, 8)).astype(np.float32)
+        full = [batcher.add(kind, Item(message=None, record=None, record_id="r", row=r)) for r in rows]
+        assert full[-1] is not None
+        return full[-1], rows
+
+    try:
+        (a, a_in), (b, b_in) = fill(), fill()
+        a_rows = a._rows
+        assert a_rows is not b._rows  # both open or in flight: never one buffer
+        stage.submit(a)
+        stage.submit(b)
+        done = []
+        while len(done) < 2:
+            done += stage.completed(wait_s=5)
+        for result, rows in zip(done, (a_in, b_in), strict=True):
+            np.testing.assert_array_equal(result.scores, RunScorer(window_model, 4).score(rows))
+        stage.finish(a)
+        c, c_in = fill()
+        assert c._rows is a_rows  # a is published: its buffer serves the next batch
+        stage.submit(c)
+        [result] = stage.completed(wait_s=5)
+        np.testing.assert_array_equal(result.scores, RunScorer(window_model, 4).score(c_in))
+        np.testing.assert_array_equal(done[1].scores, RunScorer(window_model, 4).score(b_in))  # b's stand
     finally:
         stage.close()

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import onnxruntime as ort
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,31 @@ def choose_providers(device: str, cuda: CudaOptions | None = None) -> list[Provi
 def _cpu_ignores(cuda: CudaOptions, why: str) -> None:
     if cuda.cuda_graph:
         log.warning("--cuda-graphs is ignored: %s (CUDA graphs exist only on a GPU)", why)
+
+
+_pin_failed: list[str] = []  # why page-locking failed, said once
+
+
+def pin_host_memory(array: np.ndarray) -> bool:
+    """Page-lock `array`'s memory for CUDA (cudaHostRegister through the CUDA runtime library), so a
+    copy to the device goes straight from it; the caller keeps a pinned array for good (it is never
+    unregistered). False, logged once, where that cannot be done: the array stays pageable."""
+    if _pin_failed:
+        return False
+    for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        err = lib.cudaHostRegister(ctypes.c_void_p(array.ctypes.data), ctypes.c_size_t(array.nbytes), 0)
+        if err == 0:
+            return True
+        _pin_failed.append(f"cudaHostRegister returned {err}")
+        break
+    else:
+        _pin_failed.append("no CUDA runtime library (libcudart) loads")
+    log.info("batch rows stay in pageable memory: %s", _pin_failed[0])
+    return False
 
 
 def provider_names(providers: list[Provider]) -> list[str]:

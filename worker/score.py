@@ -208,9 +208,10 @@ class ScoreStage:
             return out
 
     def finish(self, batch: Batch) -> None:
-        """The loop has handed this batch's outputs to the producer."""
+        """The loop has handed this batch's outputs to the producer: its row buffer may serve another."""
         with self._lock:
             self._in_flight.remove(batch)
+        batch.release()
 
     def busy(self) -> bool:
         with self._lock:
