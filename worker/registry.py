@@ -12,7 +12,7 @@ import onnxruntime as ort
 from schemas import MANIFEST_FILE, ModelManifest
 from schemas.manifest import ManifestError, bundle_path, load_manifest, sha256_file
 from schemas.repository import RepositoryError, bundle_folders, version_key
-from worker.device import CUDA, Provider, choose_providers, provider_names
+from worker.device import CPU, CUDA, CudaOptions, Provider, choose_providers, provider_names
 from worker.policy import chosen_folders
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class ModelRegistry:
 
     def __init__(self, models: list[LoadedModel], default: str | None) -> None:
         self._by_name: dict[str, LoadedModel] = {}
+        self.providers: list[Provider] = [CPU]  # as ModelRegistry.load chose them
         for m in models:
             other = self._by_name.get(m.manifest.name)
             if other is not None and other.key == m.key:  # else one folder would silently win
@@ -161,17 +162,17 @@ class ModelRegistry:
     @classmethod
     def load(
         cls, repository: Path, device: str, wanted: str | None, default: str | None, threads: int = 0,
-        policy: dict[str, str] | None = None, providers: list[Provider] | None = None,
+        policy: dict[str, str] | None = None, cuda: CudaOptions | None = None,
     ) -> ModelRegistry:  # fmt: skip
         """The versions the policy picks (default: the latest of each) among the bundles `wanted`
-        (--models) allows, loaded and checked; BundleError names the first that fails. `providers`:
-        as chosen for `device` with its options (default: choose_providers(device))."""
+        (--models) allows, loaded and checked; BundleError names the first that fails. The providers
+        chosen for `device` (with the CUDA options `cuda`) stay in `providers`, for later versions."""
         if not repository.is_dir():
             raise BundleError(
                 f"model repository {repository} does not exist; train a bundle with "
                 "'python -m training train' or set --model-repository"
             )
-        providers = providers if providers is not None else choose_providers(device)
+        providers = choose_providers(device, cuda)  # logs which it took
         try:
             folders = selected_folders(bundle_folders(repository), wanted)
         except RepositoryError as exc:
@@ -191,7 +192,9 @@ class ModelRegistry:
                     f"it; versions there: {', '.join(have) or 'none'})"
                 )
         models = [load_bundle(f, providers, threads) for f in chosen.values() if f is not None]
-        return cls(models, default)
+        registry = cls(models, default)
+        registry.providers = providers
+        return registry
 
     @property
     def default(self) -> LoadedModel | None:

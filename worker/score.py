@@ -130,15 +130,15 @@ class GraphScorer(RunScorer):
 
 
 def scorer_for(model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto") -> Scorer:
-    """The way to score `model`: a CUDA graph if its session runs one, else IO binding when
-    --io-binding says on (auto: on for CUDA; off on the CPU, where run() measured as fast), else run()."""
-    on_cuda = bool(model.providers) and model.providers[0] == CUDA
+    """The way to score `model`: a CUDA graph if its session runs one, else IO binding unless
+    --io-binding is off (auto: on with CUDA, and on the CPU too, where it measured at least as fast as
+    run(): docs/benchmarks.md, GPU), else run()."""
     if uses_cuda_graph(model):
         if io_binding == "off":
             log.warning("%s: --cuda-graphs needs IO binding: --io-binding off is overridden", model.key)
         device_id = int(model.session.get_provider_options()[CUDA].get("device_id", 0))
         return GraphScorer(model, max_batch, device_id)
-    if io_binding == "on" or (io_binding == "auto" and on_cuda):
+    if io_binding in ("on", "auto"):
         return BoundScorer(model, max_batch)
     return RunScorer(model, max_batch)
 

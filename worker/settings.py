@@ -137,8 +137,8 @@ class WorkerSettings(BaseSettings):
         "auto",
         description="score through onnxruntime IO binding (the batch's rows bound in place, the scores "
         "written into a buffer preallocated for --max-batch: one copy to the device and one back per "
-        "batch) or plain run(); auto: on with CUDA, off on the CPU, where plain run() measured as fast "
-        "(docs/benchmarks.md, GPU)",
+        "batch) or plain run(); auto: on, with CUDA and on the CPU, where it measured at least as fast "
+        "as run() (docs/benchmarks.md, GPU); off: plain run()",
     )
     cuda_graphs: bool = Field(
         False,
