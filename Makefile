@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint demo train train-kpi bench chaos fuzz kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint demo train train-kpi bench gpu-check chaos fuzz kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,11 @@ bench: setup  ## throughput and latency of each stage on a private broker (train
 	@ls models/mnist-vae/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
 	@ls models/kpi-vae/*/manifest.json >/dev/null 2>&1 || $(MAKE) --no-print-directory train-kpi
 	$(PY) -m bench.run
+
+GPU_CHECK_ARGS ?=
+gpu-check: setup  ## onnxruntime alone per model and batch, IO binding vs run(), the worker's path from memory (g1-g3; docs/benchmarks.md#gpu)
+	@ls models/mnist-vae/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
+	$(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 chaos: setup  ## broker kills, a short ISR, a cluster down at start, a killed worker, on a 3-broker cluster; every input accounted (docs/chaos.md)
 	$(PY) -m tests.chaos $(CHAOS_ARGS)

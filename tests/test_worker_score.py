@@ -1,10 +1,16 @@
-"""The score stage (worker/score.py): one onnxruntime run per slice of at most --max-batch rows."""
+"""The score stage (worker/score.py): one onnxruntime call per slice of at most --max-batch rows, through
+run() or IO binding, the same scores either way."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from worker.score import score_batch
+from tests.metric_bundles import write_last_point_bundle
+from worker.batch import Batch, Batcher, Item
+from worker.device import CPU
+from worker.registry import load_bundle
+from worker.score import BoundScorer, RunScorer, ScoreStage, score_batch, scorer_for
 
 
 def test_score_batch_slices_to_max_batch_and_matches_one_run(tiny_models) -> None:
@@ -14,3 +20,122 @@ def test_score_batch_slices_to_max_batch_and_matches_one_run(tiny_models) -> Non
     whole = score_batch(model, x, max_batch=1024)
     assert sliced.shape == (70,)
     np.testing.assert_allclose(sliced, whole, rtol=1e-5)
+
+
+# -- IO binding (worker/score.py BoundScorer) -------------------------------------------------------
+
+
+def test_io_binding_gives_exactly_the_scores_of_run(tiny_models) -> None:
+    model = tiny_models.resolve(None)
+    x = np.random.default_rng(1).random((70, 28, 28), dtype=np.float32)
+    for max_batch in (1, 16, 70, 1024):
+        bound = BoundScorer(model, max_batch).score(x)
+        assert bound.dtype == np.float64 and bound.shape == (70,)
+        np.testing.assert_array_equal(bound, RunScorer(model, max_batch).score(x))
+
+
+@pytest.fixture(scope="module")
+def window_model(tmp_path_factory: pytest.TempPathFactory):
+    """A hand-built metric bundle (no training): its score is easy to predict."""
+    folder = tmp_path_factory.mktemp("repo") / "lp" / "1"
+    write_last_point_bundle(folder, window=8)
+    return load_bundle(folder, [CPU])
+
+
+def test_io_binding_equals_run_on_a_metric_model_and_reuses_its_buffer(window_model) -> None:
+    x = np.random.default_rng(2).standard_normal((37, 8)).astype(np.float32)
+    scorer = BoundScorer(window_model, 16)
+    out = scorer.out
+    first = scorer.score(x)
+    np.testing.assert_array_equal(first, RunScorer(window_model, 16).score(x))
+    again = scorer.score(x[::-1].copy())
+    assert scorer.out is out  # preallocated once, for --max-batch rows
+    np.testing.assert_array_equal(first, RunScorer(window_model, 16).score(x))  # not overwritten
+    # Other rows share each call now, and the vectorised arithmetic may round one ulp otherwise.
+    np.testing.assert_allclose(again, first[::-1], rtol=1e-6)
+
+
+def test_scorer_for_the_cpu_follows_the_setting(window_model) -> None:
+    assert type(scorer_for(window_model, 8, "auto")) is BoundScorer  # the CPU default (docs/benchmarks.md)
+    assert type(scorer_for(window_model, 8, "on")) is BoundScorer
+    assert type(scorer_for(window_model, 8, "off")) is RunScorer
+
+
+class RowsKind:
+    """A batch's kind (worker/batch.py BatchKind) whose model input is its rows."""
+
+    row_dtype = np.float32
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def model_inputs(self, rows: np.ndarray) -> tuple[np.ndarray, object]:
+        return rows, None
+
+
+def batch_of(kind: RowsKind, rows: np.ndarray) -> Batch:
+    batch = Batch(kind, capacity=len(rows))
+    for i, row in enumerate(rows):
+        batch.append(Item(message=None, record=None, record_id=str(i), row=row))
+    return batch
+
+
+@pytest.mark.parametrize("io_binding", ["on", "off"])
+def test_batches_in_flight_do_not_share_buffers(window_model, io_binding: str) -> None:
+    """The loop forms the next batch while the scoring thread runs one: each batch's rows are its own,
+    and the scores handed back are copies, so neither batch's scores change the other's."""
+    kind = RowsKind(window_model)
+    rng = np.random.default_rng(3)
+    rows = [rng.standard_normal((n, 8)).astype(np.float32) for n in (64, 64, 30)]
+    expected = [RunScorer(window_model, 64).score(r) for r in rows]
+    stage = ScoreStage(64, depth=3, io_binding=io_binding)
+    try:
+        batches = [batch_of(kind, r) for r in rows]
+        for b in batches:
+            stage.submit(b)  # all three in flight at once
+        for r in rows:
+            r[:] = 0  # the producer's arrays change after they were copied into the batches' rows
+        results = []
+        while len(results) < 3:
+            results += stage.completed(wait_s=5)
+        for result, want in zip(results, expected, strict=True):
+            assert result.error is None
+            np.testing.assert_array_equal(result.scores, want)
+            stage.finish(result.batch)
+        assert not stage.busy()
+    finally:
+        stage.close()
+
+
+def test_row_buffers_are_reused_only_once_a_batch_is_published(window_model) -> None:
+    """The batch stage writes each record's row straight into a buffer of --max-batch rows; a buffer
+    goes back for reuse when its batch's outputs are published (ScoreStage.finish), not before."""
+    kind, rng = RowsKind(window_model), np.random.default_rng(4)
+    batcher, stage = Batcher(4, 60_000), ScoreStage(4, depth=3, io_binding="on")
+
+    def fill() -> tuple[Batch, np.ndarray]:
+        rows = rng.standard_normal((4, 8)).astype(np.float32)
+        full = [batcher.add(kind, Item(message=None, record=None, record_id="r", row=r)) for r in rows]
+        assert full[-1] is not None
+        return full[-1], rows
+
+    try:
+        (a, a_in), (b, b_in) = fill(), fill()
+        a_rows = a._rows
+        assert a_rows is not b._rows  # both open or in flight: never one buffer
+        stage.submit(a)
+        stage.submit(b)
+        done = []
+        while len(done) < 2:
+            done += stage.completed(wait_s=5)
+        for result, rows in zip(done, (a_in, b_in), strict=True):
+            np.testing.assert_array_equal(result.scores, RunScorer(window_model, 4).score(rows))
+        stage.finish(a)
+        c, c_in = fill()
+        assert c._rows is a_rows  # a is published: its buffer serves the next batch
+        stage.submit(c)
+        [result] = stage.completed(wait_s=5)
+        np.testing.assert_array_equal(result.scores, RunScorer(window_model, 4).score(c_in))
+        np.testing.assert_array_equal(done[1].scores, RunScorer(window_model, 4).score(b_in))  # b's stand
+    finally:
+        stage.close()

@@ -66,7 +66,7 @@ class Worker:
         self.health = health
         self.kinds = kinds_for(models, settings)
         self.batcher = Batcher(s.max_batch, s.max_wait_ms)
-        self.scoring = ScoreStage(s.max_batch)
+        self.scoring = ScoreStage(s.max_batch, io_binding=s.io_binding)
         # worker/build.py passes exactly-once's (worker/transaction.py), with `producer` its Transactions.
         self.checkpoint = checkpoint or Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
                                                    s.delivery_timeout_ms)  # fmt: skip

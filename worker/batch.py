@@ -1,9 +1,12 @@
 """The batch stage: micro-batches per model, ready when full (--max-batch) or old (--max-wait-ms),
-whatever a poll returned. A batch's rows are filled one by one as its records arrive; its kind turns
-them into the model input in one call when the batch is scored (worker/kinds/)."""
+whatever a poll returned. A batch's rows are filled one by one as its records arrive, into a buffer
+of --max-batch rows it holds alone from its first record until its outputs are published (`RowBuffers`:
+reused, never shared by two batches in flight; page-locked where the model runs on CUDA); its kind
+turns them into the model input in one call when the batch is scored (worker/kinds/)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -11,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from schemas import Record
+from worker.device import CUDA, pin_host_memory
 from worker.kafka.protocol import Consumed
 from worker.registry import LoadedModel
 
@@ -36,6 +40,33 @@ class BatchKind(Protocol):
     def model_inputs(self, rows: np.ndarray) -> tuple[np.ndarray, object]: ...
 
 
+class RowBuffers:
+    """Row buffers for batches, reused: a batch takes one at its first record and gives it back once
+    its outputs are published (ScoreStage.finish), so two batches in flight never share one. The pool
+    grows to the most batches ever held at once (open, queued, scoring, publishing), a handful, and
+    keeps them. Buffers for a model on CUDA are page-locked once (cudaHostRegister), so its copy to
+    the device goes straight from them; elsewhere they are ordinary memory."""
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[tuple[int, ...], str, bool], list[np.ndarray]] = {}
+        self._lock = threading.Lock()  # taken on the loop's thread, given back there too; cheap anyway
+
+    def take(self, shape: tuple[int, ...], dtype: type, pinned: bool) -> np.ndarray:
+        key = (shape, np.dtype(dtype).str, pinned)
+        with self._lock:
+            free = self._free.get(key)
+            if free:
+                return free.pop()
+        rows = np.empty(shape, dtype=dtype)
+        if pinned:
+            pin_host_memory(rows)  # a buffer is never freed once pinned: the pool keeps it
+        return rows
+
+    def give(self, rows: np.ndarray, pinned: bool) -> None:
+        with self._lock:
+            self._free.setdefault((rows.shape, rows.dtype.str, pinned), []).append(rows)
+
+
 @dataclass
 class Batch:
     kind: BatchKind
@@ -45,18 +76,32 @@ class Batch:
     # What the kind made of the rows besides the model input, for its decision (set by inputs()).
     prepared: object = None
     # The rows, filled one by one as records arrive (on the consume thread), so the scoring
-    # thread does not have to assemble them.
+    # thread does not have to assemble them; from `buffers` when given, until release().
     _rows: np.ndarray | None = None
+    buffers: RowBuffers | None = None
 
     @property
     def model(self) -> LoadedModel:
         return self.kind.model
 
+    @property
+    def _pinned(self) -> bool:
+        providers = self.model.providers
+        return bool(providers) and providers[0] == CUDA
+
     def append(self, item: Item) -> None:
         if self._rows is None:
-            self._rows = np.empty((self.capacity, *item.row.shape), dtype=self.kind.row_dtype)
+            shape = (self.capacity, *item.row.shape)
+            self._rows = (self.buffers.take(shape, self.kind.row_dtype, self._pinned) if self.buffers
+                          else np.empty(shape, dtype=self.kind.row_dtype))  # fmt: skip
         self._rows[len(self.items)] = item.row
         self.items.append(item)
+
+    def release(self) -> None:
+        """The batch's outputs are published: its row buffer goes back for another batch."""
+        rows, self._rows = self._rows, None
+        if rows is not None and self.buffers is not None:
+            self.buffers.give(rows, self._pinned)
 
     def inputs(self) -> np.ndarray:
         """The model input of the whole batch (on the scoring thread: a kind's preparation that
@@ -72,13 +117,15 @@ class Batcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self._open: dict[str, Batch] = {}
+        self.buffers = RowBuffers()
 
     def add(self, kind: BatchKind, item: Item) -> Batch | None:
         """Add an item for the model `kind` serves; returns that model's batch if this filled it."""
         key = kind.model.key
         batch = self._open.get(key)
         if batch is None:
-            batch = self._open[key] = Batch(kind, self.max_batch, opened_at=time.monotonic())
+            batch = self._open[key] = Batch(kind, self.max_batch, opened_at=time.monotonic(),
+                                            buffers=self.buffers)  # fmt: skip
         batch.append(item)
         if len(batch.items) >= self.max_batch:
             return self._open.pop(key)

@@ -12,7 +12,6 @@ from functools import partial
 from prometheus_client import CollectorRegistry
 
 from worker.app import Worker
-from worker.device import choose_providers
 from worker.health import Health, serve
 from worker.lag import QUERY_TIMEOUT_S, LagProbe
 from worker.metrics import new_metrics
@@ -38,13 +37,13 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
         )
     policy = policy_for(s.version_policy, s.default_model, s.version_policy_file)
     models = ModelRegistry.load(s.model_repository, s.device, s.models, s.default_model, s.intra_op_threads,
-                                policy)  # fmt: skip
+                                policy, s.cuda_options())  # fmt: skip
     for m in models:
         log.info("loaded %s (threshold %.3f) on %s", m.key, m.manifest.threshold, ",".join(m.providers))
         show_model_metrics(metrics, m)
     health.models_loaded = True
     reread = partial(policy_for, s.version_policy, s.default_model, s.version_policy_file)
-    watcher = RepositoryWatcher(s.model_repository, choose_providers(s.device), models, metrics, policy,
+    watcher = RepositoryWatcher(s.model_repository, models.providers, models, metrics, policy,
                                 s.models, s.model_poll_interval_s, s.intra_op_threads,
                                 reread if s.version_policy_file else None)  # fmt: skip
     consumer, producer = connect(s, health)

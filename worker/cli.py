@@ -1,8 +1,8 @@
 """`python -m worker`: settings and logging, the worker (worker/build.py), signals; then the loop.
 
 Every failure a user can fix ends in one line that says what to do (exit 1, or 2 for bad
-options and for Kafka security settings that do not fit the broker); the traceback goes to the
-debug log.
+options, for Kafka security settings that do not fit the broker and for a --device this machine
+cannot give); the traceback goes to the debug log.
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(s.log_level, s.log_json)
     try:
         return run(s)
-    except KafkaConfigError as exc:  # a setting to change, as for a bad option
+    except (KafkaConfigError, DeviceError) as exc:  # a setting to change, as for a bad option
         log.debug("start-up failed", exc_info=True)
         log.error("%s", exc)
         return 2
-    except (StartupError, BundleError, DeviceError) as exc:
+    except (StartupError, BundleError) as exc:
         log.debug("start-up failed", exc_info=True)
         log.error("%s", exc)
         return 1

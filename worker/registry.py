@@ -12,7 +12,7 @@ import onnxruntime as ort
 from schemas import MANIFEST_FILE, ModelManifest
 from schemas.manifest import ManifestError, bundle_path, load_manifest, sha256_file
 from schemas.repository import RepositoryError, bundle_folders, version_key
-from worker.device import choose_providers
+from worker.device import CPU, CUDA, CudaOptions, Provider, choose_providers, provider_names
 from worker.policy import chosen_folders
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,26 @@ class LoadedModel:
         return tuple(self.manifest.preprocessing.record_shape)
 
 
-def load_bundle(folder: Path, providers: list[str], intra_op_threads: int = 0) -> LoadedModel:
-    """Verify a bundle (manifest and its checksum, hashes, graph shapes), open its session and warm it up."""
+def load_bundle(folder: Path, providers: list[Provider], intra_op_threads: int = 0) -> LoadedModel:
+    """Verify a bundle (manifest and its checksum, hashes, graph shapes), open its session and warm it up.
+
+    `providers`: names, or (name, options) pairs (worker/device.py choose_providers)."""
     manifest = _verified_manifest(folder)
     session = _open_session(folder / manifest.model_file, providers, intra_op_threads)
     _check_graph(session, manifest, folder)
     model = LoadedModel(manifest, folder, session, session.get_providers())
-    _warm_up(model)
+    if CUDA in provider_names(providers) and CUDA not in model.providers:
+        log.warning("%s: asked for CUDA but onnxruntime gave %s (a CUDA or cuDNN library missing? see "
+                    "onnxruntime's log); scoring on the CPU", folder, ",".join(model.providers))  # fmt: skip
+    if not uses_cuda_graph(model):  # a CUDA graph is captured on fixed buffers: worker/score.py warms it
+        _warm_up(model)
     return model
+
+
+def uses_cuda_graph(model: LoadedModel) -> bool:
+    """The session runs CUDA graphs (--cuda-graphs on a GPU): it must be run through IO binding."""
+    opts = model.session.get_provider_options().get(CUDA, {})
+    return CUDA in model.providers and opts.get("enable_cuda_graph") == "1"
 
 
 def _verified_manifest(folder: Path) -> ModelManifest:
@@ -79,7 +91,7 @@ def _verified_manifest(folder: Path) -> ModelManifest:
     return manifest
 
 
-def _open_session(path: Path, providers: list[str], threads: int) -> ort.InferenceSession:
+def _open_session(path: Path, providers: list[Provider], threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads
@@ -124,6 +136,7 @@ class ModelRegistry:
 
     def __init__(self, models: list[LoadedModel], default: str | None) -> None:
         self._by_name: dict[str, LoadedModel] = {}
+        self.providers: list[Provider] = [CPU]  # as ModelRegistry.load chose them
         for m in models:
             other = self._by_name.get(m.manifest.name)
             if other is not None and other.key == m.key:  # else one folder would silently win
@@ -149,16 +162,17 @@ class ModelRegistry:
     @classmethod
     def load(
         cls, repository: Path, device: str, wanted: str | None, default: str | None, threads: int = 0,
-        policy: dict[str, str] | None = None,
+        policy: dict[str, str] | None = None, cuda: CudaOptions | None = None,
     ) -> ModelRegistry:  # fmt: skip
         """The versions the policy picks (default: the latest of each) among the bundles `wanted`
-        (--models) allows, loaded and checked; BundleError names the first that fails."""
+        (--models) allows, loaded and checked; BundleError names the first that fails. The providers
+        chosen for `device` (with the CUDA options `cuda`) stay in `providers`, for later versions."""
         if not repository.is_dir():
             raise BundleError(
                 f"model repository {repository} does not exist; train a bundle with "
                 "'python -m training train' or set --model-repository"
             )
-        providers = choose_providers(device)
+        providers = choose_providers(device, cuda)  # logs which it took
         try:
             folders = selected_folders(bundle_folders(repository), wanted)
         except RepositoryError as exc:
@@ -178,7 +192,9 @@ class ModelRegistry:
                     f"it; versions there: {', '.join(have) or 'none'})"
                 )
         models = [load_bundle(f, providers, threads) for f in chosen.values() if f is not None]
-        return cls(models, default)
+        registry = cls(models, default)
+        registry.providers = providers
+        return registry
 
     @property
     def default(self) -> LoadedModel | None:

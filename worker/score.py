@@ -1,31 +1,146 @@
-"""The score stage: one onnxruntime run per slice of at most --max-batch rows, on a thread of its own;
-the graph computes the score."""
+"""The score stage: one onnxruntime call per slice of at most --max-batch rows, on a thread of its own;
+the graph computes the score.
+
+Three ways to make that call, one per model (`scorer_for`, --io-binding and --cuda-graphs):
+
+- `RunScorer`: plain `session.run()`; onnxruntime allocates the output of every call.
+- `BoundScorer`: IO binding. The input is the batch's own rows, bound where they lie (filled one by
+  one by the batch stage as records arrive, one array per batch, so two batches in flight never share
+  one), and the scores are written into a buffer preallocated for --max-batch rows and copied out once.
+  On a GPU onnxruntime makes one copy to the device and one back per call, and allocates nothing per
+  record; on the CPU nothing is copied in at all.
+- `GraphScorer`: a CUDA graph (--cuda-graphs) replays the captured kernels on fixed device buffers of
+  --max-batch rows: each slice is copied into the padded host buffer, then to the device, run, and its
+  scores read back.
+"""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import numpy as np
+import onnxruntime as ort
 
 from worker.batch import Batch
-from worker.registry import LoadedModel
+from worker.device import CUDA
+from worker.registry import LoadedModel, uses_cuda_graph
+
+log = logging.getLogger(__name__)
+
+IoBinding = Literal["auto", "on", "off"]
 
 
 def score_batch(model: LoadedModel, inputs: np.ndarray, max_batch: int) -> np.ndarray:
-    """Scores (float64, one per row) of `inputs` (n, *record_shape) float32."""
-    input_name = model.manifest.input.name
-    score_name = model.manifest.outputs["score"].name
-    out = []
-    for start in range(0, len(inputs), max_batch):
-        [scores] = model.session.run([score_name], {input_name: inputs[start : start + max_batch]})
-        out.append(scores)
-    scores = np.concatenate(out).astype(np.float64)
-    if scores.shape != (len(inputs),):
-        raise ValueError(f"model {model.key} returned {scores.shape} scores for {len(inputs)} records")
+    """Scores (float64, one per row) of `inputs` (n, *record_shape) float32, through plain run()."""
+    return RunScorer(model, max_batch).score(inputs)
+
+
+class Scorer(Protocol):
+    model: LoadedModel
+
+    def score(self, inputs: np.ndarray) -> np.ndarray:
+        """Scores (float64, one per row) of `inputs` (n, *record_shape) float32, in slices of --max-batch."""
+        ...
+
+
+def _checked(model: LoadedModel, scores: np.ndarray, n: int) -> np.ndarray:
+    if scores.shape != (n,):
+        raise ValueError(f"model {model.key} returned {scores.shape} scores for {n} records")
     return scores
+
+
+class RunScorer:
+    """Plain session.run() per slice."""
+
+    def __init__(self, model: LoadedModel, max_batch: int) -> None:
+        self.model, self.max_batch = model, max_batch
+        self.input_name = model.manifest.input.name
+        self.score_name = model.manifest.outputs["score"].name
+
+    def score(self, inputs: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(inputs), self.max_batch):
+            feed = {self.input_name: inputs[start : start + self.max_batch]}
+            [scores] = self.model.session.run([self.score_name], feed)
+            out.append(scores)
+        scores = np.concatenate(out).astype(np.float64) if out else np.empty(0)
+        return _checked(self.model, scores, len(inputs))
+
+
+class BoundScorer(RunScorer):
+    """IO binding: the input bound in place (host memory; onnxruntime copies it to the device once per
+    call), the scores written straight into a host buffer preallocated for --max-batch rows (one copy
+    back per call). One per model, used by the scoring thread only; the buffer is copied out before
+    the next call, so no batch ever sees another's scores."""
+
+    def __init__(self, model: LoadedModel, max_batch: int) -> None:
+        super().__init__(model, max_batch)
+        self.binding = model.session.io_binding()
+        self.out = np.empty(max_batch, dtype=np.float32)
+        self._out_rows = 0  # rows the output is bound for: rebound only when a slice's size changes
+
+    def score(self, inputs: np.ndarray) -> np.ndarray:
+        scores = np.empty(len(inputs), dtype=np.float64)
+        for start in range(0, len(inputs), self.max_batch):
+            x = np.ascontiguousarray(inputs[start : start + self.max_batch], dtype=np.float32)
+            n = len(x)
+            self.binding.bind_cpu_input(self.input_name, x)  # no copy: x's own memory
+            if n != self._out_rows:
+                self.binding.bind_output(self.score_name, "cpu", 0, np.float32, (n,), self.out.ctypes.data)
+                self._out_rows = n
+            self.model.session.run_with_iobinding(self.binding)
+            scores[start : start + n] = self.out[:n]
+        return scores
+
+
+class GraphScorer(RunScorer):
+    """A CUDA graph (--cuda-graphs): fixed device buffers of --max-batch rows, bound once and captured
+    at the first runs; a short slice is padded (the padding's scores are dropped)."""
+
+    WARM_RUNS = 3  # onnxruntime runs a graph's first call(s) normally, then captures, then replays
+
+    def __init__(self, model: LoadedModel, max_batch: int, device_id: int = 0) -> None:
+        super().__init__(model, max_batch)
+        self.host = np.zeros((max_batch, *model.record_shape), dtype=np.float32)
+        self.x = ort.OrtValue.ortvalue_from_numpy(self.host, "cuda", device_id)
+        self.y = ort.OrtValue.ortvalue_from_shape_and_type((max_batch,), np.float32, "cuda", device_id)
+        self.binding = model.session.io_binding()
+        self.binding.bind_ortvalue_input(self.input_name, self.x)
+        self.binding.bind_ortvalue_output(self.score_name, self.y)
+        for _ in range(self.WARM_RUNS):
+            model.session.run_with_iobinding(self.binding)
+        if not np.isfinite(self.y.numpy()).all():
+            raise ValueError(f"model {model.key}: the CUDA graph's warm-up gave non-finite scores")
+
+    def score(self, inputs: np.ndarray) -> np.ndarray:
+        scores = np.empty(len(inputs), dtype=np.float64)
+        for start in range(0, len(inputs), self.max_batch):
+            x = inputs[start : start + self.max_batch]
+            n = len(x)
+            self.host[:n] = x  # rows beyond n keep older data: their scores are not read
+            self.x.update_inplace(self.host)  # the one copy to the device
+            self.model.session.run_with_iobinding(self.binding)
+            scores[start : start + n] = self.y.numpy()[:n]  # the one copy back
+        return scores
+
+
+def scorer_for(model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto") -> Scorer:
+    """The way to score `model`: a CUDA graph if its session runs one, else IO binding unless
+    --io-binding is off (auto: on with CUDA, and on the CPU too, where it measured at least as fast as
+    run(): docs/benchmarks.md, GPU), else run()."""
+    if uses_cuda_graph(model):
+        if io_binding == "off":
+            log.warning("%s: --cuda-graphs needs IO binding: --io-binding off is overridden", model.key)
+        device_id = int(model.session.get_provider_options()[CUDA].get("device_id", 0))
+        return GraphScorer(model, max_batch, device_id)
+    if io_binding in ("on", "auto"):
+        return BoundScorer(model, max_batch)
+    return RunScorer(model, max_batch)
 
 
 @dataclass
@@ -48,8 +163,9 @@ class ScoreStage:
     loop commits only below the lowest offset in flight.
     """
 
-    def __init__(self, max_batch: int, depth: int = 2) -> None:
-        self.max_batch = max_batch
+    def __init__(self, max_batch: int, depth: int = 2, io_binding: IoBinding = "auto") -> None:
+        self.max_batch, self.io_binding = max_batch, io_binding
+        self._scorers: dict[str, Scorer] = {}  # by model name: the version in service (scoring thread only)
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=depth)
         self._results: queue.Queue[Scored] = queue.Queue()
         self._lock = threading.Lock()
@@ -66,11 +182,20 @@ class ScoreStage:
         while (batch := self._queue.get()) is not None:
             t0 = time.perf_counter()
             try:
-                result = Scored(batch, score_batch(batch.model, batch.inputs(), self.max_batch), None, 0.0)
+                result = Scored(batch, self.scorer(batch.model).score(batch.inputs()), None, 0.0)
             except Exception as exc:  # a model that raises must not stop the stream or lose records
                 result = Scored(batch, None, exc, 0.0)
             result.seconds = time.perf_counter() - t0
             self._results.put(result)
+
+    def scorer(self, model: LoadedModel) -> Scorer:
+        """The model's scorer, made at its first batch; a new version's replaces the old one's (its
+        batches are all scored by then: the scoring thread keeps order), letting its session go."""
+        name = model.manifest.name
+        scorer = self._scorers.get(name)
+        if scorer is None or scorer.model is not model:
+            scorer = self._scorers[name] = scorer_for(model, self.max_batch, self.io_binding)
+        return scorer
 
     def completed(self, wait_s: float = 0.0) -> list[Scored]:
         """Batches scored so far; waits up to `wait_s` for the first one if none is ready."""
@@ -83,9 +208,10 @@ class ScoreStage:
             return out
 
     def finish(self, batch: Batch) -> None:
-        """The loop has handed this batch's outputs to the producer."""
+        """The loop has handed this batch's outputs to the producer: its row buffer may serve another."""
         with self._lock:
             self._in_flight.remove(batch)
+        batch.release()
 
     def busy(self) -> bool:
         with self._lock:

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
+from worker.device import CudaOptions
 from worker.policy import parse_version_policy, policy_for
 
 
@@ -148,6 +149,31 @@ class WorkerSettings(BaseSettings):
         description="onnxruntime threads per inference; 1 suits one worker per core "
         "(measured faster on 2 cores: the consume loop keeps the other), 0 = all cores",
     )
+    io_binding: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="score through onnxruntime IO binding (the batch's rows bound in place, the scores "
+        "written into a buffer preallocated for --max-batch: one copy to the device and one back per "
+        "batch) or plain run(); auto: on, with CUDA and on the CPU, where it measured at least as fast "
+        "as run() (docs/benchmarks.md, GPU); off: plain run()",
+    )
+    cuda_graphs: bool = Field(
+        False,
+        description="CUDA only: capture the model as a CUDA graph (the CUDA provider's enable_cuda_graph) "
+        "and replay it for every batch; every call then runs --max-batch rows (a short batch is padded) "
+        "through fixed device buffers. Ignored, with a log line, on the CPU",
+    )
+    cuda_device_id: int = Field(0, ge=0, description="CUDA only: which GPU (the CUDA provider's device_id)")
+    cuda_mem_limit_bytes: int = Field(
+        0,
+        ge=0,
+        description="CUDA only: cap of onnxruntime's GPU memory arena in bytes (gpu_mem_limit); 0 = none",
+    )
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "HEURISTIC",
+        description="CUDA only: how cuDNN picks convolution algorithms. EXHAUSTIVE (onnxruntime's default) "
+        "benchmarks them at each new batch shape, and batches come in every size up to --max-batch; "
+        "HEURISTIC uses cuDNN's ranking; DEFAULT takes one fixed algorithm (least memory)",
+    )
 
     # Observability
     metrics_host: str = Field("0.0.0.0", description="address of the /metrics, /healthz, /readyz server")
@@ -255,6 +281,11 @@ class WorkerSettings(BaseSettings):
         if self.sasl_password_file is not None:
             return _password_from(self.sasl_password_file)
         return None
+
+    def cuda_options(self) -> CudaOptions:
+        """The CUDA provider's options (worker/device.py), used only where CUDA is chosen."""
+        return CudaOptions(self.cuda_device_id, self.cuda_mem_limit_bytes, self.cudnn_conv_algo_search,
+                           self.cuda_graphs)  # fmt: skip
 
     @property
     def topics(self) -> list[str]:
