@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 
 from schemas import image_message
 from schemas.repository import copy_as_version
-from tests.worker_fakes import copy_bundle, rewrite_manifest
+from tests.worker_fakes import copy_bundle, flip_a_byte, rewrite_manifest
 from tests.worker_harness import WorkerThread, committed, end_offsets, read_json, wait_for, worker_settings
 from training.images.mnist import load_split
 
@@ -132,12 +132,6 @@ def test_a_new_version_takes_over_mid_stream_at_one_offset_per_partition(
         is None
     )
     assert w.sample("anomaly_worker_model_versions_refused_total", model="tiny-vae") == 0
-
-
-def flip_a_byte(folder: Path) -> None:
-    data = bytearray((folder / "model.onnx").read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (folder / "model.onnx").write_bytes(bytes(data))
 
 
 def wrong_shape(folder: Path) -> None:

@@ -20,7 +20,7 @@ from schemas.detect import DetectorParams
 from schemas.repository import bundle_folders, copy_as_version
 from schemas.settings import describe_errors
 from tests.metric_bundles import write_last_point_bundle
-from tests.worker_fakes import message, rewrite_manifest
+from tests.worker_fakes import flip_a_byte, message, rewrite_manifest
 from worker.batch import Batcher, Item
 from worker.decode import decode_message
 from worker.device import CPU
@@ -108,12 +108,6 @@ def test_a_new_version_is_checked_once_it_is_complete_and_queued(repo: Path) -> 
     assert [m.key for m in watcher.look()] == ["m:2"]
     assert [m.key for m in watcher.ready()] == ["m:2"] and watcher.ready() == []
     assert looks(watcher, 3) == []  # in service (once the loop takes it): nothing more to do
-
-
-def flip_a_byte(folder: Path) -> None:
-    data = bytearray((folder / "model.onnx").read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (folder / "model.onnx").write_bytes(bytes(data))
 
 
 def wrong_shape(folder: Path) -> None:

@@ -93,3 +93,10 @@ class RevokingSource:
 
     def close(self) -> None:
         self.revoke([("in", 0)])
+
+
+def flip_a_byte(folder: Path) -> None:
+    """Corrupt a bundle's model.onnx by one byte (its sha256 no longer matches the manifest)."""
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.onnx").write_bytes(bytes(data))
