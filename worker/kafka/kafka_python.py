@@ -8,6 +8,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
@@ -254,8 +255,9 @@ class KafkaPythonSource:
         self.consumer.seek(tp, offset)
         # kafka-python would go on taking from the records it stopped in (none come: it loops
         # for ever), as the seek leaves the position where they are
-        for part in _frame_owners(exc, "drain"):
-            if getattr(part, "topic_partition", None) == tp:
+        for frame in _frames(exc):
+            part = frame.f_locals.get("self")
+            if getattr(part, "topic_partition", None) == tp and callable(getattr(part, "drain", None)):
                 part.drain()
         return []
 
@@ -337,18 +339,15 @@ def unreadable_record(exc: BaseException) -> Unreadable | None:
     holds the offset, key and value it had read, its batch the batch's end, and its per-partition
     reader (`PartitionRecords`) the partition and the next offset to read."""
     tp, next_offset, batch_end, parsed = None, None, 0, None
-    for error in (exc, exc.__context__, exc.__cause__):
-        tb = error.__traceback__ if error is not None else None
-        while tb is not None:
-            frame = tb.tb_frame.f_locals
-            owner = frame.get("self")
-            if isinstance(getattr(owner, "topic_partition", None), TopicPartition):
-                tp, next_offset = owner.topic_partition, getattr(owner, "next_fetch_offset", None)
-            if isinstance(owner, DefaultRecordBatch):
-                batch_end = owner.next_offset
-            if tb.tb_frame.f_code.co_name == "_read_msg" and isinstance(frame.get("offset"), int):
-                parsed = (frame["offset"], frame.get("key"), frame.get("value"), frame.get("timestamp") or -1)
-            tb = tb.tb_next
+    for f in _frames(exc):
+        frame = f.f_locals
+        owner = frame.get("self")
+        if isinstance(getattr(owner, "topic_partition", None), TopicPartition):
+            tp, next_offset = owner.topic_partition, getattr(owner, "next_fetch_offset", None)
+        if isinstance(owner, DefaultRecordBatch):
+            batch_end = owner.next_offset
+        if f.f_code.co_name == "_read_msg" and isinstance(frame.get("offset"), int):
+            parsed = (frame["offset"], frame.get("key"), frame.get("value"), frame.get("timestamp") or -1)
     if tp is None:
         return None
     if parsed is not None:
@@ -358,14 +357,13 @@ def unreadable_record(exc: BaseException) -> Unreadable | None:
     return None
 
 
-def _frame_owners(exc: BaseException, method: str) -> Iterator[object]:
-    """The objects (`self`) of the frames an error passed through that have `method`."""
-    tb = exc.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if callable(getattr(owner, method, None)):
-            yield owner
-        tb = tb.tb_next
+def _frames(exc: BaseException) -> Iterator[FrameType]:
+    """The frames an error passed through, and those of the error it wraps, outermost first."""
+    for error in (exc, exc.__context__, exc.__cause__):
+        tb = error.__traceback__ if error is not None else None
+        while tb is not None:
+            yield tb.tb_frame
+            tb = tb.tb_next
 
 
 def read_header_keys_leniently() -> None:
