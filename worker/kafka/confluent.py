@@ -293,6 +293,10 @@ class ConfluentSource:
                 KafkaError._TIMED_OUT,
                 KafkaError.COORDINATOR_NOT_AVAILABLE,
                 KafkaError.NOT_COORDINATOR,
+                # a new coordinator still reading the offsets topic (make chaos, leader-kill: it
+                # stopped the worker from inside a rebalance)
+                KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                KafkaError.REQUEST_TIMED_OUT,
             )
             # Retriable (a coordinator moving, a timeout): the next commit covers these offsets, as
             # kafka-python's own retry loop would.
