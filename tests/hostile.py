@@ -115,6 +115,7 @@ class FuzzResult:
     by_kind: dict[str, collections.Counter]  # hostile kind -> outcome (dead-letter reason or "scored")
     worker_alive: bool  # ran to the end, and stopped cleanly when told to
     peak_rss_mb: float
+    refused_bombs: int = 0  # bombs the broker would not take (an input topic stored uncompressed)
 
     @property
     def missing(self) -> list[int]:
@@ -168,17 +169,19 @@ def account(messages: list, kinds: list[str]) -> tuple[collections.Counter, dict
 
 
 def run(bootstrap: str, repository: Path, n: int, transport: str, seed: int = 0, bombs: int = 0,
-        timeout_s: float = 300) -> FuzzResult:  # fmt: skip
+        timeout_s: float = 300, input_compression: str = "producer") -> FuzzResult:  # fmt: skip
     """Stream `n` records (then `bombs` gzip bombs) through a worker of its own process, and account
-    for every one."""
+    for every one. `input_compression`: the input topic's compression.type ("uncompressed": the
+    broker refuses every bomb, as its batch unpacks past max.message.bytes)."""
     from tests.worker_harness import read_topic, start_worker_process, wait_for, worker_settings
 
     run_id = uuid.uuid4().hex[:8]
     topics = {t: f"fuzz-{t}-{run_id}" for t in ("input", "alerts", "dead", "scores", "group")}
-    _create(bootstrap, topics)
+    _create(bootstrap, topics, input_compression)
     records, kinds = stream(n, seed)
     produce_stream(bootstrap, topics["input"], records)
-    kinds += produce_bombs(bootstrap, topics["input"], bombs, first_offset=len(records))
+    taken = produce_bombs(bootstrap, topics["input"], bombs, first_offset=len(records))
+    kinds += taken
     total = len(kinds)
 
     def outputs() -> list:
@@ -196,25 +199,34 @@ def run(bootstrap: str, repository: Path, n: int, transport: str, seed: int = 0,
     finally:
         proc.kill()
     outcomes, by_kind = account(outputs(), kinds)
-    return FuzzResult(total, outcomes, dict(by_kind), alive and proc.returncode == 0, peak)
+    clean = alive and proc.returncode == 0
+    return FuzzResult(total, outcomes, dict(by_kind), clean, peak, refused_bombs=bombs - len(taken))
 
 
 BOMB = 64 << 20  # bytes unpacked; about 64 KiB on the wire with gzip
 
 
 def produce_bombs(bootstrap: str, topic: str, count: int, first_offset: int) -> list[str]:
-    """`count` records that gzip packs into 64 KiB and that unpack to 64 MiB, after the stream."""
+    """`count` records that gzip packs into 64 KiB and that unpack to 64 MiB, after the stream; the
+    kinds of those the broker took (none, where the topic is stored uncompressed)."""
+    from kafka.errors import MessageSizeTooLargeError
+
     if not count:
         return []
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip",
                              max_request_size=2 * BOMB, buffer_memory=3 * BOMB)  # fmt: skip
     bomb = b'{"kind": "image", "pad": "' + b"0" * BOMB + b'"}'
-    for i in range(count):
-        offset = producer.send(topic, value=bomb, partition=0).get(timeout=120).offset
-        if offset != first_offset + i:
+    taken = 0
+    for _ in range(count):
+        try:
+            offset = producer.send(topic, value=bomb, partition=0).get(timeout=120).offset
+        except MessageSizeTooLargeError:  # the broker unpacked it to store it, and it was too large
+            continue
+        if offset != first_offset + taken:
             raise RuntimeError("the input topic must be new: offsets are the records' indexes")
+        taken += 1
     producer.close()
-    return ["gzip bomb (64 MiB unpacked)"] * count
+    return ["gzip bomb (64 MiB unpacked)"] * taken
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -228,13 +240,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _create(bootstrap: str, topics: dict[str, str]) -> None:
+def _create(bootstrap: str, topics: dict[str, str], input_compression: str = "producer") -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    # The input takes records past the worker's own limit, so that limit is what refuses them.
+    inputs = {"max.message.bytes": "4000000", "compression.type": input_compression}
     try:
-        # The input takes records past the worker's own limit, so that limit is what refuses them.
-        admin.create_topics([NewTopic(topics["input"], 1, 1, topic_configs={"max.message.bytes": "4000000"}),
+        admin.create_topics([NewTopic(topics["input"], 1, 1, topic_configs=inputs),
                              *[NewTopic(topics[t], 1, 1) for t in ("alerts", "dead", "scores")]])  # fmt: skip
     finally:
         admin.close()
@@ -245,6 +258,8 @@ def table(result: FuzzResult, transport: str) -> str:
     lines = [f"{transport}: {result.sent:,} records, {len(HOSTILE)} hostile kinds; missing "
              f"{len(result.missing)}, duplicates {result.duplicates}, worker {state}, "
              f"peak RSS {result.peak_rss_mb:,.0f} MB"]  # fmt: skip
+    if result.refused_bombs:
+        lines[0] += f"; {result.refused_bombs} bomb(s) refused by the broker"
     for kind in sorted(result.by_kind, key=lambda k: (k != "valid", k)):
         outcomes = ", ".join(f"{o} {n}" for o, n in result.by_kind[kind].most_common())
         lines.append(f"  {kind:28s} {outcomes}")
@@ -263,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         default=12,
         help="gzip bombs (64 KiB on the wire, 64 MiB unpacked) after the stream",
     )
+    p.add_argument("--input-compression", default="producer",
+                   help="input topic compression.type (uncompressed: the broker refuses bombs)")  # fmt: skip
     p.add_argument("--model-repository", type=Path, default=None,
                    help="bundles to serve (default: a tiny bundle trained now, about a minute)")  # fmt: skip
     args = p.parse_args(argv)
@@ -275,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for transport in args.transports.split(","):
             t0 = time.monotonic()
-            result = run(broker.bootstrap_servers, repository, args.records, transport, args.seed, args.bombs)
+            result = run(broker.bootstrap_servers, repository, args.records, transport, args.seed, args.bombs,
+                         input_compression=args.input_compression)  # fmt: skip
             print(table(result, transport), f"\n  ({time.monotonic() - t0:.0f} s)\n", flush=True)
             failed |= bool(result.missing) or not result.worker_alive
     finally:

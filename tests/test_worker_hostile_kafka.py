@@ -118,7 +118,7 @@ def test_the_output_limit_is_the_smallest_the_broker_and_client_take(kafka_boots
     )
     source, sink = build_clients(s)
     try:
-        assert source.max_message_bytes([small, s.dead_letter_topic])[small] == 200_000
+        assert source.topic_configs([small, s.dead_letter_topic])[small]["max.message.bytes"] == "200000"
         assert max_output_bytes(s, source, sink) == 200_000 - RECORD_OVERHEAD
     finally:
         source.close()

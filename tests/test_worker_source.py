@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError
 
+from schemas import Reason, Rejection
+from worker.decode import decode_message
+from worker.kafka.confluent import fetch_limits
 from worker.kafka.kafka_python import KafkaPythonSource
-from worker.kafka.protocol import StartupError
+from worker.kafka.protocol import KafkaConfigError, StartupError
 from worker.settings import WorkerSettings
-from worker.source import build_clients
+from worker.source import build_clients, check_unpacking
 
 
 def test_confluent_transport_without_its_package_says_how_to_install(monkeypatch) -> None:
@@ -54,3 +58,117 @@ def test_confluent_gets_the_connection_options_under_librdkafka_names(tmp_path: 
     assert cfg == {"bootstrap.servers": "localhost:9092", "security.protocol": "sasl_ssl",
                    "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "sasl.password": "p",
                    "ssl.ca.location": str(ca)}  # fmt: skip
+
+
+class ConfiguredSource:
+    """Answers describe_configs as a broker would, or fails as one that refuses it does."""
+
+    def __init__(self, configs: dict[str, dict[str, str]] | Exception) -> None:
+        self.configs, self.asked = configs, []
+
+    def topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
+        self.asked.append(topics)
+        if isinstance(self.configs, Exception):
+            raise self.configs
+        return {t: self.configs[t] for t in topics if t in self.configs}
+
+
+def confluent(**overrides: object) -> WorkerSettings:
+    return WorkerSettings(transport="confluent", input_topics="a,b", metrics_port=0, **overrides)
+
+
+def test_kafka_python_needs_no_unpacking_check_it_unpacks_within_its_own_limit() -> None:
+    source = ConfiguredSource({"a": {"compression.type": "gzip"}})
+    check_unpacking(WorkerSettings(input_topics="a", metrics_port=0), source)
+    assert source.asked == []
+
+
+def test_confluent_starts_quietly_when_every_input_topic_is_stored_uncompressed(caplog) -> None:
+    source = ConfiguredSource({t: {"compression.type": "uncompressed"} for t in ("a", "b")})
+    check_unpacking(confluent(unbounded_unpacking="refuse"), source)
+    assert source.asked == [["a", "b"]] and not caplog.records
+
+
+def test_confluent_warns_naming_the_topic_and_the_fix_when_batches_may_be_compressed(caplog) -> None:
+    source = ConfiguredSource({"a": {"compression.type": "uncompressed"},
+                               "b": {"compression.type": "producer"}})  # fmt: skip
+    check_unpacking(confluent(), source)
+    [record] = caplog.records
+    text = record.getMessage()
+    assert record.levelname == "WARNING" and "input topic(s) b:" in text and "a," not in text
+    assert "compression.type=uncompressed" in text and "--unbounded-unpacking refuse" in text
+
+
+def test_confluent_refuses_to_start_on_compressed_topics_when_told_to() -> None:
+    source = ConfiguredSource({"a": {"compression.type": "gzip"}, "b": {"compression.type": "uncompressed"}})
+    with pytest.raises(KafkaConfigError, match=r"input topic\(s\) a: .*WORKER_UNBOUNDED_UNPACKING is refuse"):
+        check_unpacking(confluent(unbounded_unpacking="refuse"), source)
+
+
+def test_a_broker_that_will_not_describe_the_topics_counts_as_compressed(caplog) -> None:
+    check_unpacking(confluent(), ConfiguredSource(RuntimeError("TOPIC_AUTHORIZATION_FAILED")))
+    assert "could not read their compression.type (TOPIC_AUTHORIZATION_FAILED)" in caplog.text
+    with pytest.raises(KafkaConfigError):
+        check_unpacking(confluent(unbounded_unpacking="refuse"), ConfiguredSource(RuntimeError("denied")))
+
+
+def test_confluent_caps_zstd_unpacking_at_the_limit_but_never_below_one_fetch_response() -> None:
+    assert fetch_limits(confluent(max_unpacked_bytes=64 << 20))["receive.message.max.bytes"] == 64 << 20
+    small = fetch_limits(confluent(max_unpacked_bytes=1 << 20))
+    assert small["receive.message.max.bytes"] == small["fetch.max.bytes"] + 512
+
+
+class ErrorMessage:
+    """What librdkafka's consume() hands out for a record batch it could not read."""
+
+    def __init__(self, code: int, topic: str = "in", offset: int = 42) -> None:
+        self._error, self._topic, self._offset = KafkaError(code, "Decompression failed"), topic, offset
+
+    def error(self) -> KafkaError:
+        return self._error
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 3
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class QueuedConsumer:
+    """librdkafka's consume(), and its seek(): a seek drops what was queued for the partition."""
+
+    def __init__(self, messages: list) -> None:
+        self.messages, self.seeks = messages, []
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        taken, self.messages = self.messages[:num_messages], self.messages[num_messages:]
+        return taken
+
+    def seek(self, partition) -> None:
+        self.seeks.append(partition.offset)
+
+
+def test_confluent_steps_through_a_batch_librdkafka_cannot_read_one_dead_letter_per_offset() -> None:
+    from worker.kafka.confluent import ConfluentSource
+
+    consumer = QueuedConsumer([])
+    source = ConfluentSource(consumer, {}, zstd_limit=32 << 20)
+    letters = []
+    # the batch holds offsets 42-44: each fetch from inside it reports its first offset again
+    for _ in range(3):
+        stale = ErrorMessage(KafkaError._BAD_COMPRESSION)  # fetched before the seek: ignored
+        consumer.messages = [ErrorMessage(KafkaError._BAD_COMPRESSION), stale,
+                             ErrorMessage(KafkaError._TRANSPORT, offset=-1001)]  # fmt: skip
+        letters += source.poll(10, 100)
+    assert [m.offset for m in letters] == [42, 43, 44] and consumer.seeks == [43, 44, 45]
+    assert all(m.value is None and m.partition == 3 for m in letters)
+    assert "batch at offset 42 that holds this offset" in letters[1].unreadable
+    assert "33,554,432 bytes (--max-unpacked-bytes" in letters[0].unreadable
+    rejection = decode_message(letters[0], None, {}, 1 << 20)
+    assert rejection == Rejection(Reason.UNREADABLE, letters[0].unreadable)
+    # the next batch is bad too: its own first offset, not the walk's
+    consumer.messages = [ErrorMessage(KafkaError._BAD_MSG, offset=45)]
+    assert [m.offset for m in source.poll(10, 100)] == [45] and consumer.seeks[-1] == 46

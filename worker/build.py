@@ -18,7 +18,7 @@ from worker.metrics import new_metrics
 from worker.policy import policy_for
 from worker.registry import ModelRegistry
 from worker.settings import WorkerSettings
-from worker.source import check_topics, connect, max_output_bytes, offsets_client
+from worker.source import check_topics, check_unpacking, connect, max_output_bytes, offsets_client
 from worker.transaction import TransactionalCheckpoint, Transactions
 from worker.watch import RepositoryWatcher, show_model_metrics
 
@@ -48,6 +48,7 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
                                 reread if s.version_policy_file else None)  # fmt: skip
     consumer, producer = connect(s, health)
     check_topics(s, consumer)
+    check_unpacking(s, consumer)
     producer.prepare(s.output_topics)
     limit = max_output_bytes(s, consumer, producer)
     log.info("outputs are kept under %d bytes (the producer's and the output topics' limits)", limit)

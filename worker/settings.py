@@ -85,7 +85,16 @@ class WorkerSettings(BaseSettings):
         ge=1024 * 1024,
         description="kafka-python: a compressed record batch that unpacks to more is refused before it "
         "is all unpacked (its records are dead-lettered), and one poll unpacks about this much at most; "
-        "at least --max-message-bytes. librdkafka (--transport confluent) has no such limit",
+        "at least --max-message-bytes. With --transport confluent it bounds zstd batches only, and "
+        "not below 16 MiB (librdkafka unpacks gzip, lz4 and snappy whole: see --unbounded-unpacking)",
+    )
+    unbounded_unpacking: Literal["warn", "refuse"] = Field(
+        "warn",
+        description="--transport confluent: librdkafka unpacks gzip, lz4 and snappy batches whole, "
+        "with no limit a client can set, so one small compressed batch can take gigabytes. Safe only "
+        "when every input topic stores its batches uncompressed (topic config "
+        "compression.type=uncompressed: the broker then refuses any batch that unpacks past its "
+        "max.message.bytes). Otherwise the worker says so at start (warn) or will not start (refuse)",
     )
 
     # Models

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 from worker.health import Health
-from worker.kafka.protocol import BrokerUnreachable, Consumed, Sink, Source, StartupError
+from worker.kafka.protocol import BrokerUnreachable, Consumed, KafkaConfigError, Sink, Source, StartupError
 from worker.lag import Offsets
 from worker.metrics import Metrics
 from worker.settings import WorkerSettings
@@ -102,12 +102,41 @@ RECORD_OVERHEAD = 1024  # a record batch's header and the record's own framing, 
 def max_output_bytes(s: WorkerSettings, source: Source, sink: Sink) -> int:
     """The largest output (key + value) that both the producer and every output topic accept."""
     try:
-        limits = source.max_message_bytes(s.output_topics)
+        configs = source.topic_configs(s.output_topics)
     except Exception as exc:  # e.g. not allowed to describe configs: the defaults still hold
         log.warning("could not read the output topics' max.message.bytes (%s); assuming Kafka's default", exc)
-        limits = {}
-    smallest = min([sink.max_record_bytes, *limits.values()])
+        configs = {}
+    limits = [int(v) for c in configs.values() if (v := c.get("max.message.bytes", "")).isdigit()]
+    smallest = min([sink.max_record_bytes, *limits])
     return max(4096, smallest - RECORD_OVERHEAD)
+
+
+def check_unpacking(s: WorkerSettings, source: Source) -> None:
+    """--transport confluent: warn (or refuse to start, --unbounded-unpacking refuse) unless every
+    input topic stores its batches uncompressed. librdkafka unpacks a gzip, lz4 or snappy batch whole
+    before the worker sees it, so 64 KiB of gzip takes 64 MiB; kafka-python's batches are unpacked by
+    worker/kafka/unpack.py, within --max-unpacked-bytes."""
+    if s.transport != "confluent":
+        return
+    try:
+        configs = source.topic_configs(s.topics)
+    except Exception as exc:  # not allowed to describe configs: cannot tell, so say so
+        configs, why = {}, f"could not read their compression.type ({exc})"
+    else:
+        why = "compression.type is not 'uncompressed'"
+    exposed = [t for t in s.topics if configs.get(t, {}).get("compression.type") != "uncompressed"]
+    if not exposed:
+        return
+    message = (
+        f"input topic(s) {', '.join(exposed)}: {why}, and librdkafka (--transport confluent) unpacks "
+        "gzip, lz4 and snappy batches whole with no limit, so one small compressed batch can take "
+        "gigabytes of memory. Set compression.type=uncompressed on the topic (the broker then refuses "
+        "batches that unpack past max.message.bytes), or use --transport kafka-python, which unpacks "
+        "within --max-unpacked-bytes"
+    )
+    if s.unbounded_unpacking == "refuse":
+        raise KafkaConfigError(f"{message}; --unbounded-unpacking / WORKER_UNBOUNDED_UNPACKING is refuse")
+    log.warning("%s (--unbounded-unpacking refuse makes this a start-up error)", message)
 
 
 def count_consumed(metrics: Metrics, topics: list[str], polled: list[Consumed]) -> None:

@@ -93,8 +93,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "max.poll.interval.ms": max(
                 300_000, s.delivery_timeout_ms + 60_000
             ),  # a flush may wait that long
-            "max.partition.fetch.bytes": 4 * 1024 * 1024,
-            "fetch.max.bytes": 16 * 1024 * 1024,
+            **fetch_limits(s),
             "enable.partition.eof": False,
             "on_commit": _log_failed_commit,  # the answer to an asynchronous commit
             **({"isolation.level": "read_committed"} if s.exactly_once else {}),
@@ -115,7 +114,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             **(transactional_config(s, fatal) if s.exactly_once else {}),
         }
     )
-    source = ConfluentSource(consumer, common)
+    source = ConfluentSource(consumer, common, fetch_limits(s)["receive.message.max.bytes"])
     try:
         source.topics()  # fail here, with the usual message, if no broker answers
     except KafkaException as exc:
@@ -126,6 +125,27 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         sink.init_transactions()
         return source, sink
     return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000)
+
+
+def fetch_limits(s: WorkerSettings) -> dict[str, int]:
+    """The consumer's fetch sizes. librdkafka caps what a zstd batch may unpack to at
+    receive.message.max.bytes (a larger one is a per-record error: an `unreadable` dead letter), so
+    that is --max-unpacked-bytes, but never below a whole fetch response (a larger response breaks
+    the connection, again and again). gzip, lz4 and snappy batches are unpacked whole whatever these
+    say (worker/source.py, check_unpacking)."""
+    return {
+        "fetch.max.bytes": FETCH_MAX_BYTES,
+        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        "receive.message.max.bytes": max(s.max_unpacked_bytes, FETCH_MAX_BYTES + 512),
+    }
+
+
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+
+
+# What librdkafka reports for a record batch it could not read (at the batch's first offset):
+# ConfluentSource dead-letters it offset by offset and seeks past it.
+BATCH_ERRORS = ("_BAD_COMPRESSION", "_BAD_MSG", "_NOT_IMPLEMENTED", "_CRIT_SYS_RESOURCE")
 
 
 # A transaction lasts from its first output to its commit: --commit-interval-ms, scoring what is in
@@ -223,10 +243,12 @@ def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
 
 
 class ConfluentSource:
-    def __init__(self, consumer: Consumer, common: dict[str, object]) -> None:
+    def __init__(self, consumer: Consumer, common: dict[str, object], zstd_limit: int = 0) -> None:
         self.consumer = consumer
         self.common = common
+        self.zstd_limit = zstd_limit  # named in the dead letter of a batch it refused
         self.rebalances = 0  # callbacks run inside consume(): messages read before one are stale
+        self._walking: dict[tuple[str, int], int] = {}  # next offset to try past an unreadable batch
 
     def subscribe(
         self,
@@ -236,6 +258,7 @@ class ConfluentSource:
     ) -> None:
         def assigned(_consumer, partitions) -> None:
             self.rebalances += 1
+            self._walking.clear()
             on_assigned([(tp.topic, tp.partition) for tp in partitions])
 
         def revoked(_consumer, partitions) -> None:
@@ -253,15 +276,44 @@ class ConfluentSource:
             got = self._consume(1, timeout_ms / 1000.0, got)
             if got and max_records > 1:
                 got = self._consume(max_records - 1, 0.0, got)
-        out = []
+        out, walked = [], set()
         for m in got:
             err = m.error()
-            if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                continue  # transient (librdkafka retries); reported in its own log
-            out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1]))
+            tp = (m.topic(), m.partition())
+            if tp in walked:
+                continue  # fetched before the seek below: read again from there
+            if err is None:
+                self._walking.pop(tp, None)
+                timestamp = m.timestamp()[1]
+                out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), timestamp))
+            elif err.fatal():
+                raise KafkaException(err)
+            elif err.name() in BATCH_ERRORS and m.topic() and m.offset() >= 0:
+                out.append(self._step_past(m, err))
+                walked.add(tp)
+            # else transient (librdkafka retries); reported in its own log
         return out
+
+    def _step_past(self, m, err: KafkaError) -> Message:
+        """A dead letter for one offset of a batch librdkafka could not read, and a seek to the next.
+        librdkafka reports the batch's first offset and fetches the batch again, for ever: so the
+        worker steps through it one offset at a time (each fetch from inside the batch returns it
+        whole, reported at its first offset again) until the broker returns what follows it."""
+        tp = (m.topic(), m.partition())
+        offset = max(m.offset(), self._walking.get(tp, -1))
+        why = (f"the Kafka client could not read the record batch at offset {m.offset()} that holds "
+               f"this offset ({err.name()}: {err.str()})")  # fmt: skip
+        if err.name() == "_BAD_COMPRESSION":
+            why += (f"; a zstd batch that unpacks past {self.zstd_limit:,} bytes (--max-unpacked-bytes, "
+                    "or one fetch response if larger) is refused this way")  # fmt: skip
+        if offset == m.offset():
+            log.warning("skipping unreadable record batch %s:%d at offset %d (%s)", *tp, offset, err.str())
+        try:
+            self.consumer.seek(TopicPartition(m.topic(), m.partition(), offset + 1))
+            self._walking[tp] = offset + 1
+        except KafkaException as exc:  # no longer ours (a rebalance): its next owner reads it again
+            log.warning("could not seek past %s:%d at offset %d (%s)", *tp, offset, exc)
+        return Message(m.topic(), m.partition(), offset, None, None, -1, unreadable=why)
 
     def _consume(self, n: int, timeout_s: float, before: list) -> list:
         """`before` plus what one consume() returns; `before` is dropped if a rebalance ran meanwhile
@@ -316,18 +368,17 @@ class ConfluentSource:
         for future in futures.values():
             future.result(timeout=30)
 
-    def max_message_bytes(self, topics: list[str]) -> dict[str, int]:
+    def topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
         admin = AdminClient(self.common)  # kept until the answers are in: its handle serves the futures
         futures = admin.describe_configs([ConfigResource("topic", t) for t in topics])
-        limits = {}
+        configs = {}
         for resource, future in futures.items():
             try:
-                entry = future.result(timeout=30).get("max.message.bytes")
+                entries = future.result(timeout=30)
             except KafkaException:  # a topic it cannot tell (missing, not allowed): left out
                 continue
-            if entry is not None and str(entry.value).isdigit():
-                limits[resource.name] = int(entry.value)
-        return limits
+            configs[resource.name] = {n: str(e.value) for n, e in entries.items() if e.value is not None}
+        return configs
 
     def group_metadata(self) -> object:
         return self.consumer.consumer_group_metadata()

@@ -287,19 +287,18 @@ class KafkaPythonSource:
         finally:
             admin.close()
 
-    def max_message_bytes(self, topics: list[str]) -> dict[str, int]:
+    def topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
         admin = KafkaAdminClient(**self.s.kafka_common(), client_id=f"{self.s.group_id}-admin")
         try:
             responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
         finally:
             admin.close()
-        limits = {}
+        configs = {}
         for response in responses:
             for error_code, _, _, name, entries in response.resources:
-                values = {entry[0]: entry[1] for entry in entries}
-                if not error_code and values.get("max.message.bytes", "").isdigit():
-                    limits[name] = int(values["max.message.bytes"])
-        return limits
+                if not error_code:
+                    configs[name] = {entry[0]: str(entry[1]) for entry in entries if entry[1] is not None}
+        return configs
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
