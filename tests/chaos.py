@@ -137,33 +137,55 @@ def free_port() -> int:
 
 class ReadyWatch:
     """Asks a worker's /readyz four times a second from a thread and keeps each change of its answer
-    (200, 503, or None: no answer), with its time from `t0`."""
+    (200, 503, or None: no answer), with its time from `t0`; and, from /metrics, when the worker
+    consumed records (an output is held from the first record consumed after the harm)."""
 
     def __init__(self, port: int, t0: float) -> None:
-        self.url, self.t0 = f"http://127.0.0.1:{port}/readyz", t0
+        self.url, self.t0 = f"http://127.0.0.1:{port}", t0
         self.changes: list[tuple[float, int | None]] = []
+        self.consumed: list[tuple[float, float]] = []  # (time, records consumed so far), on each change
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            try:
-                with urllib.request.urlopen(self.url, timeout=2) as r:
-                    code: int | None = r.status
-            except urllib.error.HTTPError as exc:
-                code = exc.code
-            except OSError:
-                code = None
+            code, now = self._get("/readyz"), time.monotonic() - self.t0
             if not self.changes or self.changes[-1][1] != code:
-                self.changes.append((time.monotonic() - self.t0, code))
+                self.changes.append((now, code))
+            count = self._consumed()
+            if count is not None and (not self.consumed or self.consumed[-1][1] != count):
+                self.consumed.append((now, count))
             time.sleep(0.25)
+
+    def _get(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return None
+
+    def _consumed(self) -> float | None:
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("anomaly_worker_records_consumed_total{"))  # fmt: skip
 
     def first(self, code: int, after: float) -> float | None:
         """When the answer first became `code` at or after `after` (both from t0)."""
         return next((t for t, c in self.changes if c == code and t >= after), None)
 
+    def first_consumed(self, after: float) -> float | None:
+        """When the worker was first seen to have consumed more records, at or after `after`."""
+        return next((t for t, _ in self.consumed if t >= after), None)
+
 
 def readiness_note(run: Run) -> str | None:
-    """How /readyz followed the outputs' trouble: 503 how long after it began, 200 how long after it ended."""
+    """How /readyz followed the outputs' trouble: 503 how long after it began (and after the first
+    record consumed since: a worker that consumes nothing holds no output), 200 how long after it ended."""
     if run.ready is None or run.harm_at is None or run.healed_at is None:
         return None
     down = run.ready.first(503, run.harm_at)
@@ -171,7 +193,9 @@ def readiness_note(run: Run) -> str | None:
     if down is None:
         return "/readyz never turned 503 during the stall"
     back = f"200 again {up - run.healed_at:+.1f} s after the broker was back" if up else "never 200 again"
-    return f"/readyz 503 {down - run.harm_at:.1f} s after the outputs stalled; {back}"
+    held = run.ready.first_consumed(run.harm_at)
+    since = f" ({down - held:.1f} s after the first record consumed since)" if held is not None else ""
+    return f"/readyz 503 {down - run.harm_at:.1f} s after the outputs stalled{since}; {back}"
 
 
 def _drain(proc: subprocess.Popen, path: Path) -> None:
@@ -264,7 +288,7 @@ def coordinator_kill(run: Run) -> None:
     _kill_and_restart(run, Run.coordinator, "coordinator")
 
 
-def isr_blip(run: Run) -> None:
+def isr_blip(run: Run, prefer: Callable[[Run], int] | None = None) -> None:
     """min.insync.replicas 3 on the outputs, then one broker (not the scores' leader) down for 10 s:
     every output write fails with NOT_ENOUGH_REPLICAS until it is back in the ISR."""
     _hold(run, run.seconds * 0.25)
@@ -277,8 +301,11 @@ def isr_blip(run: Run) -> None:
     finally:
         admin.close()
     run.log("outputs' min.insync.replicas = 3")
-    node = next(n for n in (1, 2, 3) if n != run.leader(run.topics["scores"]))
-    run.notes.append(f"not the scores' leader: broker {node}")
+    candidates = [n for n in (1, 2, 3) if n != run.leader(run.topics["scores"])]
+    wanted = prefer(run) if prefer else None  # a one-off check may pick a role (the coordinator)
+    node = wanted if wanted in candidates else candidates[0]
+    also = " (also the group's coordinator)" if node == run.coordinator() else ""
+    run.notes.append(f"not the scores' leader: broker {node}{also}")
     run.kill_broker(node)
     run.harm_at = time.monotonic() - run.t0
     time.sleep(RESTART_AFTER_S)

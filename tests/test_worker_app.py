@@ -34,3 +34,18 @@ def test_an_error_while_stopping_is_logged_and_never_hides_what_ended_the_loop(t
         worker.run()
     assert "while stopping: ConnectionError: the broker went away" in caplog.text
     assert source.committed == []
+
+
+def test_readyz_says_not_ready_from_a_revocation_until_the_next_assignment(tiny_models) -> None:
+    from tests.worker_fakes import RecordingSink
+
+    source, health = RevokingSource([]), Health()
+    health.models_loaded = True
+    metrics, _ = new_metrics()
+    worker = Worker(WorkerSettings(metrics_port=0), tiny_models, source, RecordingSink(), metrics, health)
+    source.subscribe(["in"], worker.on_assigned, worker.on_revoked)
+    assert health.ready() == (True, "ready")
+    source.revoke([("in", 0)])  # the group rebalances (eager: every partition is given up first)
+    assert health.ready() == (False, "no input partitions assigned (joining the consumer group)")
+    worker.on_assigned([("in", 0)])
+    assert health.ready() == (True, "ready")

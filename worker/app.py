@@ -221,6 +221,10 @@ class Worker:
 
     def on_revoked(self, partitions: Partitions) -> None:
         """Before giving partitions up: score what we hold, flush, commit."""
+        # Both clients give up every partition before a new assignment (eager rebalancing): until
+        # it comes, nothing is consumed here, and /readyz says so (make chaos: a group rejoin after
+        # the coordinator's broker died took 10 s, with /readyz at 200 throughout).
+        self.health.partitions_assigned = False
         if self.checkpoint.halted or self.committed_at_stop:
             return  # also when closing (librdkafka) after a last drain that committed
         try:

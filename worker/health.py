@@ -72,7 +72,7 @@ class Health:
         if self.kafka_problem:
             return False, self.kafka_problem
         if not self.partitions_assigned:
-            return False, "no input partitions assigned yet"
+            return False, "no input partitions assigned (joining the consumer group)"
         return True, "ready"
 
 
