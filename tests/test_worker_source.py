@@ -172,3 +172,38 @@ def test_confluent_steps_through_a_batch_librdkafka_cannot_read_one_dead_letter_
     # the next batch is bad too: its own first offset, not the walk's
     consumer.messages = [ErrorMessage(KafkaError._BAD_MSG, offset=45)]
     assert [m.offset for m in source.poll(10, 100)] == [45] and consumer.seeks[-1] == 46
+
+
+class OkMessage(ErrorMessage):
+    def __init__(self, offset: int, partition: int = 3) -> None:
+        super().__init__(KafkaError._BAD_MSG, offset=offset)
+        self._partition = partition
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return b"v"
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 7)
+
+
+def test_confluent_keeps_other_partitions_while_stepping_and_ends_the_step_at_the_next_record() -> None:
+    from worker.kafka.confluent import ConfluentSource
+
+    consumer = QueuedConsumer([OkMessage(9, partition=0), ErrorMessage(KafkaError._BAD_COMPRESSION),
+                               OkMessage(10, partition=0), OkMessage(43)])  # fmt: skip
+    source = ConfluentSource(consumer, {}, zstd_limit=1 << 20)
+    polled = source.poll(10, 100)  # partition 3's record after the bad batch was fetched before the seek
+    assert [(m.partition, m.offset, m.value) for m in polled] == [(0, 9, b"v"), (3, 42, None), (0, 10, b"v")]
+    consumer.messages = [OkMessage(43)]  # fetched again from the seek: the batch held offset 42 only
+    assert [(m.partition, m.offset, m.timestamp) for m in source.poll(10, 100)] == [(3, 43, 7)]
+    consumer.messages = [ErrorMessage(KafkaError._BAD_COMPRESSION, offset=50)]  # a new bad batch
+    assert [m.offset for m in source.poll(10, 100)] == [50] and consumer.seeks == [43, 51]

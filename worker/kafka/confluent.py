@@ -80,6 +80,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         )
     check_connection(s)
     common = config(s)
+    consumer_limits = fetch_limits(s)
     consumer = Consumer(
         {
             **common,
@@ -93,7 +94,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "max.poll.interval.ms": max(
                 300_000, s.delivery_timeout_ms + 60_000
             ),  # a flush may wait that long
-            **fetch_limits(s),
+            **consumer_limits,
             "enable.partition.eof": False,
             "on_commit": _log_failed_commit,  # the answer to an asynchronous commit
             **({"isolation.level": "read_committed"} if s.exactly_once else {}),
@@ -114,7 +115,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             **(transactional_config(s, fatal) if s.exactly_once else {}),
         }
     )
-    source = ConfluentSource(consumer, common, fetch_limits(s)["receive.message.max.bytes"])
+    source = ConfluentSource(consumer, common, consumer_limits["receive.message.max.bytes"])
     try:
         source.topics()  # fail here, with the usual message, if no broker answers
     except KafkaException as exc:
@@ -242,6 +243,10 @@ def _log_failed_commit(err: KafkaError | None, partitions: list) -> None:
         log_failed_commit(err)
 
 
+def _message(m) -> Message:
+    return Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
+
+
 class ConfluentSource:
     def __init__(self, consumer: Consumer, common: dict[str, object], zstd_limit: int = 0) -> None:
         self.consumer = consumer
@@ -276,21 +281,25 @@ class ConfluentSource:
             got = self._consume(1, timeout_ms / 1000.0, got)
             if got and max_records > 1:
                 got = self._consume(max_records - 1, 0.0, got)
-        out, walked = [], set()
+        out: list[Message] = []
+        walked: set[tuple[str, int]] = set()  # partitions sought past a bad batch in this poll
         for m in got:
             err = m.error()
+            if err is None and not self._walking:  # the common case: nothing more to look at
+                out.append(_message(m))
+                continue
             tp = (m.topic(), m.partition())
             if tp in walked:
-                continue  # fetched before the seek below: read again from there
+                continue  # fetched before the seek: read again from there
             if err is None:
                 self._walking.pop(tp, None)
-                timestamp = m.timestamp()[1]
-                out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), timestamp))
+                out.append(_message(m))
             elif err.fatal():
                 raise KafkaException(err)
             elif err.name() in BATCH_ERRORS and m.topic() and m.offset() >= 0:
                 out.append(self._step_past(m, err))
-                walked.add(tp)
+                if tp in self._walking:  # sought: what follows in `got` is fetched again
+                    walked.add(tp)
             # else transient (librdkafka retries); reported in its own log
         return out
 
@@ -312,6 +321,7 @@ class ConfluentSource:
             self.consumer.seek(TopicPartition(m.topic(), m.partition(), offset + 1))
             self._walking[tp] = offset + 1
         except KafkaException as exc:  # no longer ours (a rebalance): its next owner reads it again
+            self._walking.pop(tp, None)
             log.warning("could not seek past %s:%d at offset %d (%s)", *tp, offset, exc)
         return Message(m.topic(), m.partition(), offset, None, None, -1, unreadable=why)
 

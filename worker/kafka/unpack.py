@@ -49,8 +49,9 @@ def start_poll(limit: int) -> None:
     _budget.limit, _budget.spent = limit, 0
 
 
-def unpack(codec_id: int, data: bytes | memoryview, limit: int) -> bytes:
-    """The batch's records, unpacked; BatchTooLarge if they come to more than `limit` bytes."""
+def unpack(codec_id: int, data: bytes | memoryview, limit: int) -> bytearray:
+    """The batch's records, unpacked (a bytearray, which the batch reader keeps as it is);
+    BatchTooLarge if they come to more than `limit` bytes."""
     if codec_id == DefaultRecordBatch.CODEC_GZIP:
         return _gzip(bytes(data), limit)
     if codec_id == DefaultRecordBatch.CODEC_ZSTD:
@@ -62,7 +63,7 @@ def unpack(codec_id: int, data: bytes | memoryview, limit: int) -> bytes:
         size = snappy_size(bytes(data))
         if size > limit:
             raise _too_large(limit, detail=f"its header says {size} bytes")
-        return codec.snappy_decode(bytes(data))
+        return bytearray(codec.snappy_decode(bytes(data)))
     raise CorruptRecordError(f"unknown compression codec {codec_id}")
 
 
@@ -78,7 +79,7 @@ def _too_large(limit: int, unpacked: bytearray | None = None, detail: str = "") 
     )
 
 
-def _gzip(data: bytes, limit: int) -> bytes:
+def _gzip(data: bytes, limit: int) -> bytearray:
     out, rest = bytearray(), data
     while rest:  # a gzip stream may hold several members
         inflater, chunk = zlib.decompressobj(wbits=31), rest
@@ -91,10 +92,10 @@ def _gzip(data: bytes, limit: int) -> bytes:
             if not chunk and not piece and not inflater.eof:
                 raise CorruptRecordError("a gzip-compressed record batch ends before its gzip stream does")
         rest = inflater.unused_data
-    return bytes(out)
+    return out
 
 
-def _lz4(data: bytes, limit: int) -> bytes:
+def _lz4(data: bytes, limit: int) -> bytearray:
     out, rest = bytearray(), data
     while rest:  # a batch may hold several frames
         inflater = codec.lz4.LZ4FrameDecompressor()
@@ -108,17 +109,17 @@ def _lz4(data: bytes, limit: int) -> bytes:
         if len(out) > limit:
             raise _too_large(limit, out)
         rest = inflater.unused_data
-    return bytes(out)
+    return out
 
 
-def _read_limited(reader: io.RawIOBase, limit: int) -> bytes:
+def _read_limited(reader: io.RawIOBase, limit: int) -> bytearray:
     out = bytearray()
     with reader:
         while block := reader.read(CHUNK):
             out += block
             if len(out) > limit:
                 raise _too_large(limit, out)
-    return bytes(out)
+    return out
 
 
 def snappy_size(data: bytes) -> int:
@@ -155,7 +156,7 @@ def _bounded_maybe_uncompress(self: DefaultRecordBatch) -> None:  # a method of 
                 del unpacked  # not kept alive by the error's traceback
                 raise UnpackBudgetSpent(f"{spent + size} bytes unpacked in one poll")
             _budget.spent = spent + len(unpacked)
-        self._buffer = bytearray(unpacked)
+        self._buffer = unpacked
         self._pos = 0
     self._decompressed = True
 
