@@ -190,6 +190,16 @@ def test_a_new_model_name_is_served_and_a_clash_of_names_is_refused(repo: Path) 
     assert looks(watcher) == []
 
 
+def test_a_new_model_is_served_when_the_providers_carry_options(repo: Path) -> None:
+    # on a GPU choose_providers gives (name, options) pairs: a new model was refused for not matching one
+    policy: dict = {}
+    models = ModelRegistry.load(repo, "cpu", None, None, policy=policy)
+    metrics, _ = new_metrics()
+    watcher = RepositoryWatcher(repo, [(CPU, {})], models, metrics, policy)
+    write_last_point_bundle(repo / "other" / "1")
+    assert looks(watcher) == ["other:1"]
+
+
 # --- the loop's side ---------------------------------------------------------------------
 
 

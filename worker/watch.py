@@ -36,6 +36,7 @@ from pathlib import Path
 from schemas import MANIFEST_FILE
 from schemas.repository import RepositoryError, bundle_folders
 from worker.batch import Batcher
+from worker.device import Provider, provider_names
 from worker.kinds import KINDS, RecordKind
 from worker.metrics import Metrics
 from worker.policy import chosen_folders, describe
@@ -63,7 +64,7 @@ class RepositoryWatcher:
     those that pass (see the module docstring)."""
 
     def __init__(
-        self, repository: Path, providers: list[str], serving: Iterable[LoadedModel], metrics: Metrics,
+        self, repository: Path, providers: list[Provider], serving: Iterable[LoadedModel], metrics: Metrics,
         policy: dict[str, str] | None = None, wanted: str | None = None, interval_s: float = 10.0,
         threads: int = 0, policy_source: Callable[[], dict[str, str]] | None = None,
     ) -> None:  # fmt: skip
@@ -196,7 +197,7 @@ class RepositoryWatcher:
                               "a name of its own)")  # fmt: skip
         if current is None and any(s.manifest.name == m.name for s in self._serving.values()):
             raise BundleError(f"{manifest}: model {m.name!r} is already served from another folder")
-        expected = current.providers[0] if current is not None else self.providers[0]
+        expected = current.providers[0] if current is not None else provider_names(self.providers)[0]
         if model.providers[0] != expected:
             raise BundleError(f"{folder}: the graph opened on {model.providers[0]}, not {expected} (out of "
                               "device memory?)")  # fmt: skip
