@@ -8,7 +8,7 @@ import pytest
 
 from tests.metric_bundles import write_last_point_bundle
 from worker.batch import Batch, Batcher, Item
-from worker.device import CPU
+from worker.device import CPU, CUDA
 from worker.registry import load_bundle
 from worker.score import BoundScorer, RunScorer, ScoreStage, score_batch, scorer_for
 
@@ -65,6 +65,7 @@ class RowsKind:
     """A batch's kind (worker/batch.py BatchKind) whose model input is its rows."""
 
     row_dtype = np.float32
+    rows_are_input = True
 
     def __init__(self, model) -> None:
         self.model = model
@@ -139,3 +140,39 @@ def test_row_buffers_are_reused_only_once_a_batch_is_published(window_model) -> 
         np.testing.assert_array_equal(done[1].scores, RunScorer(window_model, 4).score(b_in))  # b's stand
     finally:
         stage.close()
+
+
+def test_a_scorer_that_cannot_be_made_fails_each_batch_and_is_made_once(window_model, monkeypatch) -> None:
+    import worker.score as score
+
+    made: list[str] = []
+
+    def refusing(model, max_batch, io_binding):
+        made.append(model.key)
+        raise ValueError("the CUDA graph's warm-up gave non-finite scores")
+
+    monkeypatch.setattr(score, "scorer_for", refusing)
+    stage = ScoreStage(8, depth=2)
+    try:
+        rows = np.ones((4, 8), np.float32)
+        for _ in range(3):
+            stage.submit(batch_of(RowsKind(window_model), rows))
+        results = []
+        while len(results) < 3:
+            results += stage.completed(wait_s=5)
+        assert [str(r.error) for r in results] == ["the CUDA graph's warm-up gave non-finite scores"] * 3
+        assert made == [window_model.key]  # made once, not once per batch
+        for r in results:
+            stage.finish(r.batch)
+    finally:
+        stage.close()
+
+
+def test_batch_rows_are_page_locked_only_where_they_are_the_model_input_on_cuda(window_model) -> None:
+    from dataclasses import replace
+
+    on_cuda = replace(window_model, providers=[CUDA, "CPUExecutionProvider"])
+    features = type("FeaturesKind", (RowsKind,), {"rows_are_input": False})
+    assert Batch(RowsKind(on_cuda), capacity=1)._pinned
+    assert not Batch(features(on_cuda), capacity=1)._pinned  # metric points: features go to the model
+    assert not Batch(RowsKind(window_model), capacity=1)._pinned  # the CPU

@@ -6,7 +6,6 @@ turns them into the model input in one call when the batch is scored (worker/kin
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,6 +35,7 @@ class BatchKind(Protocol):
 
     model: LoadedModel
     row_dtype: type
+    rows_are_input: bool  # the batch's rows go to the model as they are (so page-locking them pays)
 
     def model_inputs(self, rows: np.ndarray) -> tuple[np.ndarray, object]: ...
 
@@ -48,23 +48,21 @@ class RowBuffers:
     the device goes straight from them; elsewhere they are ordinary memory."""
 
     def __init__(self) -> None:
+        # Taken and given back on the loop's thread only (Batcher.add, ScoreStage.finish): no lock.
         self._free: dict[tuple[tuple[int, ...], str, bool], list[np.ndarray]] = {}
-        self._lock = threading.Lock()  # taken on the loop's thread, given back there too; cheap anyway
 
     def take(self, shape: tuple[int, ...], dtype: type, pinned: bool) -> np.ndarray:
         key = (shape, np.dtype(dtype).str, pinned)
-        with self._lock:
-            free = self._free.get(key)
-            if free:
-                return free.pop()
+        free = self._free.get(key)
+        if free:
+            return free.pop()
         rows = np.empty(shape, dtype=dtype)
         if pinned:
-            pin_host_memory(rows)  # a buffer is never freed once pinned: the pool keeps it
+            pin_host_memory(rows)  # the pool keeps it; unpinned if the pool itself goes
         return rows
 
     def give(self, rows: np.ndarray, pinned: bool) -> None:
-        with self._lock:
-            self._free.setdefault((rows.shape, rows.dtype.str, pinned), []).append(rows)
+        self._free.setdefault((rows.shape, rows.dtype.str, pinned), []).append(rows)
 
 
 @dataclass
@@ -87,7 +85,7 @@ class Batch:
     @property
     def _pinned(self) -> bool:
         providers = self.model.providers
-        return bool(providers) and providers[0] == CUDA
+        return self.kind.rows_are_input and bool(providers) and providers[0] == CUDA
 
     def append(self, item: Item) -> None:
         if self._rows is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -103,10 +104,13 @@ def _cpu_ignores(cuda: CudaOptions, why: str) -> None:
 _pin_failed: list[str] = []  # why page-locking failed, said once
 
 
+CUDA_HOST_REGISTER_PORTABLE = 1
+
+
 def pin_host_memory(array: np.ndarray) -> bool:
     """Page-lock `array`'s memory for CUDA (cudaHostRegister through the CUDA runtime library), so a
-    copy to the device goes straight from it; the caller keeps a pinned array for good (it is never
-    unregistered). False, logged once, where that cannot be done: the array stays pageable."""
+    copy to the device goes straight from it; unregistered when the array is freed. `array` must own
+    its memory (not a view). False, logged once, where that cannot be done: the array stays pageable."""
     if _pin_failed:
         return False
     for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so"):
@@ -114,8 +118,11 @@ def pin_host_memory(array: np.ndarray) -> bool:
             lib = ctypes.CDLL(name)
         except OSError:
             continue
-        err = lib.cudaHostRegister(ctypes.c_void_p(array.ctypes.data), ctypes.c_size_t(array.nbytes), 0)
+        address = ctypes.c_void_p(array.ctypes.data)
+        # portable: pinned for every device's context, not only the current one (--cuda-device-id)
+        err = lib.cudaHostRegister(address, ctypes.c_size_t(array.nbytes), CUDA_HOST_REGISTER_PORTABLE)
         if err == 0:
+            weakref.finalize(array, lib.cudaHostUnregister, address)  # before its memory is freed
             return True
         _pin_failed.append(f"cudaHostRegister returned {err}")
         break

@@ -27,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 
 from worker.batch import Batch
-from worker.device import CUDA
+from worker.device import CUDA, pin_host_memory
 from worker.registry import LoadedModel, uses_cuda_graph
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def _checked(model: LoadedModel, scores: np.ndarray, n: int) -> np.ndarray:
 
 
 class RunScorer:
-    """Plain session.run() per slice."""
+    """Plain session.run() per slice. The slice loop is shared: the other scorers differ only in
+    `_run`, how one slice of at most --max-batch rows is run."""
 
     def __init__(self, model: LoadedModel, max_batch: int) -> None:
         self.model, self.max_batch = model, max_batch
@@ -63,13 +64,15 @@ class RunScorer:
         self.score_name = model.manifest.outputs["score"].name
 
     def score(self, inputs: np.ndarray) -> np.ndarray:
-        out = []
+        scores = np.empty(len(inputs), dtype=np.float64)
         for start in range(0, len(inputs), self.max_batch):
-            feed = {self.input_name: inputs[start : start + self.max_batch]}
-            [scores] = self.model.session.run([self.score_name], feed)
-            out.append(scores)
-        scores = np.concatenate(out).astype(np.float64) if out else np.empty(0)
-        return _checked(self.model, scores, len(inputs))
+            x = inputs[start : start + self.max_batch]
+            scores[start : start + len(x)] = _checked(self.model, self._run(x), len(x))
+        return scores
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        [scores] = self.model.session.run([self.score_name], {self.input_name: x})
+        return scores
 
 
 class BoundScorer(RunScorer):
@@ -84,18 +87,15 @@ class BoundScorer(RunScorer):
         self.out = np.empty(max_batch, dtype=np.float32)
         self._out_rows = 0  # rows the output is bound for: rebound only when a slice's size changes
 
-    def score(self, inputs: np.ndarray) -> np.ndarray:
-        scores = np.empty(len(inputs), dtype=np.float64)
-        for start in range(0, len(inputs), self.max_batch):
-            x = np.ascontiguousarray(inputs[start : start + self.max_batch], dtype=np.float32)
-            n = len(x)
-            self.binding.bind_cpu_input(self.input_name, x)  # no copy: x's own memory
-            if n != self._out_rows:
-                self.binding.bind_output(self.score_name, "cpu", 0, np.float32, (n,), self.out.ctypes.data)
-                self._out_rows = n
-            self.model.session.run_with_iobinding(self.binding)
-            scores[start : start + n] = self.out[:n]
-        return scores
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = len(x)
+        self.binding.bind_cpu_input(self.input_name, x)  # no copy: x's own memory
+        if n != self._out_rows:
+            self.binding.bind_output(self.score_name, "cpu", 0, np.float32, (n,), self.out.ctypes.data)
+            self._out_rows = n
+        self.model.session.run_with_iobinding(self.binding)
+        return self.out[:n]
 
 
 class GraphScorer(RunScorer):
@@ -107,6 +107,7 @@ class GraphScorer(RunScorer):
     def __init__(self, model: LoadedModel, max_batch: int, device_id: int = 0) -> None:
         super().__init__(model, max_batch)
         self.host = np.zeros((max_batch, *model.record_shape), dtype=np.float32)
+        pin_host_memory(self.host)  # the buffer every slice is copied to the device from
         self.x = ort.OrtValue.ortvalue_from_numpy(self.host, "cuda", device_id)
         self.y = ort.OrtValue.ortvalue_from_shape_and_type((max_batch,), np.float32, "cuda", device_id)
         self.binding = model.session.io_binding()
@@ -117,16 +118,23 @@ class GraphScorer(RunScorer):
         if not np.isfinite(self.y.numpy()).all():
             raise ValueError(f"model {model.key}: the CUDA graph's warm-up gave non-finite scores")
 
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        self.host[:n] = x  # rows beyond n keep older data: their scores are not read
+        self.x.update_inplace(self.host)  # the one copy to the device
+        self.model.session.run_with_iobinding(self.binding)
+        return self.y.numpy()[:n]  # the one copy back
+
+
+class BrokenScorer:
+    """A model whose scorer could not be made (a CUDA graph's warm-up failed): each of its batches
+    fails with that error, without making the scorer again for every batch."""
+
+    def __init__(self, model: LoadedModel, error: Exception) -> None:
+        self.model, self.error = model, error
+
     def score(self, inputs: np.ndarray) -> np.ndarray:
-        scores = np.empty(len(inputs), dtype=np.float64)
-        for start in range(0, len(inputs), self.max_batch):
-            x = inputs[start : start + self.max_batch]
-            n = len(x)
-            self.host[:n] = x  # rows beyond n keep older data: their scores are not read
-            self.x.update_inplace(self.host)  # the one copy to the device
-            self.model.session.run_with_iobinding(self.binding)
-            scores[start : start + n] = self.y.numpy()[:n]  # the one copy back
-        return scores
+        raise self.error
 
 
 def scorer_for(model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto") -> Scorer:
@@ -194,7 +202,12 @@ class ScoreStage:
         name = model.manifest.name
         scorer = self._scorers.get(name)
         if scorer is None or scorer.model is not model:
-            scorer = self._scorers[name] = scorer_for(model, self.max_batch, self.io_binding)
+            try:
+                scorer = scorer_for(model, self.max_batch, self.io_binding)
+            except Exception as exc:
+                log.error("%s: could not make its scorer; its records are dead-lettered: %s", model.key, exc)
+                scorer = BrokenScorer(model, exc)
+            self._scorers[name] = scorer
         return scorer
 
     def completed(self, wait_s: float = 0.0) -> list[Scored]:

@@ -34,6 +34,7 @@ class Held:
 class RecordKind(ABC):
     name: ClassVar[str]  # the `kind` of the records and manifests it serves
     row_dtype: ClassVar[type] = np.float32  # of an item's row in its batch
+    rows_are_input: ClassVar[bool] = True  # model_inputs hands the rows to the model as they are
 
     def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
         self.model = model

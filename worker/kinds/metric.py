@@ -31,6 +31,7 @@ from worker.windows import PointOutcome, SeriesWindows, Window
 class MetricKind(RecordKind):
     name = "metric"
     row_dtype = np.float64  # raw values: the detector's arithmetic is float64
+    rows_are_input = False  # the model gets features made from them
 
     def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
         super().__init__(model, settings)
