@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -62,16 +61,3 @@ def append_times(bootstrap: str, topic: str) -> list[int]:
             break
     consumer.close()
     return stamps
-
-
-def metric_total(port: int, name: str, label: str = "") -> float:
-    """Sum of a worker counter over its label sets (those containing `label`); 0 if not reachable."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") and label in line
-    )

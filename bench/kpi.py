@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import append_times, create_topic, metric_total, start_worker
+from bench.common import append_times, create_topic, start_worker
 from schemas import ModelManifest, metric_message
 from schemas.detect import STATE_SIZE
 from tests.kafka_broker import free_port_block
-from worker.launch import wait_ready
+from worker.launch import metric_total, wait_ready
 from worker.windows import SeriesWindows
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from schemas import image_message
 from schemas.repository import copy_as_version, next_version_folder
 from schemas.settings import SettingsError, load_settings
 from training.images.mnist import BUNDLED_DIR, load_split
-from worker.launch import start_worker_process, wait_ready
+from worker.launch import metric_total, start_worker_process, wait_ready
 from worker.settings import WorkerSettings
 
 SHOWN_ALERTS = 20
@@ -287,10 +286,9 @@ def stream_kpi(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], ou
 
 
 def version_in_service(s: StreamDemoSettings, name: str) -> str | None:
-    """anomaly_worker_model_version of `name` on the worker's /metrics."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=2).read().decode()
-    found = re.search(rf'^anomaly_worker_model_version{{model="{re.escape(name)}"}} (\S+)$', text, re.M)
-    return str(int(float(found[1]))) if found else None
+    """anomaly_worker_model_version of `name` on the worker's /metrics (None: not served, or not known)."""
+    version = metric_total(s.metrics_port, "anomaly_worker_model_version", f'model="{name}"')
+    return str(int(version)) if version > 0 else None
 
 
 def hot_swap(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], out: Outputs) -> int:

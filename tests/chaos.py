@@ -38,6 +38,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from schemas import image_message
 from tests.kafka_broker import REPO, LocalKafka
 from tests.worker_harness import read_topic, wait_for, worker_settings
+from worker.launch import metric_total
 from worker.launch import start_worker_process as launch
 
 OUTPUTS = ("alerts", "scores", "dead")
@@ -141,7 +142,7 @@ class ReadyWatch:
     consumed records (an output is held from the first record consumed after the harm)."""
 
     def __init__(self, port: int, t0: float) -> None:
-        self.url, self.t0 = f"http://127.0.0.1:{port}", t0
+        self.port, self.url, self.t0 = port, f"http://127.0.0.1:{port}", t0
         self.changes: list[tuple[float, int | None]] = []
         self.consumed: list[tuple[float, float]] = []  # (time, records consumed so far), on each change
         threading.Thread(target=self._run, daemon=True).start()
@@ -151,8 +152,8 @@ class ReadyWatch:
             code, now = self._get("/readyz"), time.monotonic() - self.t0
             if not self.changes or self.changes[-1][1] != code:
                 self.changes.append((now, code))
-            count = self._consumed()
-            if count is not None and (not self.consumed or self.consumed[-1][1] != count):
+            count = metric_total(self.port, "anomaly_worker_records_consumed_total")  # 0: no answer
+            if count and (not self.consumed or self.consumed[-1][1] != count):
                 self.consumed.append((now, count))
             time.sleep(0.25)
 
@@ -164,15 +165,6 @@ class ReadyWatch:
             return exc.code
         except OSError:
             return None
-
-    def _consumed(self) -> float | None:
-        try:
-            with urllib.request.urlopen(self.url + "/metrics", timeout=2) as r:
-                text = r.read().decode()
-        except OSError:
-            return None
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("anomaly_worker_records_consumed_total{"))  # fmt: skip
 
     def first(self, code: int, after: float) -> float | None:
         """When the answer first became `code` at or after `after` (both from t0)."""

@@ -61,3 +61,16 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None
             pass
         time.sleep(0.3)
     raise WorkerNotReady(f"the worker was not ready within {timeout_s:.0f} s")
+
+
+def metric_total(port: int, name: str, label: str = "") -> float:
+    """Sum of a worker metric over its label sets (those containing `label`); 0 if not reachable."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and label in line
+    )
