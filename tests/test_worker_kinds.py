@@ -89,3 +89,13 @@ def test_a_message_time_far_off_does_not_start_a_series_grid(metric_kind) -> Non
     points = [metric_kind.prepare(message(b"", o), point, f"in:0:{o}") for o in range(1, W)]
     window = points[-1].context
     assert window.slot_ts < 7258118400  # the grid started at the epoch, not past year 2200
+
+
+def test_window_differences_name_what_makes_a_window_mean_something_else() -> None:
+    from schemas.manifest import MetricPreprocessing
+    from worker.kinds.metric import window_differences
+
+    old = MetricPreprocessing(window=32, interval_s=60, reset_gap=5)
+    assert window_differences(old, old.model_copy()) is None
+    new = old.model_copy(update={"window": 16, "clip": 10.0})
+    assert window_differences(old, new) == "clip 20.0 -> 10.0; window 32 -> 16"

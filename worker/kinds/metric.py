@@ -120,14 +120,20 @@ class MetricKind(RecordKind):
                 metrics.metric_points.labels(model=key, outcome=name).inc(delta)
 
 
+# Every other preprocessing field makes a window mean something else; a field added later counts
+# too. The per-series priors and the detector's parameters may change (the grid is checked below).
+CARRIED_OVER_ANYWAY = {"type", "series", "detector"}
+
+
 def window_differences(old: MetricPreprocessing, new: MetricPreprocessing) -> str | None:
     """What makes a series' window under `old` mean something else under `new`, in words, or None:
     the window length, the grid (a series' interval, the fill, reset_gap) and the scaling."""
     changed = [
         f"{field} {getattr(old, field)} -> {getattr(new, field)}"
-        for field in ("window", "interval_s", "fill", "reset_gap", "clip", "normalisation")
+        for field in MetricPreprocessing.model_fields.keys() - CARRIED_OVER_ANYWAY
         if getattr(old, field) != getattr(new, field)
     ]
+    changed.sort()
     grids = sorted(
         key for key in old.series.keys() | new.series.keys()
         if (old.series[key].interval_s if key in old.series else old.interval_s)
