@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from schemas.manifest import MANIFEST_FILE, load_manifest, write_manifest_file
@@ -80,22 +81,43 @@ def next_version_folder(repository: Path, name: str) -> Path:
     return folder / str(max(numbered, default=0) + 1)
 
 
+class BundleExistsError(FileExistsError):
+    pass
+
+
+def refuse_existing(out: Path) -> None:
+    """A bundle folder is never overwritten; callers check before training, not only after it."""
+    if out.exists():
+        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
+
+
+@contextmanager
+def staging_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling of `out`, renamed to `out` when the block succeeds; removed if it fails.
+
+    A reader never sees a half-written bundle: the rename is atomic on one filesystem (and the
+    watcher skips `.`-folders: worker/watch.py).
+    """
+    refuse_existing(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def copy_as_version(source: Path, version: str) -> Path:
     """Copy the bundle at `source` to `<its model folder>/<version>`, its manifest saying `version`
-    (re-signed: manifest.sha256), the way training writes a bundle: into a hidden folder beside the
-    target, renamed into place when complete. The same graph as a new version (demos, tests, a
-    rollback by re-publishing an old version under a new number). Refuses an existing target."""
+    (re-signed: manifest.sha256), the way training writes a bundle (staging_folder). The same graph
+    as a new version (demos, tests, a rollback by re-publishing an old version under a new number).
+    Refuses an existing target."""
     out = source.parent / version
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; pick a new version")
     manifest = load_manifest(source).model_copy(update={"version": version})
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=source.parent))
-    try:
+    with staging_folder(out) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         write_manifest_file(staging, manifest)
-        os.chmod(staging, 0o755)
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

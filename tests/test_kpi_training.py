@@ -256,7 +256,7 @@ def test_evaluate_bundle_reproduces_the_training_figures(tiny_kpi) -> None:
 
 
 def test_train_refuses_an_existing_bundle_folder_and_csv_without_data(tiny_kpi) -> None:
-    from training.core.bundle import BundleExistsError
+    from schemas.repository import BundleExistsError
     from training.kpi.pipeline import train_kpi_bundle
     from training.settings import KpiTrainSettings
 

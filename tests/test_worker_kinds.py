@@ -98,4 +98,4 @@ def test_window_differences_name_what_makes_a_window_mean_something_else() -> No
     old = MetricPreprocessing(window=32, interval_s=60, reset_gap=5)
     assert window_differences(old, old.model_copy()) is None
     new = old.model_copy(update={"window": 16, "clip": 10.0})
-    assert window_differences(old, new) == "clip 20.0 -> 10.0; window 32 -> 16"
+    assert window_differences(old, new) == "window 32 -> 16; clip 20.0 -> 10.0"

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -19,16 +15,6 @@ OPSET = 18  # every graph of a bundle is exported at this ONNX opset, and the ma
 RECORDED_PACKAGES = ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy", "scikit-learn", "pydantic")
 EVALUATION_FILE = "evaluation.json"
 HISTORY_FILE = "history.json"
-
-
-class BundleExistsError(FileExistsError):
-    pass
-
-
-def refuse_existing(out: Path) -> None:
-    """A bundle folder is never overwritten; callers check before training, not only after it."""
-    if out.exists():
-        raise BundleExistsError(f"{out} already exists; pick a new version folder or delete it first")
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
@@ -48,24 +34,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-@contextmanager
-def staging_folder(out: Path) -> Iterator[Path]:
-    """A temporary sibling of `out`, renamed to `out` when the block succeeds; removed if it fails.
-
-    A reader never sees a half-written bundle: the rename is atomic on one filesystem.
-    """
-    refuse_existing(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def json_text(payload: object) -> str:

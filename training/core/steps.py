@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from schemas import MODEL_FILE, ModelManifest
-from training.core.bundle import EVALUATION_FILE, HISTORY_FILE, json_text, staging_folder, write_manifest
+from schemas.repository import staging_folder
+from training.core.bundle import EVALUATION_FILE, HISTORY_FILE, json_text, write_manifest
 
 if TYPE_CHECKING:
     from training.core.fit import FitResult

@@ -10,7 +10,8 @@ import onnxruntime as ort
 import torch
 
 from schemas import MODEL_FILE, Calibration, ImagePreprocessing, ModelManifest, ScoreSpec, TensorSpec
-from training.core.bundle import new_manifest, read_manifest, refuse_existing, store_reevaluation
+from schemas.repository import refuse_existing
+from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import calibrate
 from training.core.fit import FitConfig, FitResult, seed_everything
 from training.core.onnx_scoring import cpu_session, run_batched

@@ -23,7 +23,8 @@ from schemas import (
     TensorSpec,
 )
 from schemas.detect import DetectorParams
-from training.core.bundle import new_manifest, read_manifest, refuse_existing, store_reevaluation
+from schemas.repository import refuse_existing
+from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import score_summary
 from training.core.onnx_scoring import cpu_session
 from training.core.steps import write_bundle

@@ -130,10 +130,9 @@ def window_differences(old: MetricPreprocessing, new: MetricPreprocessing) -> st
     the window length, the grid (a series' interval, the fill, reset_gap) and the scaling."""
     changed = [
         f"{field} {getattr(old, field)} -> {getattr(new, field)}"
-        for field in MetricPreprocessing.model_fields.keys() - CARRIED_OVER_ANYWAY
-        if getattr(old, field) != getattr(new, field)
+        for field in MetricPreprocessing.model_fields  # in the manifest's order
+        if field not in CARRIED_OVER_ANYWAY and getattr(old, field) != getattr(new, field)
     ]
-    changed.sort()
     grids = sorted(
         key for key in old.series.keys() | new.series.keys()
         if (old.series[key].interval_s if key in old.series else old.interval_s)
