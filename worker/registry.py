@@ -151,13 +151,14 @@ class ModelRegistry:
         self._default = default or (models[0].manifest.name if len(models) == 1 else None)
         if default and self.default is None:
             raise BundleError(f"--default-model {default!r} is not among the loaded models: {self.names()}")
-        self._default_of_kind: dict[str, str] = {}
+        # (name, version or None) by record kind, split once: looked up for every record naming none
+        self._default_of_kind: dict[str, tuple[str, str | None]] = {}
         for kind in {m.manifest.kind for m in models}:
             of_kind = [m for m in models if m.manifest.kind == kind]
             if self.default is not None and self.default.manifest.kind == kind:
-                self._default_of_kind[kind] = self._default
+                self._default_of_kind[kind] = _split(self._default)
             elif len(of_kind) == 1:
-                self._default_of_kind[kind] = of_kind[0].manifest.name
+                self._default_of_kind[kind] = (of_kind[0].manifest.name, None)
 
     @classmethod
     def load(
@@ -206,11 +207,7 @@ class ModelRegistry:
         service), or None for the default model."""
         if not name:
             return self.default
-        if ":" in name:
-            name, version = name.split(":", 1)
-            model = self._by_name.get(name)
-            return model if model is not None and model.manifest.version == version else None
-        return self._by_name.get(name)
+        return self._serving(*_split(name))
 
     def resolve_for(self, name: str | None, kind: str) -> LoadedModel | None:
         """Like resolve, but a record that names no model gets the default model of its kind:
@@ -218,7 +215,13 @@ class ModelRegistry:
         if name:
             return self.resolve(name)
         default = self._default_of_kind.get(kind)
-        return self.resolve(default) if default else None
+        return self._serving(*default) if default else None
+
+    def _serving(self, name: str, version: str | None) -> LoadedModel | None:
+        model = self._by_name.get(name)
+        if model is None or (version is not None and model.manifest.version != version):
+            return None
+        return model
 
     def replace(self, model: LoadedModel) -> LoadedModel | None:
         """Put `model` into service under its name (the loop, between batches); returns the version
@@ -240,3 +243,9 @@ def selected_folders(folders: list[Path], wanted: str | None) -> list[Path]:
         return folders
     keys = [w.strip() for w in wanted.split(",") if w.strip()]
     return [f for f in folders if f.parent.name in keys or f"{f.parent.name}:{f.name}" in keys]
+
+
+def _split(name: str) -> tuple[str, str | None]:
+    """'name' -> (name, None); 'name:version' -> (name, version)."""
+    name, colon, version = name.partition(":")
+    return name, version if colon else None
