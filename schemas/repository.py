@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,7 +71,12 @@ def refuse_duplicate_versions(folders: list[Path]) -> None:
 
 def latest_bundle_folder(repository: Path, name: str) -> Path | None:
     """The bundle folder of `name`'s latest version (the one 'name' means), or None if it has none."""
-    return max(bundle_folders(repository, name), key=lambda f: version_key(f.name), default=None)
+    return latest_of(bundle_folders(repository, name))
+
+
+def latest_of(folders: Iterable[Path]) -> Path | None:
+    """The version folder with the highest version (as versions compare: version_key), or None."""
+    return max(folders, key=lambda f: version_key(f.name), default=None)
 
 
 def next_version_folder(repository: Path, name: str) -> Path:

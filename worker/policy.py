@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from schemas.repository import version_key
+from schemas.repository import latest_of, version_key
 
 LATEST = "latest"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as ModelManifest.name and .version
@@ -76,7 +76,7 @@ def choose(folders: Iterable[Path], wanted: str = LATEST) -> Path | None:
     pinned version (compared as the repository compares versions: '3' is '03'); None if absent."""
     folders = list(folders)
     if wanted == LATEST:
-        return max(folders, key=lambda f: version_key(f.name), default=None)
+        return latest_of(folders)
     return next((f for f in folders if version_key(f.name) == version_key(wanted)), None)
 
 
