@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import append_times, create_topic, start_worker
 from schemas import ModelManifest, metric_message
-from schemas.detect import STATE_SIZE
+from schemas.detect import bytes_per_row
 from tests.kafka_broker import free_port_block
 from worker.launch import metric_total, wait_ready
 from worker.windows import SeriesWindows
@@ -116,7 +116,8 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         lines.append(
             f"(f) memory per series: worker RSS +{(rss1 - rss0) / n_series:,.0f} bytes/series "
             f"({n_series:,} series x {w - 1} points); window store alone {per_store:,.0f} bytes/series "
-            f"(ring {w * 8} bytes, detector state {STATE_SIZE * 8} bytes)"
+            f"(ring {w * 8} bytes, detector state {bytes_per_row():,} bytes: scalars and two seasonal "
+            "profiles)"
         )
         keys, values = messages(n_series, scored_steps, w - 1, interval)
         produce(bootstrap, topic, keys, values)

@@ -113,7 +113,7 @@ class SeriesStats(BaseModel):
 
 class MetricPreprocessing(BaseModel):
     """How metric points become model input and alerts: schemas/timeseries.py (the grid) and
-    schemas/detect.py (scaling, parts, adaptive thresholds), which the worker and training share."""
+    schemas/detect/ (scaling, parts, adaptive thresholds), which the worker and training share."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -134,7 +134,12 @@ class MetricPreprocessing(BaseModel):
         default_factory=dict, description="Per-series grid interval by series key (series + sorted labels)"
     )
     detector: DetectorParams = Field(
-        default_factory=DetectorParams, description="Parts, adaptive thresholds, warm-up: schemas/detect.py"
+        default_factory=DetectorParams, description="Parts, adaptive thresholds, warm-up: schemas/detect/"
+    )
+    state_file: str | None = Field(
+        None,
+        description="A file of the bundle with the detector state of each series training saw "
+        "(schemas/detect/state.py, StateFile): those series start warm in the worker",
     )
 
     @property

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.detect.params import PARTS
+
 
 class SourcePosition(BaseModel):
     """Where a record was read from, so anyone can find the original message."""
@@ -45,13 +47,17 @@ class AnomalyAlert(BaseModel):
     labels: dict[str, str] | None = Field(None, description="Metric alerts: series labels.")
     value: float | None = Field(None, description="Metric alerts: value of the window's last point.")
     window: int | None = Field(None, description="Metric alerts: points in the scored window.")
-    detector: Literal["vae", "level", "flat"] | None = Field(
+    detector: Literal[PARTS] | None = Field(  # type: ignore[valid-type]
         None,
-        description="Metric alerts: the part that fired: vae (the model's reconstruction error), level "
-        "(a robust z-score against the window's past), flat (a stuck value)",
+        description="Metric alerts: the part that fired: vae (the model's reconstruction error of the "
+        "window), level (a robust z-score against the window's past), season (against the same phase "
+        "of earlier days or weeks), drift (a short mean against a long one), far (against the series' "
+        "long-run level and spread), flat (a stuck value), spike (far outside the recent range)",
     )
     detector_score: float | None = Field(
-        None, description="Metric alerts: that part's raw score (flat: the run length in points)"
+        None,
+        description="Metric alerts: that part's raw score (flat: the run length in points; spike: the "
+        "distance from the window's median)",
     )
     detector_threshold: float | None = Field(
         None, description="Metric alerts: the raw score at which that part alone alerts for this series now"

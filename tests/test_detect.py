@@ -1,5 +1,7 @@
-"""The metric detector shared by the worker and the offline scorer (schemas/detect.py): scaling that
-follows the series, thresholds that adapt per series, the parts beside the VAE, bounded state."""
+"""The metric detector shared by the worker and the offline scorer (schemas/detect/): scaling that
+follows the series, thresholds that adapt per series, the parts beside the VAE, seasons, the
+post-processing of scores, bounded state. The model's score is a stand-in here (the mean square of
+the scaled window); test_kpi_training.py runs the same checks through a trained VAE."""
 
 from __future__ import annotations
 
@@ -8,129 +10,264 @@ import math
 import numpy as np
 import pytest
 
-from schemas.detect import PARTS, STATE_SIZE, DetectorParams, decide, new_state, window_features
+from schemas.detect import (
+    PARTS,
+    Col,
+    DetectorParams,
+    PointInputs,
+    SeriesPoints,
+    StateMatrices,
+    bytes_per_row,
+    decide,
+    decide_in_order,
+    replay,
+    window_features,
+)
+from schemas.timeseries import windows_ending_at
+from training.kpi.synth import clean_signals
 
 W = 16
+DAY = 288  # 5-minute points
 
 
-def run(values: np.ndarray, params: DetectorParams | None = None, model=None):
-    """Every decision of a series fed point by point (model score: the mean square of the window)."""
-    p = params or DetectorParams(warmup=0)
-    state = new_state(p)
-    out = []
-    for end in range(W, len(values) + 1):
-        f = window_features(values[end - W : end], 20.0)
-        score = float(np.mean(f.z.astype(np.float64) ** 2)) if model is None else model(f)
-        args = (float(f.center[0]), float(f.scale[0]), float(f.step[0]), float(f.last[0]), float(f.prev[0]))
-        out.append(decide(state, p, score, *args))
-    return out, state
+def last_point_error(z: np.ndarray) -> np.ndarray:
+    """The stand-in model: the scaled last point's squared distance from the mean of the others."""
+    z = z.astype(np.float64)
+    return (z[:, -1] - z[:, :-1].mean(axis=1)) ** 2
 
 
-def alerts_at(decisions) -> list[int]:
-    return [i + W - 1 for i, d in enumerate(decisions) if d.alert]
+def points(values: np.ndarray, interval: float = 300.0, key: str = "s", window: int = W) -> SeriesPoints:
+    """A series' scored points: every window, the stand-in model's score, 5-minute grid times."""
+    ends = np.arange(window - 1, len(values))
+    f = window_features(windows_ending_at(np.asarray(values, float), ends, window), 20.0)
+    scores = last_point_error(f.z)
+    return SeriesPoints(key, interval, PointInputs.of(f, scores, ends * interval + 1_767_225_600.0))
+
+
+def run(values: np.ndarray, params: DetectorParams | None = None, **kw):
+    """The decisions of a series fed point by point, and its state after the last."""
+    [d], states = replay([points(values, **kw)], params or DetectorParams(warmup=0))
+    return d, states
+
+
+def alerts_at(d) -> list[int]:
+    return (np.flatnonzero(d.alert) + W - 1).tolist()
 
 
 def test_windows_in_a_batch_are_scaled_as_each_alone() -> None:
     rng = np.random.default_rng(0)
     batch = rng.normal(100, 5, (50, W))
+    batch[7, :-1] = 3.0  # a flat past
     together = window_features(batch, 20.0)
-    for i in (0, 17, 49):
+    for i in (0, 7, 17, 49):
         alone = window_features(batch[i], 20.0)
         np.testing.assert_array_equal(alone.z[0], together.z[i])
         assert alone.center[0] == together.center[i] and alone.scale[0] == together.scale[i]
+        assert alone.flat[0] == together.flat[i] == (i == 7)
+
+
+def test_a_flat_past_gives_the_model_a_step_of_two_scales_whatever_its_size() -> None:
+    """A count idling at 0 and a sensor stuck at 100 have no spread: the model is not shown a million
+    standard deviations (the level part, which knows the series' steps, judges the size)."""
+    for before, after in ((0.0, 1.0), (100.0, 1e6)):
+        f = window_features(np.r_[np.full(W - 1, before), after], 20.0)
+        assert f.flat[0] and f.z[0, -1] == pytest.approx(2.0) and f.past_range[0] == 0.0
+
+
+def test_a_point_decided_alone_or_inside_a_batch_gets_the_same_decision() -> None:
+    rng = np.random.default_rng(1)
+    series = [points(rng.normal(50, 3, 400), key=str(i)) for i in range(3)]
+    [a, *_], _ = replay(series, DetectorParams(warmup=0))
+    [b], _ = replay(series[:1], DetectorParams(warmup=0))
+    assert a.score.tolist() == b.score.tolist() and a.alert.tolist() == b.alert.tolist()
+
+
+def test_several_points_of_one_series_in_a_batch_are_decided_in_order() -> None:
+    rng = np.random.default_rng(2)
+    x = points(rng.normal(0, 1, 60)).inputs
+    p = DetectorParams(warmup=0)
+    one_by_one, together = StateMatrices.empty(1), StateMatrices.empty(1)
+    one_by_one.start(0, p, 300.0)
+    together.start(0, p, 300.0)
+    singles = []
+    for i in range(45):
+        one = PointInputs(*(getattr(x, f)[i : i + 1] for f in PointInputs.__slots__))
+        singles.append(decide(one_by_one, np.array([0]), one, p))
+    batch = decide_in_order(together, np.zeros(45, np.intp), x, p)
+    assert batch.score.tolist() == [s.score[0] for s in singles]
+    np.testing.assert_array_equal(one_by_one.scalars, together.scalars)
 
 
 def test_a_level_shift_alerts_once_when_it_happens_then_is_absorbed() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(50, 1, 1500)
-    x[1000:] += 15  # a step of 15 noise units, and it stays
-    decisions, _ = run(x)
-    hits = alerts_at(decisions)
-    assert any(1000 <= h <= 1002 for h in hits)
-    assert not [h for h in hits if h > 1000 + 2 * W]  # the new level is normal a couple of windows on
-    assert len([h for h in hits if h < 1000]) <= 3  # 1,000 points of noise: a tail of 1e-3 per part
-
-
-def test_thresholds_adapt_per_series_so_one_default_fits_quiet_and_noisy_series() -> None:
-    rng = np.random.default_rng(2)
-    quiet = rng.normal(0, 1, 3000)
-    heavy = rng.standard_t(2, 3000) * 10  # heavy tails: big normal excursions all the time
-    for x in (quiet, heavy):
-        decisions, _ = run(x)
-        assert len(alerts_at(decisions[500:])) / 2500 < 0.01  # after it has learnt the series
-
-
-def test_a_count_that_idles_at_zero_does_not_alert_on_its_usual_ones() -> None:
-    """Its window's past is often all zeros (scale 0): the level part's floor (half the mean step)
-    and tails, not means, keep each 1 from looking like a million standard deviations."""
     rng = np.random.default_rng(3)
-    x = (rng.random(6000) < 0.03).astype(float)
-    decisions, _ = run(x)
-    assert len(alerts_at(decisions[1000:])) < 10
-    x[5000] = 40.0  # a burst that is not usual
-    decisions, _ = run(x)
-    assert 5000 in alerts_at(decisions)
+    x = rng.normal(50, 1, 3000)
+    x[2000:] += 15  # a step of 15 noise units, and it stays
+    d, _ = run(x)
+    hits = alerts_at(d)
+    assert any(2000 <= h <= 2002 for h in hits)
+    assert len([h for h in hits if h > 2003]) <= 1  # the new level is normal soon after
+    assert len([h for h in hits if 500 <= h < 2000]) <= 1  # 1,500 points of noise
 
 
-def test_a_stuck_value_is_found_and_named_and_a_flat_series_costs_few_alerts() -> None:
+def test_thresholds_adapt_per_series_so_one_default_fits_quiet_and_heavy_tailed_series() -> None:
     rng = np.random.default_rng(4)
-    x = rng.normal(20, 2, 2000)
-    x[1500:1560] = x[1500]  # a sensor stuck for 60 points
-    decisions, _ = run(x)
-    stuck = [d for i, d in zip(range(W - 1, 2000), decisions, strict=False) if d.alert and 1500 <= i < 1560]
-    assert stuck and stuck[0].part == "flat" and stuck[0].part_score >= stuck[0].part_threshold
-    constant, _ = run(np.full(4000, 7.0))
-    assert 1 <= len(alerts_at(constant)) <= 12  # re-alerts only as the run grows by flat_ratio
+    quiet = rng.normal(0, 1, 6000)
+    heavy = rng.standard_t(2, 6000) * 10  # heavy tails: big normal excursions all the time
+    for x in (quiet, heavy):
+        d, _ = run(x)
+        assert len([h for h in alerts_at(d) if h >= 1000]) <= 5  # after it has learnt the series
+
+
+def test_a_count_that_idles_at_zero_does_not_alert_on_its_usual_ones_but_does_on_a_burst() -> None:
+    """Its window's past is often all zeros: the level part judges a 1 against the series' largest
+    recent step, and the tails keep its usual 1s quiet."""
+    rng = np.random.default_rng(5)
+    x = (rng.random(8000) < 0.03).astype(float)
+    d, _ = run(x)
+    assert len([h for h in alerts_at(d) if h >= 1000]) <= 2
+    x[7000] = 40.0  # a burst that is not usual
+    d, _ = run(x)
+    assert 7000 in alerts_at(d)
+
+
+def test_a_new_count_series_with_no_history_starts_quiet() -> None:
+    """Cold start: a series training never saw, idling at 0 with a 1 now and then, raises nothing
+    from its first point on (warm-up included): its first change is learnt, not judged."""
+    rng = np.random.default_rng(6)
+    x = np.zeros(3 * DAY)
+    x[rng.choice(np.arange(40, 3 * DAY), 25, replace=False)] = 1.0
+    d, _ = run(x, DetectorParams())
+    assert alerts_at(d) == []
+
+
+def test_a_stuck_value_is_found_and_named_and_a_constant_series_raises_nothing() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(20, 2, 3000)
+    x[2500:2560] = x[2500]  # a sensor stuck for 60 points
+    d, _ = run(x)
+    stuck = [i + W - 1 for i in np.flatnonzero(d.alert) if 2500 <= i + W - 1 < 2560]
+    assert stuck and PARTS[d.part[stuck[0] - W + 1]] == "flat"
+    assert d.part_score[stuck[0] - W + 1] >= d.part_threshold[stuck[0] - W + 1]
+    constant, _ = run(np.full(30 * DAY, 7.0))
+    assert alerts_at(constant) == []  # a constant is what it is
 
 
 def test_one_anomaly_raises_one_alert_not_one_per_point() -> None:
-    rng = np.random.default_rng(5)
-    x = rng.normal(0, 1, 1200)
-    x[1000:1004] += 30  # four anomalous points in a row
-    decisions, _ = run(x)
-    assert len([h for h in alerts_at(decisions) if 1000 <= h < 1004 + W]) == 1
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1, 2400)
+    x[2000:2004] += 30  # four anomalous points in a row
+    d, _ = run(x)
+    assert len([h for h in alerts_at(d) if 2000 <= h < 2004 + W]) == 1
+
+
+def test_a_small_deviation_that_lasts_adds_up_to_an_alert_early_in_it() -> None:
+    """Each point of it alone is not an alert; together they are, within the first few points."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 1, 3000)
+    x[2500:2540] += 3.5  # a rise of 3.5 noise units that lasts 40 points
+    d, _ = run(x)
+    hits = [h for h in alerts_at(d) if 2500 <= h < 2540]
+    assert hits and hits[0] < 2510
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_spike_of_20_times_the_recent_range_is_always_an_alert_even_on_a_heavy_tailed_series(seed) -> None:
+    rng = np.random.default_rng(10 + seed)
+    x = np.abs(rng.standard_t(1.5, 6000)) * 5 + 100  # heavy-tailed: a few huge normal excursions
+    recent = x[5000 - 2000 : 5000]
+    x[5000] = x[4999] + 20 * (recent.max() - recent.min())
+    d, _ = run(x, DetectorParams())
+    assert 5000 in alerts_at(d)
+
+
+def test_a_spike_alerts_even_right_after_another_alert() -> None:
+    rng = np.random.default_rng(13)
+    x = rng.normal(0, 1, 3000)
+    x[2500] += 12
+    x[2503] += 1000
+    d, _ = run(x)
+    assert {2500, 2503} <= set(alerts_at(d)) and PARTS[d.part[2503 - W + 1]] == "spike"
+
+
+def test_a_daily_peak_is_normal_and_a_missing_peak_is_not() -> None:
+    """Seasonality: once a day's profile predicts the series better than its level, a point is judged
+    against the same phase of earlier days."""
+    rng = np.random.default_rng(14)
+    t = np.arange(20 * DAY)
+    x = 100 + 80 * np.exp(-(((t % DAY) - 150) ** 2) / (2 * 12.0**2)) + rng.normal(0, 2, t.size)
+    d, _ = run(x)
+    assert [h for h in alerts_at(d) if h >= 4 * DAY] == []  # the daily peaks raise nothing
+    missing = x.copy()
+    day = 15 * DAY
+    missing[day + 110 : day + 190] = 100 + rng.normal(0, 2, 80)  # one day without its peak
+    d, _ = run(missing)
+    hits = [h for h in alerts_at(d) if h >= 4 * DAY]
+    assert hits and all(day + 110 <= h < day + 200 for h in hits)
+    assert any(PARTS[d.part[h - W + 1]] == "season" for h in hits)
+
+
+@pytest.mark.parametrize("name", ["sine", "square", "constant", "white_noise", "random_walk"])
+def test_clean_signals_raise_no_alert_over_30_days_after_warm_up(name: str) -> None:
+    """At the product's window (32 points); test_kpi_training.py does it through a trained VAE."""
+    signals = clean_signals(days=33, interval_s=300.0, seed=0)
+    d, _ = run(signals[name], DetectorParams(), window=32)
+    assert [i for i in np.flatnonzero(d.alert) + 31 if i >= 3 * DAY] == []
 
 
 def test_extreme_values_never_blind_a_series() -> None:
     """A first window of +-1.7e308 (finite) must not leave infinite scales behind."""
-    rng = np.random.default_rng(6)
-    x = rng.normal(10, 1, 1500)
+    rng = np.random.default_rng(15)
+    x = rng.normal(10, 1, 2500)
     x[:W] = [1.7e308, -1.7e308] * (W // 2)
-    x[1200] += 25
-    decisions, state = run(x)
-    assert all(math.isfinite(v) for v in state)
-    assert all(math.isfinite(d.score) and math.isfinite(d.threshold) for d in decisions)
-    assert 1200 in alerts_at(decisions)
+    x[2200] += 25
+    d, states = run(x)
+    assert np.isfinite(np.nan_to_num(states.scalars, nan=0.0)).all()
+    assert np.isfinite(d.score).all() and np.isfinite(d.threshold).all()
+    assert 2200 in alerts_at(d)
 
 
 def test_warming_up_points_learn_but_never_alert() -> None:
-    p = DetectorParams(warmup=30)
     x = np.zeros(200)
     x[W + 5] = 1000.0
-    decisions, _ = run(x, p)
-    assert all(d.warming and not d.alert and d.score == 0.0 for d in decisions[:30])
-    assert not decisions[30].warming
+    d, _ = run(x, DetectorParams(warmup=30))
+    assert d.warming[:30].all() and not d.alert[:30].any() and (d.score[:30] == 0).all()
+    assert not d.warming[30]
 
 
 def test_only_the_parts_asked_for_alert_and_state_is_bounded() -> None:
-    rng = np.random.default_rng(7)
-    x = rng.normal(0, 1, 800)
-    x[600] += 40
-    only_flat = DetectorParams(warmup=0, parts=("flat",))
-    decisions, state = run(x, only_flat)
-    assert 600 not in alerts_at(decisions)
-    assert len(state) == STATE_SIZE and STATE_SIZE <= 16
-    assert {d.part for d in run(x)[0]} <= set(PARTS)
+    rng = np.random.default_rng(16)
+    x = rng.normal(0, 1, 2000)
+    x[1600] += 40
+    d, states = run(x, DetectorParams(warmup=0, parts=("flat",), spike_ratio=1e9))
+    assert 1600 not in alerts_at(d)
+    assert states.scalars.shape == (1, Col.SIZE) and bytes_per_row() < 6 * 1024
+    d, _ = run(x)
+    assert {PARTS[k] for k in d.part} <= set(PARTS)
 
 
-@pytest.mark.parametrize("threshold", [2.0, 3.0, 4.0])
+@pytest.mark.parametrize("threshold", [3.5, 4.0, 5.0])
 def test_the_part_threshold_is_the_raw_score_at_which_that_part_alone_alerts(threshold: float) -> None:
-    rng = np.random.default_rng(8)
-    x = rng.normal(0, 1, 1500)
-    x[1400] += 12
-    decisions, _ = run(x, DetectorParams(warmup=0, threshold=threshold))
-    for d in decisions:
-        if d.alert and d.part != "flat" and d.threshold == threshold:
-            assert d.part_score >= d.part_threshold * (1 - 1e-9)
-        elif not d.alert and d.score < threshold and d.part != "flat":
-            assert d.part_score <= d.part_threshold * (1 + 1e-9)
+    rng = np.random.default_rng(17)
+    x = rng.normal(0, 1, 2500)
+    x[2300] += 12
+    d, _ = run(x, DetectorParams(warmup=0, threshold=threshold, accumulate_from=1e9, season_cap=math.inf))
+    for i in range(len(d)):
+        part = PARTS[d.part[i]]
+        if part not in ("vae", "level", "far", "drift") or d.score[i] < 1.0:
+            continue
+        if d.alert[i]:
+            assert d.part_score[i] >= d.part_threshold[i] * (1 - 1e-9)
+        else:
+            assert d.part_score[i] <= d.part_threshold[i] * (1 + 1e-9)
+
+
+def test_a_primed_series_starts_from_what_it_learnt_but_forgets_where_it_was() -> None:
+    rng = np.random.default_rng(18)
+    x = 100 + 30 * np.sin(2 * np.pi * np.arange(6 * DAY) / DAY) + rng.normal(0, 1, 6 * DAY)
+    _, states = run(x)
+    row = states.scalars[0]
+    assert row[Col.SEEN] > 0 and not np.isnan(states.profiles[0, :DAY]).any()
+    fresh = StateMatrices.empty(1)
+    fresh.start(0, DetectorParams(), 300.0, states, 0)
+    assert fresh.scalars[0, Col.SEEN] == row[Col.SEEN] and np.isnan(fresh.scalars[0, Col.PLAIN_LEVEL])
+    np.testing.assert_array_equal(fresh.profiles[0], states.profiles[0])

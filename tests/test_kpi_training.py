@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from schemas import MetricPreprocessing, ModelManifest
-from schemas.detect import window_features
+from schemas.detect import TAIL_PARTS, StateFile, window_features
 from schemas.manifest import manifest_checksum_line, sha256_file
 from schemas.timeseries import windows_ending_at
 from tests.cli_helpers import has_flag, help_text
@@ -22,6 +22,7 @@ from tests.kpi_helpers import tiny_kpi_csv, train_tiny_kpi_bundle
 from training.kpi.baseline import hampel, rolling_zscore
 from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust, segments
 from training.kpi.load import RawSeries
+from training.kpi.synth import CLEAN_SIGNALS, clean_signals
 from training.kpi.windows import WindowConfig, prepare_series, training_windows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +193,10 @@ def test_tiny_bundle_is_a_valid_metric_bundle(tiny_kpi) -> None:
     assert isinstance(pre, MetricPreprocessing)
     assert pre.window == 32 and pre.interval_s == 300.0 and pre.reset_gap == 32
     assert sorted(pre.series) == ["kpi_0000", "kpi_0001", "kpi_0002"]
-    assert pre.normalisation == "window" and set(pre.detector.priors) == {"vae", "level"}
+    assert pre.normalisation == "window" and set(pre.detector.priors) == set(TAIL_PARTS)
+    assert pre.state_file == "series_state.npz" and "series_state.npz" in manifest.files
+    primed = StateFile.read(folder / pre.state_file)
+    assert sorted(primed.keys) == sorted(pre.series) and all(primed.interval(k) == 300.0 for k in primed.keys)
     assert manifest.threshold == manifest.calibration.threshold == pre.detector.threshold
     assert manifest.calibration.method == "adaptive"
     assert manifest.training["data"] == str(csv.resolve())
@@ -210,9 +214,12 @@ def test_tiny_bundle_scores_windows_deterministically(tiny_kpi) -> None:
     np.testing.assert_array_equal(a, b)
 
 
-def test_predict_alerts_matches_the_evaluation_and_imports_no_torch(tiny_kpi) -> None:
+def test_predict_alerts_matches_the_evaluation_of_the_same_csv_and_imports_no_torch(tiny_kpi) -> None:
+    """Both score every point as the worker would: each known series from its primed state."""
+    from training.kpi.pipeline import evaluate_kpi_bundle
+
     trained, csv = tiny_kpi
-    ev = trained.evaluation
+    _, ev = evaluate_kpi_bundle(trained.folder, csv)
     expected = set()
     for s, sc in zip(trained.series, ev.scored["detector"], strict=True):
         expected |= {(s.key, float(t)) for t in s.times[sc.ends[sc.alerts]]}
@@ -231,19 +238,53 @@ def test_predict_alerts_matches_the_evaluation_and_imports_no_torch(tiny_kpi) ->
     assert all(thr >= threshold and score >= thr for _, _, score, thr in alerts)
 
 
-def test_a_series_training_did_not_see_is_scored_as_a_known_one(tiny_kpi, tmp_path: Path) -> None:
-    """Nothing about a series is fixed in training but its grid interval: under another name, the
-    same values give the same alerts."""
-    from training.kpi.offline import predict_alerts
+def test_a_known_series_starts_from_its_primed_state_and_a_new_one_from_the_priors(tiny_kpi) -> None:
+    """Under another name the same values are a new series: scored from the priors, as the known
+    series is when its primed state is set aside."""
+    from schemas.detect import StateMatrices
+    from training.core.onnx_scoring import cpu_session
+    from training.kpi.load import load_csv
+    from training.kpi.offline import series_detection
 
     trained, csv = tiny_kpi
-    other = tmp_path / "renamed.csv"
-    other.write_text(csv.read_text().replace("kpi_0000,", "new_series,"))
-    before = [(a.timestamp_s, a.score) for a in predict_alerts(trained.folder, csv) if a.series == "kpi_0000"]
-    after = [
-        (a.timestamp_s, a.score) for a in predict_alerts(trained.folder, other) if a.series == "new_series"
-    ]
-    assert before and after == before
+    raw = load_csv(csv).series["kpi_0000"]
+    session = cpu_session(trained.folder / "model.onnx")
+    none = StateFile([], StateMatrices.empty(0))
+    _, known = series_detection(trained.manifest, session, "kpi_0000", raw.timestamps, raw.values)
+    _, unprimed = series_detection(trained.manifest, session, "kpi_0000", raw.timestamps, raw.values, none)
+    _, new = series_detection(trained.manifest, session, "new_series", raw.timestamps, raw.values)
+    assert new.scores.tolist() == unprimed.scores.tolist()
+    assert known.scores.tolist() != unprimed.scores.tolist()  # the primed state was used
+
+
+@pytest.mark.parametrize("name", CLEAN_SIGNALS)
+def test_clean_signals_raise_no_alert_over_30_days_through_a_trained_vae(tiny_kpi, name: str) -> None:
+    """Series training never saw, scored as the worker scores them: nothing to find, nothing found."""
+    from training.core.onnx_scoring import cpu_session
+    from training.kpi.offline import series_detection
+
+    trained, _ = tiny_kpi
+    values = clean_signals(days=33, interval_s=300.0, seed=1)[name]
+    ts = 1_767_225_600.0 + 300.0 * np.arange(len(values))
+    times, scored = series_detection(trained.manifest, cpu_session(trained.folder / "model.onnx"), name,
+                                     ts, values)  # fmt: skip
+    assert not scored.alerts[times >= ts[0] + 3 * 86_400].any()
+
+
+def test_a_spike_of_20_times_the_recent_range_alerts_through_a_trained_vae(tiny_kpi) -> None:
+    from training.core.onnx_scoring import cpu_session
+    from training.kpi.offline import series_detection
+
+    trained, _ = tiny_kpi
+    rng = np.random.default_rng(3)
+    values = np.abs(rng.standard_t(1.5, 5000)) * 3 + 50  # heavy-tailed
+    at = 4000
+    recent = values[at - 1000 : at]
+    values[at] = values[at - 1] + 20 * (recent.max() - recent.min())
+    ts = 1_767_225_600.0 + 300.0 * np.arange(len(values))
+    times, scored = series_detection(trained.manifest, cpu_session(trained.folder / "model.onnx"), "heavy",
+                                     ts, values)  # fmt: skip
+    assert scored.alerts[times == ts[at]].all()
 
 
 def test_evaluate_bundle_reproduces_the_training_figures(tiny_kpi) -> None:

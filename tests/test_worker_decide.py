@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from schemas.detect import Decision
+from schemas.detect import PARTS, Decision, Decisions
 from schemas.manifest import ratio_severity
 from tests.test_manifest import manifest
 from worker.decide import against_threshold, from_detector
@@ -29,13 +29,14 @@ def test_the_severity_rule_is_the_manifests_not_the_kinds() -> None:
 
 def test_detector_decisions_bring_their_own_scores_and_thresholds() -> None:
     m = manifest(kind="metric")  # no `severity`: threshold-ratio for metrics
-    decisions = [
-        Decision(score=1.0, threshold=2.0, part="vae", part_score=0.1, part_threshold=1.0, alert=False,
-                 warming=False),
-        Decision(score=8.0, threshold=2.0, part="level", part_score=9.0, part_threshold=4.0, alert=True,
-                 warming=False),
-    ]  # fmt: skip
+    decisions = Decisions(
+        score=np.array([1.0, 8.0]), threshold=np.array([2.0, 2.0]),
+        part=np.array([PARTS.index("vae"), PARTS.index("level")], np.int8), part_score=np.array([0.1, 9.0]),
+        part_threshold=np.array([1.0, 4.0]), alert=np.array([False, True]), warming=np.array([False, False]),
+    )  # fmt: skip
     v = from_detector(m, decisions)
     assert v.scores.tolist() == [1.0, 8.0] and v.thresholds.tolist() == [2.0, 2.0]
-    assert v.alerts.tolist() == [False, True] and v.decisions == decisions
+    assert v.alerts.tolist() == [False, True] and v.decisions is decisions
+    assert v.decisions[1] == Decision(score=8.0, threshold=2.0, part="level", part_score=9.0,
+                                      part_threshold=4.0, alert=True, warming=False)  # fmt: skip
     assert math.isnan(v.severities[0]) and v.severities[1] == ratio_severity(8.0, 2.0) == 0.875

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import AnomalyAlert, ScoreMessage, metric_message
+from schemas.detect import PARTS, DetectorParams
 from schemas.manifest import SeriesStats
 from tests.metric_bundles import write_last_point_bundle
 from tests.worker_harness import WorkerThread, committed, end_offsets, produce, read_json, worker_settings
@@ -75,18 +76,19 @@ def test_a_spike_is_alerted_with_its_series_and_the_rest_scored(
     assert alert.kind == "metric" and alert.value == 10.0 and alert.window == W
     assert alert.series == "cpu" and alert.labels == {"host": "a"} and alert.series_key == 'cpu{host="a"}'
     assert alert.ts == T0 + timedelta(minutes=16)
-    # The detector's threshold (a tail probability of 1e-3 among the series' own scores), reached by
-    # the spike's level or vae part, which the alert names with its raw score and raw threshold.
-    assert alert.threshold == 3.0 and alert.score >= alert.threshold
-    assert alert.detector in ("vae", "level") and alert.detector_score >= alert.detector_threshold
-    assert alert.severity == pytest.approx(1 - 3.0 / (2 * alert.score))  # 0.5 at the threshold
+    # The detector's threshold (a tail probability of 1e-4 among the series' own scores), reached by
+    # a part that looks at the point, which the alert names with its raw score and raw threshold.
+    threshold = DetectorParams().threshold
+    assert alert.threshold == threshold and alert.score >= alert.threshold
+    assert alert.detector in ("vae", "level", "far") and alert.detector_score >= alert.detector_threshold
+    assert alert.severity == pytest.approx(1 - threshold / (2 * alert.score))  # 0.5 at the threshold
     assert alert.model == "kpi-test" and alert.source.topic == topics["input"]
     scores = [ScoreMessage.model_validate(s) for s in read_json(kafka_bootstrap, topics["scores"])]
     # Every other scored point is a score message below its threshold (the points after the spike
     # are held back by the raised threshold after an alert, not alerted again).
     assert len(scores) == len(values) - (W - 1) - 1
     assert all(s.series_key == 'cpu{host="a"}' and s.score < s.threshold for s in scores)
-    assert all(s.detector in ("vae", "level", "flat") for s in scores)
+    assert all(s.detector in PARTS for s in scores)
     ends = {p: end for p, end in end_offsets(kafka_bootstrap, topics["input"]).items() if end}
     assert committed(kafka_bootstrap, topics["group"], topics["input"]) == ends
 

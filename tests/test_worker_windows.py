@@ -4,7 +4,7 @@ training."""
 import numpy as np
 import pytest
 
-from schemas.detect import STATE_SIZE, window_features
+from schemas.detect import PARTS, PointInputs, SeriesPoints, bytes_per_row, replay, window_features
 from schemas.manifest import MetricPreprocessing, SeriesStats
 from schemas.timeseries import scoreable, to_grid, windows_ending_at
 from worker.windows import PointOutcome, SeriesWindows, Window
@@ -73,11 +73,11 @@ def test_least_recently_updated_series_is_evicted_and_memory_is_bounded():
     assert store.push("b", 60.0, 1.0, TP) is PointOutcome.WARMING  # b starts over
     assert store.evicted == 2  # c went
     assert store.capacity <= 3
-    assert store.bytes_per_series() == (4 + STATE_SIZE) * 8
+    assert store.bytes_per_series() == 4 * 8 + bytes_per_row()
 
 
 def test_series_state_is_bounded_in_bytes_too_evicting_the_least_recently_updated():
-    per_series = (4 + STATE_SIZE) * 8
+    per_series = 4 * 8 + bytes_per_row()
     store = SeriesWindows(prep(), max_series=1000, max_bytes=3 * (per_series + 1000))
     for key in ("a" * 900, "b" * 900, "c" * 900):
         store.push(key, 0.0, 1.0, TP)
@@ -162,10 +162,9 @@ def test_a_point_restarts_its_window_only_when_more_than_reset_gap_slots_back():
 
 
 def test_worker_decisions_equal_the_offline_detector_point_for_point():
-    """The worker's per-point decide (after scoring) and training's offline detect are one code path:
-    same scores, thresholds, parts and alerts, given the same model scores."""
-    from training.kpi.scoring import RawScores, detect
-
+    """The worker's decisions (a point at a time, after scoring) and the offline replay of the whole
+    series are one code path: the same scores, thresholds, parts and alerts, given the same model
+    scores."""
     rng = np.random.default_rng(5)
     n = 600
     values = rng.normal(100, 3, n)
@@ -182,12 +181,15 @@ def test_worker_decisions_equal_the_offline_detector_point_for_point():
     for t, v in zip(ts, values, strict=True):
         w = store.push("s", t, v, TP)
         if isinstance(w, Window):
-            streamed.append(w.decide(p, model(w)))
+            streamed.append(store.decide([w], np.array([model(w)]), window_features(w.raw, p.clip))[0])
     grid = to_grid(ts, values, 60.0, p.reset_gap)
     ends = scoreable(grid, p.window)
     f = window_features(windows_ending_at(grid.values, ends, p.window), p.clip)
-    offline = detect(RawScores(ends, f, np.mean(f.z.astype(np.float64) ** 2, axis=1)), p.detector)
-    assert [d.score for d in streamed] == pytest.approx(offline.scores.tolist(), rel=1e-9, abs=1e-12)
-    assert [d.threshold for d in streamed] == pytest.approx(offline.thresholds.tolist(), rel=1e-9)
-    assert [d.alert for d in streamed] == offline.alerts.tolist()
+    scores = np.mean(f.z.astype(np.float64) ** 2, axis=1)
+    points = SeriesPoints("s", 60.0, PointInputs.of(f, scores, grid.slots[ends] * 60.0))
+    [offline], _ = replay([points], p.detector)
+    assert [d.score for d in streamed] == offline.score.tolist()
+    assert [d.threshold for d in streamed] == offline.threshold.tolist()
+    assert [d.alert for d in streamed] == offline.alert.tolist()
+    assert [d.part for d in streamed] == [PARTS[k] for k in offline.part]
     assert any(d.alert and d.part == "flat" for d in streamed)  # the stuck value is found, and named

@@ -164,5 +164,6 @@ def synth(argv: list[str]) -> int:
         return 0
     path = synthesize(s.out, s.series, s.days, s.seed, s.interval_minutes, s.profile, s.anomalies_per_week)
     profile = "" if s.profile == "stationary" else f"{s.profile} "
-    print(f"wrote {s.series} {profile}series x {s.days} days at {s.interval_minutes}-minute steps to {path}")
+    count = 5 if s.profile == "clean" else s.series
+    print(f"wrote {count} {profile}series x {s.days} days at {s.interval_minutes}-minute steps to {path}")
     return 0

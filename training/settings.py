@@ -254,12 +254,13 @@ class SynthSettings(BaseSettings):
     model_config = SettingsConfigDict(cli_prog_name="python -m training synth", **_COMMON)
 
     out: Path = Field(..., description="folder to write kpi.csv into (series,timestamp,value,label,kind)")
-    profile: Literal["stationary", "nonstationary", "heldout"] = Field(
+    profile: Literal["stationary", "nonstationary", "heldout", "clean"] = Field(
         "stationary",
         description="stationary: one level, fixed cycles, one noise size (demos, tests); nonstationary: "
         "drift, trends, changing noise and cycles, counts near zero, bursts, jitter and gaps (the tuning "
         "set; also writes series.json); heldout: a fixed preset with its own seed and parameters, never "
-        "used for tuning (--series, --days, --seed, --interval-minutes, --anomalies-per-week not allowed)",
+        "used for tuning (--series, --days, --seed, --interval-minutes, --anomalies-per-week not allowed); "
+        "clean: a sine, a square wave, a constant, white noise and a random walk with nothing to find",
     )
     series: int = Field(10, ge=1, le=100_000, description="how many series")
     days: int = Field(14, ge=2, le=3650, description="days per series (the first day has no anomalies)")

@@ -1,9 +1,9 @@
 """The decide stage: for each scored record, an alert or not, against which threshold, and how severe.
 
 Which rule decides is the record kind's (worker/kinds/): images alert at score >= the model's
-threshold (`against_threshold`); a metric point's series detector (schemas/detect.py,
-`Window.decide`, called in the order the windows were made) brings its own score, threshold and
-verdict (`from_detector`). How severe an alert is follows the rule its manifest names
+threshold (`against_threshold`); a metric point's series detector (schemas/detect/, decided a
+batch at a time in the order the windows were made) brings its own score, threshold and verdict
+(`from_detector`). How severe an alert is follows the rule its manifest names
 (`ModelManifest.severity`), not a guess from the kind.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from schemas import ModelManifest
-from schemas.detect import Decision
+from schemas.detect import Decisions
 from schemas.manifest import ratio_severity
 
 # (manifest, score, threshold) -> severity in [0, 1], 0.5 at the threshold.
@@ -33,7 +33,7 @@ class Verdicts:
     thresholds: np.ndarray  # float64: the threshold it had to reach
     alerts: np.ndarray  # bool
     severities: np.ndarray  # float64; NaN where no alert
-    decisions: list[Decision] | None = None  # metric points: the detector's (which part fired, ...)
+    decisions: Decisions | None = None  # metric points: the detector's (which part fired, ...)
 
 
 def against_threshold(manifest: ModelManifest, scores: np.ndarray) -> Verdicts:
@@ -42,13 +42,9 @@ def against_threshold(manifest: ModelManifest, scores: np.ndarray) -> Verdicts:
     return _with_severities(manifest, scores, thresholds, scores >= thresholds)
 
 
-def from_detector(manifest: ModelManifest, decisions: list[Decision]) -> Verdicts:
+def from_detector(manifest: ModelManifest, decisions: Decisions) -> Verdicts:
     """The detector's decisions as they were made, one per record."""
-    n = len(decisions)
-    scores = np.fromiter((d.score for d in decisions), np.float64, n)
-    thresholds = np.fromiter((d.threshold for d in decisions), np.float64, n)
-    alerts = np.fromiter((d.alert for d in decisions), bool, n)
-    return _with_severities(manifest, scores, thresholds, alerts, decisions)
+    return _with_severities(manifest, decisions.score, decisions.threshold, decisions.alert, decisions)
 
 
 def _with_severities(
@@ -56,7 +52,7 @@ def _with_severities(
     scores: np.ndarray,
     thresholds: np.ndarray,
     alerts: np.ndarray,
-    decisions: list[Decision] | None = None,
+    decisions: Decisions | None = None,
 ) -> Verdicts:
     rule = SEVERITY_RULES[manifest.severity]
     severities = np.full(len(scores), np.nan)

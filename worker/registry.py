@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from schemas import MANIFEST_FILE, ModelManifest
+from schemas import MANIFEST_FILE, MetricPreprocessing, ModelManifest
+from schemas.detect import StateFile
 from schemas.manifest import ManifestError, bundle_path, load_manifest, sha256_file
 from schemas.repository import RepositoryError, bundle_folders, version_key
 from worker.device import CPU, CUDA, CudaOptions, Provider, choose_providers, provider_names
@@ -28,6 +29,7 @@ class LoadedModel:
     folder: Path
     session: ort.InferenceSession
     providers: list[str]
+    primed: StateFile | None = None  # metric models: the detector states of the series training saw
 
     @property
     def key(self) -> str:
@@ -45,7 +47,7 @@ def load_bundle(folder: Path, providers: list[Provider], intra_op_threads: int =
     manifest = _verified_manifest(folder)
     session = _open_session(folder / manifest.model_file, providers, intra_op_threads)
     _check_graph(session, manifest, folder)
-    model = LoadedModel(manifest, folder, session, session.get_providers())
+    model = LoadedModel(manifest, folder, session, session.get_providers(), _primed_states(manifest, folder))
     if CUDA in provider_names(providers) and CUDA not in model.providers:
         log.warning("%s: asked for CUDA but onnxruntime gave %s (a CUDA or cuDNN library missing? see "
                     "onnxruntime's log); scoring on the CPU", folder, ",".join(model.providers))  # fmt: skip
@@ -89,6 +91,24 @@ def _verified_manifest(folder: Path) -> ModelManifest:
     if manifest.model_file not in manifest.files:
         raise BundleError(f"{folder}: the manifest has no hash for {manifest.model_file}")
     return manifest
+
+
+def _primed_states(manifest: ModelManifest, folder: Path) -> StateFile | None:
+    """A metric bundle's primed series states (hashed in the manifest like every file), or None."""
+    pre = manifest.preprocessing
+    if not isinstance(pre, MetricPreprocessing) or not pre.state_file:
+        return None
+    if pre.state_file not in manifest.files:
+        raise BundleError(f"{folder}: the manifest has no hash for its state file {pre.state_file}")
+    try:
+        primed = StateFile.read(bundle_path(folder, pre.state_file))
+    except (OSError, ValueError, KeyError) as exc:
+        raise BundleError(f"{folder / pre.state_file}: cannot be read as series states: {exc}") from None
+    wrong = [k for k in primed.keys if k in pre.series and primed.interval(k) != pre.series[k].interval_s]
+    if wrong:
+        raise BundleError(f"{folder / pre.state_file}: series {wrong[0]!r} has another grid interval "
+                          "than the manifest gives it; re-export the bundle")  # fmt: skip
+    return primed
 
 
 def _open_session(path: Path, providers: list[Provider], threads: int) -> ort.InferenceSession:

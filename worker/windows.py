@@ -19,26 +19,38 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 - without a timestamp: it takes the slot after the series' last point (a new series starts
   at the slot of `fallback_ts`, the message's Kafka timestamp).
 
-Each full window is scaled by its own past (schemas/detect.py), so nothing about a series is
+Each full window is scaled by its own past (schemas/detect/), so nothing about a series is
 fixed at training time but its grid interval. Beside the ring row, each series keeps its
-detector state (schemas/detect.py: a few floats), which `decide` updates once the model has
-scored the window.
+detector state in the same row of the detector's state matrices (schemas/detect/state.py: 38
+floats and its seasonal profiles, 5.3 KB), which `decide` updates, a batch at a time, once
+the model has scored the windows.
 
-State lives in memory only. After a restart, or when a partition moves to another worker,
-each series warms up again: its first W - 1 points are counted as `warming` and not scored,
-and its detector's first `warmup` scores only learn.
+State lives in memory only. A series the bundle's training saw starts from its primed detector
+state (the bundle's series_state.npz); others from the priors. After a restart, or when a
+partition moves to another worker, each series' window fills again: its first W - 1 points are
+counted as `warming` and not scored (and a series without a primed state only learns from its
+first `warmup` scores). A window in flight whose series is evicted before its decision gets a
+warming decision (no alert), since its state is gone.
 """
 
 from __future__ import annotations
 
 import enum
-from array import array
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.detect import STATE_SIZE, Decision, WindowFeatures, decide, new_state, window_features
+from schemas.detect import (
+    PARTS,
+    Decisions,
+    PointInputs,
+    StateFile,
+    StateMatrices,
+    WindowFeatures,
+    bytes_per_row,
+    decide_in_order,
+)
 from schemas.manifest import MetricPreprocessing
 from schemas.timeseries import interpolate_gap, slot_of
 
@@ -52,13 +64,12 @@ class PointOutcome(enum.StrEnum):
 
 @dataclass(slots=True)
 class _Series:
-    row: int
+    row: int  # of the ring matrix and of the detector's state matrices
     last_slot: int
     filled: int  # points in the ring since the last reset (capped at W)
     head: int  # ring position the next point goes to
     interval_s: float
     partition: tuple[str, int]
-    state: array  # the detector's (schemas/detect.py); kept by a window in flight if evicted meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +79,8 @@ class Window:
 
     raw: np.ndarray  # float64 [W]: the series' own values, oldest first
     slot_ts: float  # grid time of the last point, seconds since the epoch
-    state: array  # the series' detector state
-
-    def decide(self, prep: MetricPreprocessing, model_score: float, features: WindowFeatures | None = None,
-               row: int = 0) -> Decision:  # fmt: skip
-        """The alert decision on this window's score; call in the order the windows were made.
-        `features`: of a batch of windows, this one's at `row` (default: of this window alone)."""
-        f = window_features(self.raw, prep.clip) if features is None else features
-        return decide(
-            self.state, prep.detector, model_score, float(f.center[row]), float(f.scale[row]),
-            float(f.step[row]), float(f.last[row]), float(f.prev[row]),
-        )  # fmt: skip
+    row: int  # the series' row of the detector's state
+    generation: int  # of that row when the window was made: it changes if the series is evicted
 
 
 class SeriesWindows:
@@ -90,6 +92,9 @@ class SeriesWindows:
         self.bytes = 0
         self._series: OrderedDict[str, _Series] = OrderedDict()
         self._values = np.zeros((min(max_series, 1024), self.window), dtype=np.float64)
+        self.states = StateMatrices.empty(self._values.shape[0])
+        self._generation = np.zeros(self._values.shape[0], dtype=np.int64)
+        self.primed: StateFile | None = None  # the bundle's primed states (set by the metric kind)
         self._free: list[int] = list(range(self._values.shape[0] - 1, -1, -1))
         self._positions = np.arange(self.window)
         # Running totals, read into the Prometheus metrics once per poll (not once per point).
@@ -163,8 +168,30 @@ class SeriesWindows:
         return self._values.shape[0]
 
     def bytes_per_series(self) -> int:
-        """Window and detector storage per series (ring row and state array); objects come on top."""
-        return self.window * self._values.itemsize + STATE_SIZE * 8
+        """Window and detector storage per series (ring row and state row); objects come on top."""
+        return self.window * self._values.itemsize + bytes_per_row()
+
+    def decide(self, windows: list[Window], scores: np.ndarray, features: WindowFeatures) -> Decisions:
+        """The detector's decisions on a batch of windows (in the order they were made) from the model's
+        scores and the batch's features; each live series' state is updated."""
+        rows = np.fromiter((w.row for w in windows), np.intp, len(windows))
+        generations = np.fromiter((w.generation for w in windows), np.int64, len(windows))
+        slot_ts = np.fromiter((w.slot_ts for w in windows), np.float64, len(windows))
+        inputs = PointInputs.of(features, scores, slot_ts)
+        params = self.prep.detector
+        live = self._generation[rows] == generations
+        if live.all():
+            return decide_in_order(self.states, rows, inputs, params)
+        at = np.flatnonzero(live)
+        kept = PointInputs(*(getattr(inputs, f)[at] for f in PointInputs.__slots__))
+        made = decide_in_order(self.states, rows[at], kept, params)
+        gone = np.flatnonzero(~live)  # evicted meanwhile: their state is gone, so they only warm
+        n = len(gone)
+        warming = Decisions(
+            np.zeros(n), np.full(n, params.threshold), np.full(n, PARTS.index("vae"), np.int8),
+            np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool),
+        )  # fmt: skip
+        return Decisions.concat([made, warming], np.concatenate([at, gone]))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -178,15 +205,13 @@ class SeriesWindows:
         known = self.prep.series.get(key)
         interval = known.interval_s if known else self.prep.interval_s
         slot = 0 if ts_s is None else slot_of(ts_s, interval)
-        s = _Series(
-            row=self._row(),
-            last_slot=slot,
-            filled=0,
-            head=0,
-            interval_s=interval,
-            partition=partition,
-            state=new_state(self.prep.detector),
-        )
+        row = self._row()
+        s = _Series(row=row, last_slot=slot, filled=0, head=0, interval_s=interval, partition=partition)
+        primed = self.primed.index.get(key) if self.primed is not None else None
+        if primed is not None and self.primed.interval(key) == interval:
+            self.states.start(s.row, self.prep.detector, interval, self.primed.states, primed)
+        else:
+            self.states.start(s.row, self.prep.detector, interval)
         self._series[key] = s
         self.warming += 1
         return s
@@ -210,7 +235,7 @@ class SeriesWindows:
         if s.filled < self.window:
             return PointOutcome.WARMING
         raw = self._values[s.row, (self._positions + s.head) % self.window]  # oldest first
-        return Window(raw, s.last_slot * s.interval_s, s.state)
+        return Window(raw, s.last_slot * s.interval_s, s.row, int(self._generation[s.row]))
 
     def _size(self, key: str) -> int:
         return self.bytes_per_series() + len(key)  # the key's characters: bytes for the usual ASCII
@@ -223,6 +248,7 @@ class SeriesWindows:
         s = self._series.pop(key)
         if s.filled < self.window:
             self.warming -= 1
+        self._generation[s.row] += 1  # a window of it still in flight must not touch the row's next series
         self._free.append(s.row)
 
     def _row(self) -> int:
@@ -230,5 +256,7 @@ class SeriesWindows:
             old = self._values.shape[0]
             new = min(self.max_series, old * 2)
             self._values = np.concatenate([self._values, np.zeros((new - old, self.window))])
+            self.states = self.states.grown(new)
+            self._generation = np.concatenate([self._generation, np.zeros(new - old, dtype=np.int64)])
             self._free = list(range(new - 1, old - 1, -1))
         return self._free.pop()

@@ -134,10 +134,16 @@ class DetectorReport:
     nab: dict[str, float]
     best_f1: float
     default: Detection
+    # At the default thresholds: NAB windows with an alert, of all, and where in them the first alert
+    # falls on average (0 = the window's first point, 1 = its last; NAB pays most for early ones).
+    windows_found: int = 0
+    windows: int = 0
+    earliness: float = float("nan")
 
     def as_dict(self) -> dict[str, object]:
         out = {"name": self.name, "nab": self.nab, "best_f1": self.best_f1}
-        return {**out, "default": self.default.as_dict()}
+        timing = {"windows_found": self.windows_found, "windows": self.windows, "earliness": self.earliness}
+        return {**out, "default": self.default.as_dict(), **timing}
 
 
 def best_point_adjusted_f1(ratios: list[np.ndarray], labels: list[np.ndarray], candidates: int = 60) -> float:
@@ -174,7 +180,27 @@ def report(
         p: (nab_score(corpus, p, probation_percent=probation_percent).score if has_windows else float("nan"))
         for p in NAB_PROFILES
     }
-    return DetectorReport(name, nab, best_point_adjusted_f1(ratios, labels), default)
+    found, total, early = window_timing(corpus, probation_percent)
+    return DetectorReport(name, nab, best_point_adjusted_f1(ratios, labels), default, found, total, early)
+
+
+def window_timing(
+    corpus: list[tuple[np.ndarray, np.ndarray]], probation_percent: float
+) -> tuple[int, int, float]:
+    """(NAB windows with an alert at the default thresholds (ratio >= 1), all windows, mean position of
+    each one's first alert in it: 0 its first point, 1 its last)."""
+    from training.kpi.nab import windows_from_segments
+
+    found = total = 0
+    positions = []
+    for ratio, lab in corpus:
+        for start, end in windows_from_segments(lab, probation_percent=probation_percent):
+            total += 1
+            hits = np.flatnonzero(ratio[start : end + 1] >= 1.0)
+            if hits.size:
+                found += 1
+                positions.append(hits[0] / max(end - start, 1))
+    return found, total, float(np.mean(positions)) if positions else float("nan")
 
 
 def format_comparison(reports: list[DetectorReport], what: str) -> str:
@@ -206,6 +232,8 @@ def format_comparison(reports: list[DetectorReport], what: str) -> str:
         + "".join(f"{r.default.false_alarms_per_day:>12.2f}" for r in reports),
         f"{'  segments detected':<22}"
         + "".join(f"{f'{r.default.detected}/{r.default.segments}':>12}" for r in reports),
+        f"{'  NAB windows found':<22}" + "".join(f"{f'{r.windows_found}/{r.windows}':>12}" for r in reports),
+        f"{'  first alert in win.':<22}" + "".join(f"{r.earliness:>12.2f}" for r in reports),
     ]
     kinds = sorted({k for r in reports for k in r.default.per_kind})
     if kinds:
@@ -218,6 +246,7 @@ def format_comparison(reports: list[DetectorReport], what: str) -> str:
             rows.append(f"{'  ' + kind:<22}" + "".join(cells))
     rows.append(
         "NAB: Numenta Anomaly Benchmark rules, threshold swept per detector over the corpus; PA-F1: "
-        "point-adjusted (Donut); default: each detector's own thresholds"
+        "point-adjusted (Donut); default: each detector's own thresholds; first alert in win.: where "
+        "in a NAB window its first alert falls (0 = its start, 1 = its end)"
     )
     return "\n".join(rows)

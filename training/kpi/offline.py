@@ -3,9 +3,10 @@
 The worker's own code path: each series on its grid (its interval from the manifest, else
 the model-wide one; the manifest's reset_gap), each window that ends in a real point with W
 points of its segment behind it scaled by its own past (schemas.detect.window_features), the
-graph's score from plain onnxruntime, then schemas.detect.decide point by point from a new
-series' state, as the worker does from its first point. An alert names the real point that
-ends the window. For tests of the worker, and for scoring a whole series as a stream would.
+graph's score from plain onnxruntime, then schemas.detect's decisions point by point from the
+series' primed state (a series training saw) or a new series' state, as the worker does from its
+first point. An alert names the real point that ends the window. For tests of the worker, and for
+scoring a whole series as a stream would.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import NamedTuple
 import numpy as np
 
 from schemas import MetricPreprocessing, ModelManifest
-from schemas.detect import window_features
+from schemas.detect import StateFile, replay, window_features
 from schemas.timeseries import scoreable, to_grid, windows_ending_at
 from training.core.bundle import read_manifest
 from training.core.onnx_scoring import cpu_session, onnx_scores
 from training.kpi.load import load_csv
-from training.kpi.scoring import SCORE_BATCH, RawScores, Scored, detect
+from training.kpi.scoring import SCORE_BATCH, RawScores, Scored
 from training.kpi.windows import first_slot_positions
 
 
@@ -32,10 +33,31 @@ class ExpectedAlert(NamedTuple):
     threshold: float
 
 
+_PRIMED: dict[tuple[str, str], StateFile] = {}  # by (bundle, version): read once per process
+
+
+def primed_states(manifest: ModelManifest, session) -> StateFile | None:
+    """The bundle's primed series states (None for a bundle without them), read from the folder the
+    session's graph was loaded from (onnxruntime keeps the path it was given)."""
+    pre = manifest.preprocessing
+    model_path = getattr(session, "_model_path", None)
+    if not isinstance(pre, MetricPreprocessing) or not pre.state_file or not model_path:
+        return None
+    folder = Path(model_path).parent
+    if not (folder / pre.state_file).exists():
+        return None
+    key = (str(folder), manifest.version)
+    if key not in _PRIMED:
+        _PRIMED[key] = StateFile.read(Path(folder) / pre.state_file)
+    return _PRIMED[key]
+
+
 def series_detection(
-    manifest: ModelManifest, session, key: str, timestamps_s: np.ndarray, values: np.ndarray
-) -> tuple[np.ndarray, Scored]:
-    """(timestamps of the scored points, the detector's Scored) for one series, as the worker scores it."""
+    manifest: ModelManifest, session, key: str, timestamps_s: np.ndarray, values: np.ndarray,
+    primed: StateFile | None = None,
+) -> tuple[np.ndarray, Scored]:  # fmt: skip
+    """(timestamps of the scored points, the detector's Scored) for one series, as the worker scores it:
+    from its primed state when `primed` (default: the bundle's, found through `session`) holds it."""
     pre = manifest.preprocessing
     if not isinstance(pre, MetricPreprocessing):
         raise ValueError(f"bundle {manifest.name} {manifest.version} is not a metric model")
@@ -44,7 +66,12 @@ def series_detection(
     grid = to_grid(timestamps_s, values, interval, pre.reset_gap)
     ends = scoreable(grid, pre.window)
     f = window_features(windows_ending_at(grid.values, ends, pre.window), pre.clip)
-    scored = detect(RawScores(ends, f, onnx_scores(session, f.z, SCORE_BATCH)), pre.detector)
+    raw = RawScores(
+        ends, f, onnx_scores(session, f.z, SCORE_BATCH), grid.slots[ends].astype(np.float64) * interval
+    )
+    primed = primed if primed is not None else primed_states(manifest, session)
+    [d], _ = replay([raw.points(key, interval)], pre.detector, primed)
+    scored = Scored(ends, d.score, d.threshold, d.part, raw.model, d.alert)
     pos, rows = first_slot_positions(timestamps_s, interval, grid)
     times = np.empty(len(grid))
     times[pos] = timestamps_s[rows]
@@ -69,8 +96,8 @@ def predict_alerts(bundle_folder: Path, csv_path: Path) -> list[ExpectedAlert]:
     session = cpu_session(Path(bundle_folder) / manifest.model_file)
     out = []
     for key, raw in load_csv(Path(csv_path)).series.items():
-        times, scores, thresholds = series_scores(manifest, session, key, raw.timestamps, raw.values)
-        hit = scores >= thresholds
+        times, scored = series_detection(manifest, session, key, raw.timestamps, raw.values)
+        scores, thresholds, hit = scored.scores, scored.thresholds, scored.alerts
         out += [
             ExpectedAlert(key, float(t), float(s), float(thr))
             for t, s, thr in zip(times[hit], scores[hit], thresholds[hit], strict=True)

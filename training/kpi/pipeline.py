@@ -22,7 +22,7 @@ from schemas import (
     SeriesStats,
     TensorSpec,
 )
-from schemas.detect import DetectorParams
+from schemas.detect import DetectorParams, StateFile
 from schemas.repository import refuse_existing
 from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import score_summary
@@ -40,7 +40,7 @@ from training.kpi.scoring import (
     RawScores,
     Scored,
     baseline_scored,
-    detect,
+    detect_all,
     fitted_raw_scores,
     outcomes,
     per_point,
@@ -143,14 +143,17 @@ def evaluate_series(
     cfg: WindowConfig,
     delay: int | None,
     test_only: bool = True,
+    primed: StateFile | None = None,
 ) -> KpiEvaluation:
     """The detector (the worker's), its VAE part alone (same adaptive thresholds) and the classic
     detectors, compared on the test parts (or, with test_only False, on every point after NAB's
-    probationary first 15% of each series)."""
+    probationary first 15% of each series). Series in `primed` start from their primed state, as the
+    worker starts them; the others (and every series of a test-part evaluation, which runs from
+    each series' first point) from the priors."""
     vae_only = params.model_copy(update={"parts": ("vae",)})
     scored = {
-        "detector": [detect(r, params) for r in raws],
-        "vae": [detect(r, vae_only) for r in raws],
+        "detector": detect_all(series, raws, params, primed),
+        "vae": detect_all(series, raws, vae_only, primed),
         **{name: baseline_scored(series, cfg, name) for name in BASELINES},
     }
     reports = []
@@ -236,6 +239,7 @@ class KpiSteps:
     started: float  # time.monotonic() when the run began
     raws: list[RawScores] = field(default_factory=list)  # set by calibrate
     params: DetectorParams | None = None  # set by calibrate: with priors
+    primed: StateFile | None = None  # set by calibrate: each series' state after its learning part
     evaluation: KpiEvaluation | None = None  # set by evaluate
 
     def export(self, folder: Path) -> None:
@@ -246,8 +250,12 @@ class KpiSteps:
         check_window_parity(self.model, folder / MODEL_FILE, windows)
 
     def calibrate(self, model_path: Path) -> None:
-        # The detector's starting tail statistics, from the graph's scores of the validation parts.
-        self.raws, self.params = fitted_raw_scores(model_path, self.series, self.cfg, detector_params(self.s))
+        # The detector's priors and each series' primed state, from the graph's scores of the learning
+        # parts; the states go into the bundle, so the worker starts these series warm.
+        self.raws, self.params, self.primed = fitted_raw_scores(
+            model_path, self.series, self.cfg, detector_params(self.s)
+        )
+        self.primed.write(model_path.parent / StateFile.NAME)
 
     def evaluate(self, model_path: Path) -> dict[str, object]:
         self.evaluation = evaluate_series(self.series, self.raws, self.params, self.cfg, self.s.delay)
@@ -315,6 +323,7 @@ def build_manifest(
             clip=cfg.clip,
             series=stats,
             detector=params,
+            state_file=StateFile.NAME,
         ),
         score=ScoreSpec(
             function=SCORE_FUNCTION,
@@ -396,9 +405,15 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     raws = [raw_scores(session, s, cfg) for s in series]
     delay = manifest.training.get("delay")
     delay = int(delay) if delay is not None else None  # type: ignore[arg-type]
-    ev = evaluate_series(series, raws, pre.detector, cfg, delay, test_only)
+    primed = None if test_only else primed_states(bundle, pre)
+    ev = evaluate_series(series, raws, pre.detector, cfg, delay, test_only, primed)
     store_reevaluation(bundle, ev.as_json())
     return manifest, ev
+
+
+def primed_states(bundle: Path, pre: MetricPreprocessing) -> StateFile | None:
+    """The bundle's primed series states, if it has them."""
+    return StateFile.read(bundle / pre.state_file) if pre.state_file else None
 
 
 def learning_part(data: LoadedData, percent: float, path: Path) -> Path:

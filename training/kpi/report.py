@@ -21,7 +21,8 @@ def series_scores(series: list[SeriesData], scored: dict[str, list[Scored]], pat
     from schemas.detect import PARTS
 
     n = min(n, len(series))
-    colours = dict(zip(PARTS, ("tab:blue", "tab:red", "tab:brown"), strict=True))
+    palette = plt.get_cmap("tab10")
+    colours = {part: palette(k) for k, part in enumerate(PARTS)}
     fig, axes = plt.subplots(2 * n, 1, figsize=(13, 3.8 * n), squeeze=False)
     for i in range(n):
         s = series[i]

@@ -1,10 +1,12 @@
 """Score series as the worker does, and the classic detectors beside it; turn scores into alerts.
 
-The detector (`detect`) is the worker's own code path: windows scaled by `schemas.detect`, the
-exported graph's score from plain onnxruntime, then `schemas.detect.decide` point by point in
-time order. The classic detectors are scored on the same points and calibrated the classic way
-(a threshold per series: the 99th percentile of its validation part), so a comparison at the
-default thresholds is fair to them; NAB's scores sweep every detector's threshold anyway.
+The detector (`detect_all`) is the worker's own code path: windows scaled by `schemas.detect`, the
+exported graph's score from plain onnxruntime, then `schemas.detect.replay` point by point in time
+order. Its priors and the primed state of each series come from the learning parts (train and
+validation) of the series (`fit_detector`). The classic detectors are scored on the same points and
+calibrated the classic way (a threshold per series: the 99th percentile of its validation part), so
+a comparison at the default thresholds is fair to them; NAB's scores sweep every detector's threshold
+anyway.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import numpy as np
 import onnxruntime as ort
 
 from schemas.detect import (
-    EPS,
-    PARTS,
+    TAIL_PARTS,
+    Col,
     DetectorParams,
     PartPrior,
+    PointInputs,
+    SeriesPoints,
+    StateFile,
     WindowFeatures,
-    decide,
-    level_score,
-    new_state,
+    replay,
 )
 from schemas.timeseries import scoreable
 from training.core.onnx_scoring import cpu_session, onnx_scores
@@ -45,10 +48,11 @@ class Scored:
     thresholds: np.ndarray
     parts: np.ndarray | None = None  # the detector: index into schemas.detect.PARTS per point
     model_scores: np.ndarray | None = None  # the detector: the graph's raw score per point
+    alert_flags: np.ndarray | None = None  # the detector's own verdicts (a spike alerts at any score)
 
     @property
     def alerts(self) -> np.ndarray:
-        return self.scores >= self.thresholds
+        return self.alert_flags if self.alert_flags is not None else self.scores >= self.thresholds
 
     def ratio(self) -> np.ndarray:
         """score / threshold: >= 1 alerts; comparable across series (what NAB's sweep is given)."""
@@ -62,66 +66,75 @@ class RawScores:
     ends: np.ndarray
     features: WindowFeatures
     model: np.ndarray  # the graph's score
+    slot_ts: np.ndarray  # the grid time of each point
+
+    def points(self, key: str, interval_s: float, upto: int | None = None) -> SeriesPoints:
+        """The series' points for the detector (the first `upto` only, when given)."""
+        idx = slice(None) if upto is None else slice(0, upto)
+        return SeriesPoints(key, interval_s, PointInputs.of(self.features, self.model, self.slot_ts, idx))
 
 
 def raw_scores(session: ort.InferenceSession, s: SeriesData, cfg: WindowConfig) -> RawScores:
     ends = scoreable(s.grid, cfg.window)
     f = features(s, ends, cfg)
-    return RawScores(ends, f, onnx_scores(session, f.z, SCORE_BATCH))
+    slot_ts = s.grid.slots[ends].astype(np.float64) * s.interval_s
+    return RawScores(ends, f, onnx_scores(session, f.z, SCORE_BATCH), slot_ts)
 
 
-def detect(raw: RawScores, params: DetectorParams) -> Scored:
-    """schemas.detect.decide over a series' points in time order, from a new series' state."""
-    state = new_state(params)
-    f, n = raw.features, len(raw.ends)
-    scores, thresholds, parts = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int8)
-    cols = zip(
-        raw.model.tolist(), f.center.tolist(), f.scale.tolist(), f.step.tolist(), f.last.tolist(),
-        f.prev.tolist(), strict=True,
-    )  # fmt: skip
-    for i, (m, center, scale, step, last, prev) in enumerate(cols):
-        d = decide(state, params, m, center, scale, step, last, prev)
-        scores[i], thresholds[i], parts[i] = d.score, d.threshold, PARTS.index(d.part)
-    return Scored(raw.ends, scores, thresholds, parts, raw.model)
+def detect_all(
+    series: list[SeriesData], raws: list[RawScores], params: DetectorParams, primed: StateFile | None = None
+) -> list[Scored]:
+    """The detector over every point of each series in time order, each from its primed state (when
+    `primed` holds it) or a new series' state."""
+    points = [r.points(s.key, s.interval_s) for s, r in zip(series, raws, strict=True)]
+    decisions, _ = replay(points, params, primed)
+    return [
+        Scored(r.ends, d.score, d.threshold, d.part, r.model, d.alert)
+        for r, d in zip(raws, decisions, strict=True)
+    ]
 
 
-def fit_priors(
+def learning_points(series: list[SeriesData], raws: list[RawScores]) -> list[SeriesPoints]:
+    """Each series' points up to the end of its validation part: what training may learn from."""
+    return [
+        r.points(s.key, s.interval_s, int(np.searchsorted(r.ends, s.val_end)))
+        for s, r in zip(series, raws, strict=True)
+    ]
+
+
+def fit_detector(
     series: list[SeriesData], raws: list[RawScores], params: DetectorParams
-) -> dict[str, PartPrior]:
-    """Starting tail statistics of each part: the median, over series, of the tail_quantile of
-    log(eps + raw score) on each validation part and of the mean excess over it (labels unused).
-    The flat part starts neutral."""
-    stats: dict[str, list[tuple[float, float]]] = {p: [] for p in ("vae", "level")}
-    for s, r in zip(series, raws, strict=True):
-        val = s.part_of(r.ends) == 1
-        if val.sum() < 10:
-            continue
-        f = r.features
-        mean_step = float(np.mean(np.abs(f.last - f.prev)))
-        level = level_score(f.center, np.maximum(f.scale, 0.5 * mean_step), f.last)
-        for part, values in (("vae", r.model), ("level", level)):
-            y = np.log(EPS[part] + np.minimum(values[val], 1e6))
-            t = float(np.quantile(y, params.tail_quantile))
-            above = y[y > t] - t
-            stats[part].append((t, float(above.mean()) if above.size else params.excess_floor))
-    out = {}
-    for part, rows in stats.items():
-        if rows:
-            quantiles, excesses = np.array(rows).T
-            out[part] = PartPrior(
-                quantile=float(np.median(quantiles)),
-                excess=max(float(np.median(excesses)), params.excess_floor),
+) -> tuple[DetectorParams, StateFile]:
+    """Priors and primed states from the learning parts (labels unused).
+
+    The priors are the median, over series with at least 10 learning points, of each tail part's
+    statistics at the end of its learning part (run from neutral priors); each series' primed state
+    is where the detector, started from those priors, stands after its learning part."""
+    learn = learning_points(series, raws)
+    _, states = replay(learn, params)
+    enough = np.array([len(p) >= 10 for p in learn])
+    priors = {}
+    if enough.any():
+        for i, part in enumerate(TAIL_PARTS):
+            seen = states.scalars[enough][:, [Col.TAILS + 2 * i, Col.TAILS + 2 * i + 1]]
+            priors[part] = PartPrior(
+                quantile=float(np.median(seen[:, 0])),
+                excess=max(float(np.median(seen[:, 1])), params.excess_floor),
             )
-    return out
+    fitted = params.model_copy(update={"priors": priors})
+    _, primed = replay(learn, fitted)
+    return fitted, StateFile([p.key for p in learn], primed)
 
 
 def fitted_raw_scores(
     model_path: Path, series: list[SeriesData], cfg: WindowConfig, params: DetectorParams
-) -> tuple[list[RawScores], DetectorParams]:
-    """Every series' raw scores from the graph, and the params with priors fitted on the validation parts."""
+) -> tuple[list[RawScores], DetectorParams, StateFile]:
+    """Every series' raw scores from the graph, the params with priors fitted on the learning parts,
+    and the series' primed states."""
     session = cpu_session(model_path)
     raws = [raw_scores(session, s, cfg) for s in series]
-    return raws, params.model_copy(update={"priors": fit_priors(series, raws, params)})
+    fitted, primed = fit_detector(series, raws, params)
+    return raws, fitted, primed
 
 
 def baseline_scored(series: list[SeriesData], cfg: WindowConfig, which: str) -> list[Scored]:
@@ -155,7 +168,11 @@ def outcomes(series: list[SeriesData], scored: list[Scored], part: int = 2) -> l
 
 
 def per_point(s: SeriesData, sc: Scored) -> np.ndarray:
-    """score / threshold on every grid point of the series (0 where nothing was scored)."""
+    """score / threshold on every grid point of the series (0 where nothing was scored); a point the
+    detector alerted on is at least 1 (a spike alerts whatever its score)."""
     out = np.zeros(len(s.grid))
-    out[sc.ends] = sc.ratio()
+    ratio = sc.ratio()
+    if sc.alert_flags is not None:
+        ratio = np.where(sc.alert_flags, np.maximum(ratio, 1.0), ratio)
+    out[sc.ends] = ratio
     return out

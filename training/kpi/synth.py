@@ -50,6 +50,10 @@ Profiles (`--profile`):
 
                  `tuning_config`, `generate_set`, `generate_nonstationary_series`.
 
+  clean          five signals with nothing to find (`clean_signals`): a noise-free daily sine, a
+                 square wave, a constant, white noise and a random walk, labelled 0 everywhere. A
+                 detector must stay quiet on them (`--series` is ignored: there are five).
+
   heldout        `heldout_config()`: the same generator with its own seed and parameters (other
                  personality mixture, 35 days, intervals of 1, 5, 10 and 60 minutes mixed, a
                  higher anomaly rate, more jitter and gaps). It is never used for tuning:
@@ -168,14 +172,47 @@ def synthesize(
     if profile == "nonstationary":
         per_week = NONSTATIONARY_ANOMALIES_PER_WEEK if anomalies_per_week is None else anomalies_per_week
         return write_set(out, tuning_config(n_series, days, seed, interval_minutes, per_week))
+    if profile == "clean":
+        return write_clean(out, days, interval_minutes, seed)
     if profile != "stationary":
         raise ValueError(
-            f"unknown profile {profile!r}; use stationary or nonstationary (heldout is a preset)"
+            f"unknown profile {profile!r}; use stationary, nonstationary or clean (heldout is a preset)"
         )
     path = _new_csv(out)
     rng = np.random.default_rng(seed)
     per_week = 6.0 if anomalies_per_week is None else anomalies_per_week  # generate_series' own default
     series = [generate_series(f"kpi_{i:04d}", days, rng, interval_minutes, per_week) for i in range(n_series)]
+    write_long_csv(series, path)
+    return path
+
+
+CLEAN_SIGNALS = ("sine", "square", "constant", "white_noise", "random_walk")
+
+
+def clean_signals(days: int, interval_s: float = 300.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """Signals with nothing to find (issue: quiet on clean signals): a noise-free daily sine, a daily
+    square wave, a constant, white noise and a random walk, `days` days at `interval_s`."""
+    n = int(days * 86_400 / interval_s)
+    t = np.arange(n) * interval_s / 86_400.0  # days
+    rng = np.random.default_rng(seed)
+    return {
+        "sine": 50.0 + 20.0 * np.sin(2 * np.pi * t),
+        "square": np.where(t % 1.0 < 0.5, 10.0, 30.0),
+        "constant": np.full(n, 42.0),
+        "white_noise": rng.normal(100.0, 5.0, n),
+        "random_walk": 1000.0 + np.cumsum(rng.normal(0.0, 1.0, n)),
+    }
+
+
+def write_clean(out: Path, days: int, interval_minutes: int, seed: int) -> Path:
+    """`<out>/kpi.csv` of the clean signals (label 0 everywhere): what a detector must stay quiet on."""
+    path = _new_csv(out)
+    values = clean_signals(days, interval_minutes * 60.0, seed)
+    series = []
+    for name, v in values.items():
+        stamps = [START + timedelta(minutes=interval_minutes * i) for i in range(len(v))]
+        series.append(SynthSeries(name, stamps, v, np.zeros(len(v), np.int8), [""] * len(v), "clean",
+                                  interval_minutes))  # fmt: skip
     write_long_csv(series, path)
     return path
 

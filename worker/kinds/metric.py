@@ -37,6 +37,7 @@ class MetricKind(RecordKind):
         super().__init__(model, settings)
         prep = model.manifest.preprocessing
         self.windows = SeriesWindows(prep, settings.max_series, settings.max_series_bytes)
+        self.windows.primed = model.primed
         self.max_key_bytes = settings.max_series_key_bytes
         self._reported: Counter[str] = Counter()  # the windows' running totals, as last reported
 
@@ -61,11 +62,9 @@ class MetricKind(RecordKind):
         return features.z, features
 
     def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
-        prep = self.model.manifest.preprocessing
         assert isinstance(prepared, WindowFeatures)
         # In the order the windows were made: each decision updates its series' state.
-        decisions = [window_of(item).decide(prep, s, prepared, i) for i, (item, s) in
-                     enumerate(zip(items, scores.tolist(), strict=True))]  # fmt: skip
+        decisions = self.windows.decide([window_of(item) for item in items], scores, prepared)
         return from_detector(self.model.manifest, decisions)
 
     def output_key(self, item: Item) -> str:
@@ -92,6 +91,7 @@ class MetricKind(RecordKind):
             return why
         self.windows = previous.windows
         self.windows.prep = self.model.manifest.preprocessing  # new series start from its priors
+        self.windows.primed = self.model.primed  # or from its primed states
         self._reported = previous._reported  # the totals so far were reported under the old key
         return None
 
@@ -122,7 +122,7 @@ class MetricKind(RecordKind):
 
 # Every other preprocessing field makes a window mean something else; a field added later counts
 # too. The per-series priors and the detector's parameters may change (the grid is checked below).
-CARRIED_OVER_ANYWAY = {"type", "series", "detector"}
+CARRIED_OVER_ANYWAY = {"type", "series", "detector", "state_file"}
 
 
 def window_differences(old: MetricPreprocessing, new: MetricPreprocessing) -> str | None:
