@@ -375,22 +375,26 @@ def _flat(st: np.ndarray, step: np.ndarray, s_w: np.ndarray, last: np.ndarray, t
 
     Runs are judged against the longest of the series' recent runs, not a mean: runs of equal values
     are heavy-tailed (a count idles at 0 for a while every night). In the other parts' units: 0 at the
-    longest recent run, the event level at flat_ratio times it. A series that has hardly ever changed
-    (a constant) is not judged: its runs are what it is.
+    longest recent run, the alert threshold at flat_ratio times it. A series that has hardly ever changed
+    (a constant) is not judged: its runs are what it is; nor is a run at the lowest value the series
+    has had (a count idling at 0 is not stuck; a count stuck at 0 in its busy hours is the season
+    part's to find).
     """
     tol = p.flat_tolerance * s_w + 1e-12 * np.abs(last)
+    floor = np.fmin(st[:, Col.FLOOR], last)  # fmin: a NaN floor (a new series) takes the value
+    st[:, Col.FLOOR] = floor
     same = step <= tol
     run = np.where(same, st[:, Col.RUN] + 1.0, 1.0)
     ended = np.where(same, 0.0, st[:, Col.RUN])
     changes = np.minimum(st[:, Col.CHANGES] + (~same), 1e9)
     longest = np.maximum(st[:, Col.LONGEST_RUN], 1.0)
     run_thr = np.maximum(float(p.flat_min_run), p.flat_ratio * longest)
-    surprise = p.event_level * np.log(run * p.flat_ratio / run_thr) / math.log(p.flat_ratio)
+    surprise = p.threshold * np.log(run * p.flat_ratio / run_thr) / math.log(p.flat_ratio)
     longest = np.where(ended > 0, np.maximum(longest, np.minimum(ended, run_thr)), longest)
     st[:, Col.LONGEST_RUN] = np.maximum(longest * 0.5 ** (1.0 / p.adapt_halflife), 1.0)
     st[:, Col.RUN], st[:, Col.CHANGES] = run, changes
-    judged = changes >= p.flat_min_changes
-    at_threshold = run_thr * p.flat_ratio ** ((threshold - p.event_level) / p.event_level)
+    judged = (changes >= p.flat_min_changes) & (last > floor + tol)
+    at_threshold = run_thr * p.flat_ratio ** ((threshold - p.threshold) / p.threshold)
     return np.where(judged, surprise, -np.inf), at_threshold, run
 
 

@@ -39,7 +39,8 @@ class Col:
     DRIFT_SCALE = 15
     FAR_LEVEL = 16
     FAR_SCALE = 17
-    TAILS = 18  # (quantile, mean excess) per tail part, in TAIL_PARTS order
+    FLOOR = 18  # the lowest value the series has had: a count idles there
+    TAILS = 19  # (quantile, mean excess) per tail part, in TAIL_PARTS order
     SEASON_FIRST = TAILS + 2 * len(
         TAIL_PARTS
     )  # per candidate: level, error, predictions, points/period, bins
@@ -59,7 +60,7 @@ def season_col(candidate: int, field: int) -> int:
 BIN_OFFSETS = tuple(np.cumsum([0] + [bins for _, bins in SEASONS.values()])[:-1].tolist())
 BINS_TOTAL = sum(bins for _, bins in SEASONS.values())
 # Columns a new series starts without (NaN): filled from its first point.
-_UNSET = (Col.PLAIN_LEVEL, Col.DRIFT_FAST, Col.DRIFT_SLOW, Col.FAR_LEVEL)
+_UNSET = (Col.PLAIN_LEVEL, Col.DRIFT_FAST, Col.DRIFT_SLOW, Col.FAR_LEVEL, Col.FLOOR)
 # Short-term position, forgotten when a primed series starts (its level may have moved since training);
 # what it learnt of its scales, tails, runs and seasons is kept.
 _POSITION = (

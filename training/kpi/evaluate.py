@@ -153,7 +153,10 @@ def best_point_adjusted_f1(ratios: list[np.ndarray], labels: list[np.ndarray], c
     if pooled.size == 0 or not any(np.any(lab) for lab in labels):
         return 0.0
     best = 0.0
-    for t in np.unique(np.quantile(pooled, np.linspace(0.5, 1.0, candidates))):
+    # Quantiles of the scores, the default threshold (1) and the highest scores themselves: a
+    # detector that alerts rarely has its best threshold among its top scores.
+    top = np.sort(pooled)[-candidates:]
+    for t in np.unique(np.r_[np.quantile(pooled, np.linspace(0.5, 1.0, candidates)), 1.0, top]):
         tp = fp = fn = 0
         for r, lab in zip(ratios, labels, strict=True):
             adj = point_adjust(lab, r >= t)
