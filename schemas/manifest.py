@@ -164,7 +164,7 @@ class Calibration(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     method: Literal["percentile", "mean-std", "adaptive"] = Field(
-        ..., description="adaptive: metric models, thresholds that follow each series (schemas/detect.py)"
+        ..., description="adaptive: metric models, thresholds that follow each series (schemas/detect/)"
     )
     percentile: float | None = Field(None, gt=0, lt=100, description="method=percentile")
     k: Finite | None = Field(None, description="method=mean-std: threshold = mean + k*std")

@@ -161,7 +161,7 @@ class KpiTrainSettings(TrainSettings):
         DetectorParams().threshold,
         gt=0,
         description="a point alerts when its largest surprise reaches this: -log10 of the tail "
-        "probability of one part's score among that series' own recent ones (3 = 1 in 1,000)",
+        "probability of one part's score among that series' own recent ones (4 = 1 in 10,000)",
     )
     adapt_halflife: float = Field(
         DetectorParams().adapt_halflife,

@@ -328,7 +328,7 @@ def build_manifest(
         score=ScoreSpec(
             function=SCORE_FUNCTION,
             description=f"mean squared error of the window's last {model.score_points} scaled "
-            "point(s), reconstructed from the latent mean: the detector's vae part (schemas/detect.py)",
+            "point(s), reconstructed from the latent mean: the detector's vae part (schemas/detect/)",
         ),
         threshold=cal.threshold,
         calibration=cal,

@@ -1,10 +1,10 @@
 """Metric points: each goes into its series' window (worker/windows.py), and only a point that completes
 a full window is scored; the others are held (warming, duplicate, late), counted by outcome. After
-scoring, the series' detector decides (`Window.decide`, in the order the windows were made). A batch's
-windows are scaled in one call (schemas/detect.py: the same numbers as one at a time, for a fraction of
-the time per window). Outputs
-are keyed by the series key and name the series, its labels, the point's value, the window and the
-detector part that fired.
+scoring, the detector decides on the whole batch in one vectorised call (`SeriesWindows.decide`, the
+points of one series in the order their windows were made). A batch's windows are scaled in one call
+too (schemas/detect/: the same numbers as one at a time, for a fraction of the time per window).
+Outputs are keyed by the series key and name the series, its labels, the point's value, the window and
+the detector part that fired.
 """
 
 from __future__ import annotations
