@@ -18,6 +18,8 @@ from schemas.detect.params import EPS, EXCESS_FLOOR_FACTOR, PARTS, SEASONS, TAIL
 from schemas.detect.state import BIN_OFFSETS, Col, StateMatrices, season_col
 
 LN10 = math.log(10.0)
+_LARGEST = np.finfo(np.float64).max
+_F32 = float(np.finfo(np.float32).max) / 2  # profiles and scales are stored as float32
 PART_INDEX = {p: i for i, p in enumerate(PARTS)}
 PLAIN_HALFLIFE = 1000.0  # points: the memory of the prediction errors a season is chosen by
 HUBER = 4.0  # updates of levels, profiles and scales are clipped to this many scales
@@ -110,7 +112,7 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     last, prev, center = x.last, x.prev, x.center
     with np.errstate(all="ignore"):
         step = np.abs(last - prev)
-    step = np.where(np.isfinite(step), np.minimum(step, MAX_RAW), MAX_RAW)
+    step = np.where(np.isfinite(step), step, _LARGEST)  # in the series' own units: not capped
     event_bar, alert_bar = st[:, Col.EVENT_BAR].copy(), st[:, Col.ALERT_BAR].copy()
     bar = np.maximum(p.event_level, event_bar)  # what an event must reach now
     threshold = np.maximum(p.threshold, alert_bar)  # what an alert must reach now
@@ -126,8 +128,8 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     with np.errstate(all="ignore"):
         denom = np.where(x.flat, 0.5 * step_max, np.maximum(s_w, p.level_scale_floor * typical))
         level = np.where(denom > 0, np.abs(last - center) / denom, 0.0)
-    decay = 0.5 ** (1.0 / p.adapt_halflife)
-    st[:, Col.STEP_MAX] = np.maximum(step, step_max * decay)
+    decay_step = 0.5 ** (1.0 / p.adapt_halflife)
+    st[:, Col.STEP_MAX] = np.maximum(step, step_max * decay_step)
     ok = ~x.flat & np.isfinite(s_w)
     grow = np.where(typical > 0, typical + alpha * (np.minimum(s_w, 10.0 * typical) - typical), s_w)
     st[:, Col.TYPICAL_SCALE] = np.where(ok, grow, typical)
@@ -138,8 +140,11 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     # predicts clearly better than the plain level is used
     floor = np.maximum(0.1 * st[:, Col.TYPICAL_SCALE], 1e-12)
     plain_err = _plain_level(st, last, floor, p)
+    # The plain error is an average that starts at 0: `warm` undoes its start-up bias (for the
+    # seasons' first values, which are clipped to a few of it).
+    warm = np.maximum(1.0 - (1.0 - _halflife_rate(PLAIN_HALFLIFE)) ** (seen + 1.0), 1e-3)
     chosen, residual, season_scale, profile_now = _seasons(
-        states, rows, st, last, x.slot_ts, floor, plain_err, p
+        states, rows, st, last, x.slot_ts, floor, plain_err, warm, p
     )
     has_season = chosen >= 0
     with np.errstate(all="ignore"):
@@ -192,7 +197,8 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     st[:, Col.ACC_COUNT] = np.where(warming, 0.0, acc_n)
 
     recent_range = np.maximum(x.past_range, step_max)  # the step max before this point's step
-    spike = ~warming & (recent_range > 0) & (np.abs(last - center) >= p.spike_ratio * recent_range)
+    with np.errstate(over="ignore"):  # a range near 1e308 times the ratio is inf: no spike is that far
+        spike = ~warming & (recent_range > 0) & (np.abs(last - center) >= p.spike_ratio * recent_range)
     event = ~warming & ((found >= bar) | spike)
     alert = ~warming & ((found >= threshold) | spike)
     # Below the alert threshold a score is reported against the event bar: the rest of an episode that
@@ -205,6 +211,10 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     st[:, Col.EVENT_BAR] = np.where(event, 2.0 * np.maximum(found, score), event_bar * decay)
     st[:, Col.ALERT_BAR] = np.where(alert, 2.0 * score, alert_bar * decay)
     _after_alert(st, alert, part)
+    # Steps into and out of an alert are not learnt as ordinary: one spike (and its return) would
+    # otherwise blind the spike rule and the flat-past level for a half-life.
+    unusual = alert | (alert_bar > p.threshold)
+    st[:, Col.STEP_MAX] = np.where(unusual, step_max * decay_step, st[:, Col.STEP_MAX])
 
     states.scalars[rows] = st
     k = np.minimum(part.astype(np.intp), PART_INDEX["flat"])  # spike: filled in below
@@ -215,8 +225,8 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
         score=score,
         threshold=threshold,
         part=part,
-        part_score=np.minimum(part_score, MAX_RAW),
-        part_threshold=np.minimum(part_threshold, MAX_RAW),
+        part_score=np.where(spike, part_score, np.minimum(part_score, MAX_RAW)),
+        part_threshold=np.where(spike, part_threshold, np.minimum(part_threshold, MAX_RAW)),
         alert=alert,
         warming=warming,
     )
@@ -238,7 +248,7 @@ def _plain_level(st: np.ndarray, last: np.ndarray, floor: np.ndarray, p: Detecto
 
 def _seasons(
     states: StateMatrices, rows: np.ndarray, st: np.ndarray, last: np.ndarray, slot_ts: np.ndarray,
-    floor: np.ndarray, plain_err: np.ndarray, p: DetectorParams,
+    floor: np.ndarray, plain_err: np.ndarray, warm: np.ndarray, p: DetectorParams,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Update every seasonal candidate of each row; return the chosen one (-1: none), its residual,
     its scale at this phase and its profile value at this phase."""
@@ -267,6 +277,15 @@ def _seasons(
         prof = np.where(first_visit, x - level, prof)
         e = x - (level + prof)
         predicted = ~new_level & ~first_visit
+        # A bin learnt in its first periods and now off by far more than the plain level ever is took a
+        # glitch for its profile (one bad point on a new series' first day or week): it starts again
+        # from this point.
+        periods = st[idx, season_col(c, 2)] / np.maximum(st[idx, season_col(c, 3)], 1.0)
+        reach = HUBER * 4.0 * np.maximum(plain_err[idx] / warm[idx], floor[idx])
+        again = predicted & (periods < 2.0) & (np.abs(e) > reach)
+        prof = np.where(again, x - level, prof)
+        e = np.where(again, 0.0, e)
+        predicted = predicted & ~again
         width = np.maximum(1, nb // 48)
         offsets = np.arange(-_SMOOTH, _SMOOTH + 1)
         near = np.mod(b[:, None] + offsets[None, :], nb[:, None])
@@ -277,19 +296,26 @@ def _seasons(
             smooth = np.where(counted.any(axis=1), np.nansum(near_scales, axis=1) / counted.sum(axis=1), 0.0)
         sc = np.maximum(np.maximum(smooth, floor[idx]), 1e-12)
         ec = np.clip(e, -HUBER * sc, HUBER * sc)
-        periods = st[idx, season_col(c, 2)] / np.maximum(st[idx, season_col(c, 3)], 1.0)
         g = np.maximum(p.season_profile_rate, 1.0 / (periods + 2.0))
         gs = np.maximum(p.season_scale_rate, 1.0 / (periods + 2.0))
         level = np.where(predicted, level + p.season_level_rate * ec, level)
         prof = np.where(predicted, prof + g * ec * (1.0 - p.season_level_rate), prof)
         old_scale = states.scales[r, col].astype(np.float64)
         new_scale = np.where(
-            np.isnan(old_scale), np.abs(e), old_scale + gs * (np.minimum(np.abs(e), HUBER * sc) - old_scale)
+            np.isnan(old_scale),
+            np.minimum(np.abs(e), reach),
+            old_scale + gs * (np.minimum(np.abs(e), HUBER * sc) - old_scale),
         )
+        with np.errstate(invalid="ignore"):  # non-finite values keep the bin as it was
+            prof = np.where(np.isfinite(prof), np.clip(prof, -_F32, _F32), states.profiles[r, col])
+            new_scale = np.where(np.isfinite(new_scale), np.minimum(new_scale, _F32), old_scale)
         states.profiles[r, col] = prof.astype(np.float32)
         states.scales[r, col] = np.where(predicted, new_scale, old_scale).astype(np.float32)
         err = st[idx, season_col(c, 1)]
-        err = np.where(predicted, err + rate * (np.minimum(np.abs(e), HUBER * sc) - err), err)
+        with np.errstate(invalid="ignore"):
+            moved = err + rate * (np.minimum(np.abs(e), HUBER * sc) - err)
+        err = np.where(predicted & np.isfinite(moved), moved, err)
+        level = np.where(np.isfinite(level), level, st[idx, season_col(c, 0)])
         count = st[idx, season_col(c, 2)] + predicted
         st[idx, season_col(c, 0)] = level
         st[idx, season_col(c, 1)] = err

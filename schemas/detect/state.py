@@ -70,8 +70,6 @@ _POSITION = (
     Col.ACC_SUM,
     Col.ACC_COUNT,
     Col.PLAIN_LEVEL,
-    Col.DRIFT_FAST,
-    Col.DRIFT_SLOW,
 )
 
 
@@ -98,9 +96,14 @@ def new_row(params: DetectorParams, interval_s: float) -> np.ndarray:
 
 
 def forget_position(row: np.ndarray) -> None:
-    """Keep what a primed row learnt, forget where the series was (see _POSITION)."""
+    """Keep what a primed row learnt, forget where the series was (see _POSITION). The drift part's
+    means restart at the long-run level (not at the first point, which may be an outlier that the
+    slow mean would then remember for hundreds of points); the long-run level and floor are kept."""
+    far_level, floor = row[Col.FAR_LEVEL], row[Col.FLOOR]
     row[list(_POSITION)] = 0.0
     row[list(_UNSET)] = np.nan
+    row[Col.FAR_LEVEL], row[Col.FLOOR] = far_level, floor
+    row[Col.DRIFT_FAST] = row[Col.DRIFT_SLOW] = far_level
     for c in range(len(SEASONS)):
         row[season_col(c, 0)] = np.nan
 

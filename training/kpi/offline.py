@@ -11,6 +11,7 @@ scoring a whole series as a stream would.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,20 +34,31 @@ class ExpectedAlert(NamedTuple):
     threshold: float
 
 
-_PRIMED: dict[tuple[str, str], StateFile] = {}  # by (bundle, version): read once per process
+log = logging.getLogger(__name__)
+_PRIMED: dict[tuple[str, str], StateFile] = {}  # by (bundle folder, version): read once per process
+_WARNED: set[tuple[str, str]] = set()  # bundles whose states were not found: said once
 
 
-def primed_states(manifest: ModelManifest, session) -> StateFile | None:
-    """The bundle's primed series states (None for a bundle without them), read from the folder the
-    session's graph was loaded from (onnxruntime keeps the path it was given)."""
+def primed_states(manifest: ModelManifest, session, folder: Path | None = None) -> StateFile | None:
+    """The bundle's primed series states (None for a bundle without them), read from `folder`, or
+    else from the folder the session's graph was loaded from (onnxruntime keeps the path it was
+    given). A bundle that names a state file that cannot be found is scored from the priors, with a
+    warning: pass the bundle's folder."""
     pre = manifest.preprocessing
-    model_path = getattr(session, "_model_path", None)
-    if not isinstance(pre, MetricPreprocessing) or not pre.state_file or not model_path:
+    if not isinstance(pre, MetricPreprocessing) or not pre.state_file:
         return None
-    folder = Path(model_path).parent
-    if not (folder / pre.state_file).exists():
+    if folder is None:
+        model_path = getattr(session, "_model_path", None)
+        folder = Path(model_path).resolve().parent if model_path else None
+    if folder is None or not (folder / pre.state_file).exists():
+        if (manifest.name, manifest.version) in _WARNED:
+            return None
+        _WARNED.add((manifest.name, manifest.version))
+        log.warning("%s %s: its primed series states (%s) were not found beside the session's model; "
+                    "known series are scored from the priors", manifest.name, manifest.version,
+                    pre.state_file)  # fmt: skip
         return None
-    key = (str(folder), manifest.version)
+    key = (str(folder.resolve()), manifest.version)
     if key not in _PRIMED:
         _PRIMED[key] = StateFile.read(Path(folder) / pre.state_file)
     return _PRIMED[key]
@@ -54,10 +66,11 @@ def primed_states(manifest: ModelManifest, session) -> StateFile | None:
 
 def series_detection(
     manifest: ModelManifest, session, key: str, timestamps_s: np.ndarray, values: np.ndarray,
-    primed: StateFile | None = None,
+    primed: StateFile | None = None, folder: Path | None = None,
 ) -> tuple[np.ndarray, Scored]:  # fmt: skip
     """(timestamps of the scored points, the detector's Scored) for one series, as the worker scores it:
-    from its primed state when `primed` (default: the bundle's, found through `session`) holds it."""
+    from its primed state when `primed` (default: the bundle's, from `folder` or found through
+    `session`) holds it."""
     pre = manifest.preprocessing
     if not isinstance(pre, MetricPreprocessing):
         raise ValueError(f"bundle {manifest.name} {manifest.version} is not a metric model")
@@ -69,7 +82,7 @@ def series_detection(
     raw = RawScores(
         ends, f, onnx_scores(session, f.z, SCORE_BATCH), grid.slots[ends].astype(np.float64) * interval
     )
-    primed = primed if primed is not None else primed_states(manifest, session)
+    primed = primed if primed is not None else primed_states(manifest, session, folder)
     [d], _ = replay([raw.points(key, interval)], pre.detector, primed)
     scored = Scored(ends, d.score, d.threshold, d.part, raw.model, d.alert)
     pos, rows = first_slot_positions(timestamps_s, interval, grid)
@@ -96,7 +109,8 @@ def predict_alerts(bundle_folder: Path, csv_path: Path) -> list[ExpectedAlert]:
     session = cpu_session(Path(bundle_folder) / manifest.model_file)
     out = []
     for key, raw in load_csv(Path(csv_path)).series.items():
-        times, scored = series_detection(manifest, session, key, raw.timestamps, raw.values)
+        times, scored = series_detection(manifest, session, key, raw.timestamps, raw.values,
+                                         folder=Path(bundle_folder))  # fmt: skip
         scores, thresholds, hit = scored.scores, scored.thresholds, scored.alerts
         out += [
             ExpectedAlert(key, float(t), float(s), float(thr))

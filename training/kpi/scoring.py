@@ -107,19 +107,24 @@ def fit_detector(
 ) -> tuple[DetectorParams, StateFile]:
     """Priors and primed states from the learning parts (labels unused).
 
-    The priors are the median, over series with at least 10 learning points, of each tail part's
-    statistics at the end of its learning part (run from neutral priors); each series' primed state
-    is where the detector, started from those priors, stands after its learning part."""
+    The priors are the median, over series with at least 10 learning points where the part took
+    part, of each tail part's statistics at the end of its learning part (run from neutral priors);
+    each series' primed state is where the detector, started from those priors, stands after its
+    learning part."""
     learn = learning_points(series, raws)
-    _, states = replay(learn, params)
+    neutral = params.model_copy(update={"priors": {}})
+    _, states = replay(learn, neutral)
     enough = np.array([len(p) >= 10 for p in learn])
     priors = {}
-    if enough.any():
-        for i, part in enumerate(TAIL_PARTS):
-            seen = states.scalars[enough][:, [Col.TAILS + 2 * i, Col.TAILS + 2 * i + 1]]
+    for i, part in enumerate(TAIL_PARTS):
+        seen = states.scalars[:, [Col.TAILS + 2 * i, Col.TAILS + 2 * i + 1]]
+        # Only series where the part took part (a season on a series without one, or a part not yet
+        # active in a short learning part, kept the neutral start: quantile 0, mean excess 1).
+        learnt = enough & ~((seen[:, 0] == 0.0) & (seen[:, 1] == 1.0))
+        if learnt.any():
             priors[part] = PartPrior(
-                quantile=float(np.median(seen[:, 0])),
-                excess=max(float(np.median(seen[:, 1])), params.excess_floor),
+                quantile=float(np.median(seen[learnt, 0])),
+                excess=max(float(np.median(seen[learnt, 1])), params.excess_floor),
             )
     fitted = params.model_copy(update={"priors": priors})
     _, primed = replay(learn, fitted)
