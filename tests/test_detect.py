@@ -16,6 +16,7 @@ from schemas.detect import (
     DetectorParams,
     PointInputs,
     SeriesPoints,
+    StateFile,
     StateMatrices,
     bytes_per_row,
     decide,
@@ -271,3 +272,40 @@ def test_a_primed_series_starts_from_what_it_learnt_but_forgets_where_it_was() -
     fresh.start(0, DetectorParams(), 300.0, states, 0)
     assert fresh.scalars[0, Col.SEEN] == row[Col.SEEN] and np.isnan(fresh.scalars[0, Col.PLAIN_LEVEL])
     np.testing.assert_array_equal(fresh.profiles[0], states.profiles[0])
+
+
+def test_large_values_are_judged_as_small_ones() -> None:
+    """Steps are in the series' own units: a series of values around 1e8 gets the decisions it gets
+    around 1 (no spike or flat alert from a cap on its steps)."""
+    rng = np.random.default_rng(19)
+    x = rng.normal(10, 1, 3000)
+    x[1000:1020] = x[1000]  # a 20-point stall, the same at both scales
+    small, _ = run(x)
+    large, _ = run(x * 1e8)
+    assert alerts_at(small) == alerts_at(large)
+    assert "spike" not in {PARTS[k] for k in large.part[large.alert]}
+
+
+def test_a_glitch_on_a_new_series_first_day_does_not_spoil_its_season() -> None:
+    rng = np.random.default_rng(20)
+    t = np.arange(12 * DAY)
+    x = 100 + 30 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 2, t.size)
+    x[150] = 1e4
+    _, clean_state = run(np.r_[x[:150], x[151:152], x[151:]])
+    _, states = run(x)
+    day_error = states.scalars[0, Col.SEASON_FIRST + 1]
+    assert day_error < 0.75 * states.scalars[0, Col.PLAIN_ERROR]  # the daily season is in use
+    assert day_error == pytest.approx(clean_state.scalars[0, Col.SEASON_FIRST + 1], rel=0.2)
+
+
+def test_a_primed_series_that_restarts_on_an_outlier_raises_no_drift_or_far_alert() -> None:
+    """A restart (a new worker, an eviction, a partition that moved) starts a series from its primed
+    state: its drift means start at its long-run level, not at a first point that happens to be high."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_t(3, 4000) + 50
+    p = DetectorParams(warmup=0)
+    [_], states = replay([points(x[:3000])], p)
+    restart = np.r_[x[3000 : 3000 + W - 1], x[3000:3040].max() + 6.0, x[3000 + W :]]
+    [d], _ = replay([points(restart)], p, StateFile(["s"], states))
+    parts = [PARTS[k] for k in d.part[:200][d.alert[:200]]]
+    assert "drift" not in parts and "far" not in parts
