@@ -77,7 +77,7 @@ class GroupSource(RevokingSource):
 
 def checkpoint(sink: TransactionalFake) -> tuple[TransactionalCheckpoint, Transactions, GroupSource]:
     metrics, _ = new_metrics()
-    producer, source = Transactions(sink), GroupSource([])
+    producer, source = Transactions(sink, Health(), 60.0), GroupSource([])
     return TransactionalCheckpoint(source, producer, metrics, Health(), interval_ms=1000), producer, source
 
 
@@ -131,7 +131,8 @@ def test_a_failed_commit_aborts_and_a_fenced_producer_stops_as_such() -> None:
 
 
 def test_a_transaction_that_cannot_open_stops_the_worker_as_an_abort() -> None:
-    producer = Transactions(TransactionalFake(fail=("begin", TransactionFailed("begin_transaction: _STATE"))))
+    producer = Transactions(TransactionalFake(fail=("begin", TransactionFailed("begin_transaction: _STATE"))),
+                            Health(), 60.0)
     with pytest.raises(TransactionAborted, match="could not be opened"):
         producer.send("alerts", None, b"{}")
 
@@ -143,7 +144,7 @@ def test_the_worker_scores_every_record_in_hand_before_a_transaction_commits(tin
     messages = [message(raw, offset=o) for o in range(3)] + [Message("in", 0, 3, None, b"{bad", 0)]
     sink = TransactionalFake()
     metrics, _ = new_metrics()
-    producer, source = Transactions(sink), GroupSource(messages)
+    producer, source = Transactions(sink, Health(), 60.0), GroupSource(messages)
     s = WorkerSettings(**EOS, max_batch=64, max_wait_ms=60_000, scores_topic="scores")
     cp = TransactionalCheckpoint(source, producer, metrics, Health(), interval_ms=60_000)
     worker = Worker(s, tiny_models, source, producer, metrics, Health(), checkpoint=cp)

@@ -25,6 +25,7 @@ import numpy as np
 from schemas import Reason, Rejection
 from worker.batch import Batch, Batcher
 from worker.checkpoint import Checkpoint
+from worker.deadline import CallStuck
 from worker.decode import decode_message
 from worker.health import Health
 from worker.kafka.protocol import Consumed, Partitions, Sink, Source
@@ -69,7 +70,7 @@ class Worker:
         self.scoring = ScoreStage(s.max_batch, io_binding=s.io_binding)
         # worker/build.py passes exactly-once's (worker/transaction.py), with `producer` its Transactions.
         self.checkpoint = checkpoint or Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
-                                                   s.delivery_timeout_ms)  # fmt: skip
+                                                   s.output_timeout_ms())  # fmt: skip
         self.publisher = Publisher(
             producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
             sent=self.checkpoint.expect, max_output_bytes=max_output_bytes,
@@ -91,27 +92,29 @@ class Worker:
     def run(self) -> None:
         """Consume until stop(); raises DeliveryError (nothing more committed) if an output is lost."""
         self.consumer.subscribe(self.s.topics, on_assigned=self.on_assigned, on_revoked=self.on_revoked)
+        stuck = False
         try:
             self.lag.start()
             self.swaps.start()
             while not self._stop.is_set():
                 self.step()
             self.committed_at_stop = self.drain()
-        except BaseException:
+        except BaseException as exc:
             # Whatever broke the loop may have left a record without its output: commit nothing
             # more (librdkafka calls the revocation callback from close(), which would commit).
             self.checkpoint.halt()
+            stuck = isinstance(exc, CallStuck)
             raise
         finally:
             # Each step runs whatever the one before did: an error in cleanup (a broker gone at
-            # close) is logged, and never hides the error that ended the loop.
-            for step in (
-                self.swaps.stop,
-                self.lag.stop,
-                self.consumer.close,
-                self.scoring.close,
-                lambda: self.producer.close(10),
-            ):
+            # close) is logged, and never hides the error that ended the loop. After a client call
+            # that never returned, the clients are left alone: closing them may block the same way
+            # (the group drops this member after its session timeout).
+            steps = [self.swaps.stop, self.lag.stop, self.scoring.close]
+            if not stuck:
+                steps[2:2] = [self.consumer.close]
+                steps.append(lambda: self.producer.close(10))
+            for step in steps:
                 try:
                     step()  # the consumer before the scoring thread: a revocation may still drain
                 except Exception as exc:

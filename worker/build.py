@@ -55,9 +55,9 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
     lag = LagProbe(metrics, partial(offsets_client, s, QUERY_TIMEOUT_S))  # connects on its own thread
     checkpoint = None
     if s.exactly_once:  # outputs and offsets in one transaction per commit (worker/transaction.py)
-        producer = Transactions(producer)
+        producer = Transactions(producer, health, s.transaction_timeout_ms / 1000 + 5)
         checkpoint = TransactionalCheckpoint(consumer, producer, metrics, health, s.commit_interval_ms,
-                                             s.delivery_timeout_ms)  # fmt: skip
+                                             s.output_timeout_ms())  # fmt: skip
         log.info("exactly-once: transactional.id %s; readers of the outputs need "
                  "isolation.level=read_committed", s.producer_transactional_id())  # fmt: skip
     return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag,

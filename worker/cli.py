@@ -18,6 +18,7 @@ from worker import logs
 from worker.app import Worker
 from worker.build import build_worker
 from worker.checkpoint import DeliveryError
+from worker.deadline import CallStuck
 from worker.device import DeviceError
 from worker.kafka.protocol import KafkaConfigError, ProducerFenced, StartupError
 from worker.registry import BundleError
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("start-up failed", exc_info=True)
         log.error("%s", exc)
         return 1
+    except CallStuck as exc:  # exactly-once: a transactional call that never returned
+        log.error("stopping without committing: %s", exc)
+        # The client thread still inside that call can hold up the interpreter's exit (librdkafka's
+        # destroy waits for it): leave at once, the log flushed.
+        logging.shutdown()
+        os._exit(1)
     except ProducerFenced as exc:  # exactly-once: another worker has this one's transactional.id
         log.error("stopping without committing: %s", exc)
         return 1

@@ -37,6 +37,8 @@ class Health:
         # Why Kafka cannot be used right now (start-up waiting for it, outputs not acknowledged).
         self.kafka_problem: str | None = None
         self.outputs_stalled = False
+        # A client call that has not come back (worker/deadline.py): the worker consumes nothing meanwhile.
+        self.stuck_call: str | None = None
         # The clocks start with the loop: loading models or waiting for Kafka at start is start-up,
         # which the startup probe times, not a stuck loop.
         self.last_loop: float | None = None
@@ -69,6 +71,8 @@ class Health:
             return False, "shutting down"
         if not self.models_loaded:
             return False, "models not loaded yet"
+        if self.stuck_call:
+            return False, self.stuck_call
         if self.kafka_problem:
             return False, self.kafka_problem
         if not self.partitions_assigned:

@@ -14,6 +14,10 @@ from schemas import DEFAULT_MAX_BYTES
 from worker.device import CudaOptions
 from worker.policy import parse_version_policy, policy_for
 
+# Exactly-once: what a transaction needs beside its outputs' wait for acknowledgement (the commit
+# interval, scoring what is in hand, the commit itself).
+TRANSACTION_SLACK_MS = 10_000
+
 
 class WorkerSettings(BaseSettings):
     """Score image and metric records from Kafka with a VAE bundle; publish alerts and dead letters."""
@@ -72,6 +76,16 @@ class WorkerSettings(BaseSettings):
         "(every --commit-interval-ms), so readers of the outputs that set isolation.level="
         "read_committed see each output once; costs a transaction per commit and makes outputs "
         "visible to them only when it commits; needs --transport confluent",
+    )
+    transaction_timeout_ms: int = Field(
+        60_000,
+        ge=20_000,
+        le=900_000,
+        description="exactly-once only: Kafka's transaction.timeout.ms. The broker aborts a transaction "
+        "older than this; one left open by a worker that died is aborted then (sooner if a worker with "
+        "the same transactional.id starts), and until then read_committed readers of its partitions "
+        "wait. An output waits for its acknowledgement at most this minus 10 s (--delivery-timeout-ms "
+        "if lower), and a transactional call that does not return by then stops the worker (exit 1)",
     )
     transactional_id: str | None = Field(
         None,
@@ -303,6 +317,13 @@ class WorkerSettings(BaseSettings):
     @property
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly-once"
+
+    def output_timeout_ms(self) -> int:
+        """How long an output may wait for its acknowledgement: --delivery-timeout-ms, and in exactly-once
+        no longer than its transaction leaves (librdkafka requires it within transaction.timeout.ms)."""
+        if self.exactly_once:
+            return min(self.delivery_timeout_ms, self.transaction_timeout_ms - TRANSACTION_SLACK_MS)
+        return self.delivery_timeout_ms
 
     def producer_transactional_id(self) -> str:
         """--transactional-id, or <group id>-<host name>: the same for a worker restarted on its host."""

@@ -19,17 +19,22 @@ the outputs (alerts, score messages, dead letters) and the input offsets they an
   transaction. Going back within the process (a seek) would also need the series' windows, the batches
   and the consumer's fetch position rewound; and most aborts have a cause that a retry meets again.
 - A producer fenced by another with the same transactional.id exits 1 at once (ProducerFenced).
+- Each transactional call runs with the worker's own deadline (worker/deadline.py): librdkafka's can
+  block for good when the coordinator goes away. A call past the deadline (the transaction's timeout,
+  after which the broker aborts it anyway) stops the worker with exit 1 (CallStuck), and the producer
+  is not touched again; while one waits the worker is not ready, and SIGTERM ends the wait.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from worker.batch import Batch
 from worker.checkpoint import Checkpoint, DeliveryError
+from worker.deadline import CallStuck, call_with_deadline
 from worker.health import Health
 from worker.kafka.protocol import (
     Delivery,
@@ -51,10 +56,20 @@ class Transactions:
     """The producer the publisher sends through: it opens a transaction before the first output after
     a commit; the checkpoint commits it with the input offsets, or aborts it."""
 
-    def __init__(self, sink: TransactionalSink) -> None:
+    def __init__(self, sink: TransactionalSink, health: Health, deadline_s: float) -> None:
         self.sink = sink
         self.max_record_bytes = sink.max_record_bytes
         self.open = False
+        self.health = health
+        self.deadline_s = deadline_s  # for each transactional call: the transaction's own timeout
+        self.stuck = False  # a call did not return: the producer may still be inside it
+
+    def _bounded(self, what: str, call: Callable[[], None]) -> None:
+        try:
+            call_with_deadline(what, call, self.deadline_s, self.health)
+        except CallStuck:
+            self.stuck = True
+            raise
 
     def prepare(self, topics: list[str]) -> None:
         self.sink.prepare(topics)
@@ -75,21 +90,22 @@ class Transactions:
         if not self.open:
             self._begin()  # offsets only: records held back, with no output
         if offsets:
-            self.sink.send_offsets_to_transaction(offsets, metadata)
-        self.sink.commit_transaction()
+            self._bounded("send_offsets_to_transaction",
+                          lambda: self.sink.send_offsets_to_transaction(offsets, metadata))  # fmt: skip
+        self._bounded("commit_transaction", self.sink.commit_transaction)
         self.open = False
 
     def abort(self) -> None:
-        if self.open:
+        if self.open and not self.stuck:
             self.open = False
-            self.sink.abort_transaction()
+            self._bounded("abort_transaction", self.sink.abort_transaction)
 
     def abort_after(self, cause: Exception) -> NoReturn:
         """Abort the transaction after `cause`, then raise TransactionAborted (ProducerFenced if the
         producer is fenced)."""
         try:
             self.abort()
-        except TransactionFailed as exc:
+        except (TransactionFailed, CallStuck) as exc:
             log.warning("the transaction could not be aborted either (%s); the broker aborts it at its "
                         "timeout, or a restart of this worker at once", exc)  # fmt: skip
         raise TransactionAborted(
@@ -98,6 +114,8 @@ class Transactions:
         ) from cause
 
     def close(self, timeout_s: float) -> None:
+        if self.stuck:  # the client may still be inside the stuck call: leave it to the process's exit
+            return
         try:
             self.abort()  # only after a failure: a clean stop has committed
         except Exception as exc:  # said already, or to be: the broker aborts it anyway
@@ -106,7 +124,7 @@ class Transactions:
 
     def _begin(self) -> None:
         try:
-            self.sink.begin_transaction()
+            self._bounded("begin_transaction", self.sink.begin_transaction)
         except TransactionFailed as exc:
             raise TransactionAborted(f"a transaction could not be opened: {exc}") from None
         self.open = True
@@ -144,7 +162,7 @@ class TransactionalCheckpoint(Checkpoint):
             try:
                 self.flush()  # DeliveryError if an output was refused
                 self.producer.commit(offsets, self.consumer.group_metadata())
-            except ProducerFenced:
+            except (ProducerFenced, CallStuck):
                 self._halted = True
                 raise
             except (DeliveryError, TransactionFailed) as exc:

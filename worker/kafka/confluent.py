@@ -35,7 +35,7 @@ from worker.kafka.protocol import (
     log_failed_commit,
     unreachable,
 )
-from worker.settings import WorkerSettings
+from worker.settings import TRANSACTION_SLACK_MS, WorkerSettings
 
 log = logging.getLogger("worker")
 MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default, stated: the publisher sizes outputs below it
@@ -92,7 +92,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "session.timeout.ms": s.session_timeout_ms,
             "heartbeat.interval.ms": s.heartbeat_interval_ms,
             "max.poll.interval.ms": max(
-                300_000, s.delivery_timeout_ms + 60_000
+                300_000, s.output_timeout_ms() + 60_000
             ),  # a flush may wait that long
             **consumer_limits,
             "enable.partition.eof": False,
@@ -107,7 +107,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "client.id": f"{s.group_id}-producer",
             "acks": "all",
             "enable.idempotence": True,  # a retry after a lost acknowledgement writes no duplicate
-            "delivery.timeout.ms": s.delivery_timeout_ms,
+            "delivery.timeout.ms": s.output_timeout_ms(),
             "linger.ms": 5,
             "batch.size": 256 * 1024,
             "queue.buffering.max.messages": 1_000_000,
@@ -121,11 +121,11 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
     except KafkaException as exc:
         raise unreachable(s, exc) from None
     if s.exactly_once:
-        sink = ConfluentTransactionalSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000,
+        sink = ConfluentTransactionalSink(producer, MESSAGE_MAX_BYTES, s.output_timeout_ms() / 1000,
                                           s.producer_transactional_id(), fatal)  # fmt: skip
         sink.init_transactions()
         return source, sink
-    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.delivery_timeout_ms / 1000)
+    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.output_timeout_ms() / 1000)
 
 
 def fetch_limits(s: WorkerSettings) -> dict[str, int]:
@@ -150,10 +150,9 @@ BATCH_ERRORS = ("_BAD_COMPRESSION", "_BAD_MSG", "_NOT_IMPLEMENTED", "_CRIT_SYS_R
 
 
 # A transaction lasts from its first output to its commit: --commit-interval-ms, scoring what is in
-# hand, and a flush that may wait up to --delivery-timeout-ms (librdkafka requires the delivery
-# timeout not to exceed the transaction's). The broker aborts one that lasts longer (and caps it at
-# its transaction.max.timeout.ms, 15 min by default).
-TRANSACTION_SLACK_MS = 30_000
+# hand, and a flush that may wait as long as an output may (settings.output_timeout_ms: librdkafka
+# requires the delivery timeout within the transaction's). The broker aborts one that lasts longer
+# than --transaction-timeout-ms (and refuses one over its transaction.max.timeout.ms, 15 min by default).
 INIT_TIMEOUT_S = 60.0  # init_transactions: the coordinator may first create its topic
 
 
@@ -167,7 +166,7 @@ def transactional_config(s: WorkerSettings, fatal: list[KafkaError]) -> dict[str
 
     return {
         "transactional.id": s.producer_transactional_id(),
-        "transaction.timeout.ms": s.delivery_timeout_ms + TRANSACTION_SLACK_MS,
+        "transaction.timeout.ms": s.transaction_timeout_ms,
         "error_cb": on_error,
     }
 
@@ -481,8 +480,8 @@ class ConfluentTransactionalSink(ConfluentSink):
             if "AUTHORIZATION" in text.upper() or "INVALID_TRANSACTION_TIMEOUT" in text.upper():
                 raise KafkaConfigError(
                     f"the broker refused transactional.id {self.transactional_id!r} ({text}): check its "
-                    "ACLs (--transactional-id / WORKER_TRANSACTIONAL_ID) and that --delivery-timeout-ms "
-                    f"plus {TRANSACTION_SLACK_MS // 1000} s is within its transaction.max.timeout.ms"
+                    "ACLs (--transactional-id / WORKER_TRANSACTIONAL_ID) and that --transaction-timeout-ms "
+                    "is within its transaction.max.timeout.ms"
                 ) from None
             raise StartupError(
                 f"could not start transactions as {self.transactional_id!r} ({text}); does the broker "

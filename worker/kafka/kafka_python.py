@@ -87,7 +87,7 @@ def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
             receive_message_max_bytes=32 * 1024 * 1024,  # must exceed fetch_max_bytes plus headers
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
-            max_poll_interval_ms=max(300_000, s.delivery_timeout_ms + 60_000),  # a flush may wait that long
+            max_poll_interval_ms=max(300_000, s.output_timeout_ms() + 60_000),  # a flush may wait that long
             **common,
         )
         producer = KafkaProducer(
@@ -96,8 +96,8 @@ def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
             linger_ms=5,
             batch_size=256 * 1024,
             enable_idempotence=True,  # a retry after a lost acknowledgement writes no duplicate
-            delivery_timeout_ms=s.delivery_timeout_ms,
-            max_block_ms=s.delivery_timeout_ms,  # send() waits out a full buffer as long as an output may
+            delivery_timeout_ms=s.output_timeout_ms(),
+            max_block_ms=s.output_timeout_ms(),  # send() waits out a full buffer as long as an output may
             max_in_flight_requests_per_connection=1,  # kafka-python's idempotence requires it
             **common,
         )
