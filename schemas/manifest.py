@@ -309,7 +309,8 @@ def check_manifest_checksum(folder: Path, manifest_bytes: bytes) -> bool:
     if words[0] != hashlib.sha256(manifest_bytes).hexdigest():
         raise ManifestError(
             f"{folder / MANIFEST_FILE}: sha256 does not match {MANIFEST_CHECKSUM_FILE}; the manifest was "
-            "changed or corrupted after training wrote it: re-export the bundle"
+            "changed or corrupted after training wrote it: re-export the bundle (a new version of a "
+            "bundle: python -m training publish <bundle folder>, which re-signs the copy's manifest)"
         )
     return True
 

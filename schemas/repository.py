@@ -21,9 +21,20 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from schemas.manifest import MANIFEST_FILE, load_manifest, write_manifest_file
+from schemas.manifest import (
+    MANIFEST_FILE,
+    ModelManifest,
+    bundle_path,
+    load_manifest,
+    sha256_file,
+    write_manifest_file,
+)
 
 log = logging.getLogger(__name__)
+
+
+class BundleIncomplete(ValueError):
+    """A file the manifest lists is not there (yet): a bundle still being copied in."""
 
 
 class RepositoryError(ValueError):
@@ -126,3 +137,35 @@ def copy_as_version(source: Path, version: str) -> Path:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         write_manifest_file(staging, manifest)
     return out
+
+
+PUBLISH = "python -m training publish <bundle folder> [--version V]"
+
+
+def verified_manifest(folder: Path, own_folder: bool = True) -> ModelManifest:
+    """The bundle's manifest once it matches its checksum and every file it hashes, and (`own_folder`)
+    names its folder's version. ManifestError or RepositoryError, one line naming file and fix."""
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise RepositoryError(f"{folder}: no {MANIFEST_FILE}; is this a <name>/<version> bundle folder?")
+    manifest = load_manifest(folder)
+    paths = {name: bundle_path(folder, name) for name in manifest.files}
+    # 'name:version' finds a bundle by its manifest, --models and the repository's order by its folder:
+    # the two must agree, or one key would serve another folder than the one asked for.
+    if own_folder and manifest.version != folder.name:
+        raise RepositoryError(
+            f"{manifest_path}: says version {manifest.version!r} but its folder is {folder.name!r}; a "
+            f"bundle's version is its folder's name: to publish a copy as a new version, use {PUBLISH}"
+        )
+    for name, expected in manifest.files.items():
+        path = paths[name]
+        if not path.is_file():
+            raise BundleIncomplete(f"{folder}: {name} is listed in the manifest but missing")
+        if sha256_file(path) != expected:
+            raise RepositoryError(
+                f"{path}: sha256 does not match the manifest; the file was changed or corrupted "
+                "after export: re-export the bundle"
+            )
+    if manifest.model_file not in manifest.files:
+        raise RepositoryError(f"{folder}: the manifest has no hash for {manifest.model_file}")
+    return manifest

@@ -225,8 +225,8 @@ def k8s_documents() -> list[dict]:
 
 
 def deployments() -> list[dict]:
-    found = [d for d in k8s_documents() if d["kind"] == "Deployment"]
-    assert len(found) == 2  # CPU and GPU
+    found = [d for d in k8s_documents() if d["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 3  # CPU, GPU, and exactly-once's StatefulSet
     return found
 
 
@@ -242,6 +242,18 @@ def test_keda_owns_the_replica_count() -> None:
     assert targets == {d["metadata"]["name"] for d in deployments()}
     for d in deployments():
         assert "replicas" not in d["spec"], "the ScaledObject's HPA sets replicas; apply would reset it"
+
+
+def test_exactly_once_pods_keep_their_names_as_transactional_id_and_static_membership() -> None:
+    """A restarted pod aborts its predecessor's open transaction at once (its default transactional.id
+    holds its host name, which is the pod's) and gets its partitions back with no rebalance."""
+    (eos,) = [d for d in deployments() if d["kind"] == "StatefulSet"]
+    env = {e["name"]: e for e in worker_container(eos)["env"]}
+    assert env["WORKER_PROCESSING_GUARANTEE"]["value"] == "exactly-once"
+    assert env["WORKER_TRANSPORT"]["value"] == "confluent"
+    assert env["WORKER_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert "WORKER_TRANSACTIONAL_ID" not in env  # the default: <group>-<pod name>-0, stable
+    WorkerSettings(processing_guarantee="exactly-once", transport="confluent", group_instance_id="w-0")
 
 
 def test_the_pdb_lets_unhealthy_pods_be_evicted() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -253,10 +254,11 @@ def test_a_refused_output_aborts_the_transaction_and_nothing_is_committed(
 def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
     kafka_bootstrap, topics, tiny_bundle, tmp_path
 ) -> None:
-    """Two workers of one group on one host, both with the default transactional.id: the second's
-    start fences the first, which stops with one line saying why; nothing is lost or repeated."""
+    """Two workers of one group given the same --transactional-id: the second's start fences the
+    first, which stops with one line saying why; nothing is lost or repeated."""
+    same = f"{topics['group']}-same"
     settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, **EOS, max_batch=16,
-                               commit_interval_ms=300)  # fmt: skip
+                               commit_interval_ms=300, transactional_id=same)  # fmt: skip
     produce(kafka_bootstrap, topics["input"], images(1000, "fence"))
     first, first_log = start(settings, tmp_path / "first.log")
     second = None
@@ -281,4 +283,31 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
     assert code == 0, second_log.read_text()
     seen = output_ids(kafka_bootstrap, topics)
     assert set(seen) == {f"fence/{i}" for i in range(2000)}
+    assert [i for i, n in seen.items() if n > 1] == []
+
+
+def test_two_workers_of_a_group_on_one_host_with_the_default_transactional_id_both_run(
+    kafka_bootstrap, topics, tiny_bundle, tmp_path
+) -> None:
+    """The default transactional.id differs between two workers of one host (a slot each), so neither
+    fences the other: both stay up and every output is there exactly once."""
+    settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, **EOS, max_batch=16,
+                               commit_interval_ms=300)  # fmt: skip
+    produce(kafka_bootstrap, topics["input"], images(1000, "pair"))
+    first, first_log = start(settings, tmp_path / "first.log")
+    second = None
+    try:
+        assert wait_for(lambda: outputs_so_far(kafka_bootstrap, topics) >= 100, 120), first_log.read_text()
+        second, second_log = start(settings, tmp_path / "second.log")
+        assert wait_for(lambda: "exactly-once: transactional.id" in second_log.read_text(), 120)
+        produce(kafka_bootstrap, topics["input"], images(1000, "pair", start=1000))
+        assert wait_for(lambda: all_committed(kafka_bootstrap, topics), 180), second_log.read_text()
+        assert first.poll() is None and second.poll() is None, first_log.read_text() + second_log.read_text()
+    finally:
+        codes = [stop(p) for p in (first, second) if p is not None]
+    ids = [re.search(r"transactional.id (\S+);", log.read_text()).group(1) for log in (first_log, second_log)]
+    assert ids[0] != ids[1] and ids[0].endswith("-0") and ids[1].endswith("-1"), ids
+    assert codes == [0, 0], first_log.read_text() + second_log.read_text()
+    seen = output_ids(kafka_bootstrap, topics)
+    assert set(seen) == {f"pair/{i}" for i in range(2000)}
     assert [i for i, n in seen.items() if n > 1] == []

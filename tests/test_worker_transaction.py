@@ -167,10 +167,41 @@ def test_exactly_once_is_refused_with_kafka_python_naming_the_flags() -> None:
     assert done.returncode == 2 and "needs --transport / WORKER_TRANSPORT confluent" in done.stderr
 
 
-def test_the_transactional_id_defaults_to_the_group_and_the_host(monkeypatch) -> None:
+def test_the_transactional_id_defaults_to_the_group_the_host_and_a_slot(monkeypatch) -> None:
     monkeypatch.setattr("socket.gethostname", lambda: "node-7")
-    assert WorkerSettings(**EOS, group_id="g").producer_transactional_id() == "g-node-7"
+    monkeypatch.setattr("worker.settings.host_slot", lambda name: 3 if name == "g" else -1)
+    assert WorkerSettings(**EOS, group_id="g").producer_transactional_id() == "g-node-7-3"
     assert WorkerSettings(**EOS, transactional_id="w-0").producer_transactional_id() == "w-0"
+
+
+HOLD_A_SLOT = """
+import sys, time
+from pathlib import Path
+from worker.identity import host_slot
+print(host_slot("g", Path(sys.argv[1])), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_workers_of_one_host_take_distinct_slots_and_a_restarted_one_takes_the_freed_slot(tmp_path) -> None:
+    """Each process holds its slot until it dies (SIGKILL too): a second gets 1, a restart gets 0 back."""
+    import subprocess
+    import sys
+
+    def hold(seconds: float) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", HOLD_A_SLOT, str(tmp_path), str(seconds)],
+                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+    first = hold(600)
+    assert first.stdout.readline().strip() == "0"
+    second = hold(0)
+    assert second.stdout.readline().strip() == "1"
+    second.wait(30)
+    first.kill()
+    first.wait(30)
+    again = hold(0)
+    assert again.stdout.readline().strip() == "0"  # the killed one's slot, free again
+    again.wait(30)
 
 
 class FakeProducer:
@@ -214,3 +245,47 @@ def test_librdkafka_errors_are_retried_said_as_an_abort_or_as_fenced(monkeypatch
     fenced.fatal.append(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
     with pytest.raises(ProducerFenced):
         fenced.commit_transaction()
+
+
+def test_settings_that_do_nothing_here_are_said_at_start() -> None:
+    plain = WorkerSettings(metrics_port=0, transactional_id="w-0")
+    assert any("--transactional-id / WORKER_TRANSACTIONAL_ID is ignored" in w for w in plain.start_warnings())
+    assert WorkerSettings(**EOS).start_warnings() == []  # the defaults: nothing to say
+    lowered = WorkerSettings(**EOS, delivery_timeout_ms=120_000, transaction_timeout_ms=30_000)
+    assert lowered.output_timeout_ms() == 20_000
+    assert [w for w in lowered.start_warnings() if "outputs wait at most 20 s" in w]
+    assert WorkerSettings(**EOS, transactional_id="w-0").start_warnings() == []
+
+
+def test_the_warning_for_a_transactional_id_without_exactly_once_is_in_the_workers_log(tmp_path) -> None:
+    done = run_worker("--transactional-id", "w-0", "--bootstrap-servers", "127.0.0.1:1", "--kafka-wait-s",
+                      "1", "--model-repository", str(tmp_path))  # fmt: skip
+    assert "--transactional-id / WORKER_TRANSACTIONAL_ID is ignored" in done.stderr + done.stdout
+
+
+def test_static_membership_reaches_both_clients_consumer_config(monkeypatch) -> None:
+    """--group-instance-id is the consumer's group.instance.id, with either client."""
+    import worker.kafka.confluent as confluent
+    import worker.kafka.kafka_python as kafka_python
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def confluent_consumer(config: dict) -> None:
+        seen["confluent"] = config.get("group.instance.id")
+        raise Stop
+
+    def python_consumer(**config: object) -> None:
+        seen["kafka-python"] = config.get("group_instance_id")
+        raise Stop
+
+    monkeypatch.setattr(confluent, "Consumer", confluent_consumer)
+    monkeypatch.setattr(confluent, "check_connection", lambda s: None)
+    monkeypatch.setattr(kafka_python, "KafkaConsumer", python_consumer)
+    monkeypatch.setattr(kafka_python, "check_connection", lambda s: None)
+    for module, transport in ((confluent, "confluent"), (kafka_python, "kafka-python")):
+        with pytest.raises(Stop):
+            module.build(WorkerSettings(metrics_port=0, transport=transport, group_instance_id="worker-3"))
+    assert seen == {"confluent": "worker-3", "kafka-python": "worker-3"}

@@ -27,7 +27,7 @@ from worker.device import CPU
 from worker.kinds import kinds_for
 from worker.metrics import new_metrics
 from worker.policy import choose, parse_version_policy, policy_for, read_policy_file
-from worker.registry import ModelRegistry, load_bundle
+from worker.registry import BundleError, ModelRegistry, load_bundle
 from worker.score import ScoreStage
 from worker.settings import WorkerSettings
 from worker.watch import ModelSwaps, RepositoryWatcher, show_model_metrics
@@ -319,15 +319,25 @@ def test_a_pin_in_the_policy_file_rolls_back_without_a_restart(repo: Path, caplo
     pins = repo.parent / "policy"
     pins.write_text("# pins\n\n")
     assert read_policy_file(pins) == {}
-    watcher, models, _ = watcher_for(repo, policy_source=lambda: policy_for(None, None, pins))
+    watcher, models, registry = watcher_for(repo, policy_source=lambda: policy_for(None, None, pins))
     assert models.names() == ["m:2"] and looks(watcher) == []
-    pins.write_text("other=latest  # a model not here\nm=1\n")
+    pins.write_text("mm=1  # a typo: the same file is an error at start\n")
+    with caplog.at_level(logging.ERROR, logger="worker.watch"):
+        assert looks(watcher, 4) == []  # refused: m stays on the latest
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("version policy file refused: it names mm, which the repository") and \
+        "(models there: m); the policy stays latest for every model" in line  # fmt: skip
+    assert registry.get_sample_value("anomaly_worker_version_policy_refused_total") == 1
+    caplog.clear()
+    pins.write_text("m=1\n")
     assert looks(watcher) == ["m:1"]
-    pins.write_text("m=")  # a broken file: said once, the policy stays
-    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+    pins.write_text("m=")  # a broken file: said once, counted once, the policy stays
+    with caplog.at_level(logging.ERROR, logger="worker.watch"):
         assert looks(watcher, 4) == []
     [line] = [r.getMessage() for r in caplog.records]
-    assert line.startswith(f"version policy: {pins}: 'm=' is not name=latest") and "it stays" in line
+    assert line.startswith(f"version policy file refused: {pins}: 'm=' is not name=latest") and \
+        "the policy stays m=1" in line  # fmt: skip
+    assert registry.get_sample_value("anomaly_worker_version_policy_refused_total") == 2
     pins.write_text("m=latest")
     assert looks(watcher) == ["m:2"]
 
@@ -340,3 +350,77 @@ def test_a_version_folder_without_a_manifest_is_said_once(repo: Path, caplog) ->
     assert [r.getMessage() for r in caplog.records] == [
         f"{repo / 'm' / '2'}: no manifest.json, so not a bundle (yet)"
     ]
+
+
+def test_removing_the_version_in_service_falls_back_past_a_refused_one(repo: Path, caplog) -> None:
+    """1 passes, 2 was refused, 3 serves: 3 removed, the newest version that passes (1) serves; with
+    1 gone too, the worker keeps 3 from memory and says so at WARNING at every look."""
+    watcher, _, registry = watcher_for(repo)
+    staged(repo, "2", flip_a_byte)
+    assert looks(watcher, 3) == []  # 2 refused: 1 stays
+    staged(repo, "3")
+    assert looks(watcher) == ["m:3"]
+    shutil.rmtree(repo / "m" / "3")
+    assert looks(watcher) == ["m:1"]  # not 2, which is refused as it is, and not 3 from memory
+    assert registry.get_sample_value("anomaly_worker_model_versions_refused_total", {"model": "m"}) == 1
+    staged(repo, "3")
+    assert looks(watcher) == ["m:3"]
+    shutil.rmtree(repo / "m" / "3")
+    shutil.rmtree(repo / "m" / "1")
+    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+        assert looks(watcher, 3) == []
+    lines = [r.getMessage() for r in caplog.records if "was removed" in r.getMessage()]
+    assert len(lines) == 3 and all(
+        line == f"m: its folder {repo / 'm' / '3'} was removed and no version left under {repo} passes its "
+        "checks; m:3 keeps serving from memory until one does" for line in lines
+    ), lines  # fmt: skip
+
+
+def test_a_bundle_copied_in_file_by_file_is_waited_for_not_refused(repo: Path, caplog) -> None:
+    """The manifest first, then each file after a pause of several looks: never counted as refused,
+    said once, and served once complete."""
+    watcher, _, registry = watcher_for(repo)
+    whole = staged(repo, "2").rename(repo.parent / "whole")
+    target = repo / "m" / "2"
+    target.mkdir()
+    files = sorted(p.name for p in whole.iterdir())
+    first = ["manifest.json", *[f for f in files if f != "manifest.json"]]
+    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+        for name in first[:-1]:
+            shutil.copy2(whole / name, target / name)
+            assert looks(watcher, 3) == []
+    shutil.copy2(whole / first[-1], target / first[-1])
+    assert looks(watcher) == ["m:2"]
+    assert registry.get_sample_value("anomaly_worker_model_versions_refused_total", {"model": "m"}) == 0
+    waits = [r.getMessage() for r in caplog.records if "waiting for the rest of its files" in r.getMessage()]
+    assert len(waits) == 1 and "publish bundles whole: python -m training publish" in waits[0], waits
+
+
+def test_a_non_finite_warm_up_score_is_said_as_such(repo: Path, monkeypatch) -> None:
+    from worker import registry as registry_module
+
+    real_run = registry_module.ort.InferenceSession.run
+
+    def nan_scores(self, names, feeds, *args):
+        out = real_run(self, names, feeds, *args)
+        return [np.full_like(out[0], np.nan)]
+
+    monkeypatch.setattr(registry_module.ort.InferenceSession, "run", nan_scores)
+    with pytest.raises(registry_module.BundleError, match="warm-up on an all-zero batch gave non-finite"):
+        load_bundle(repo / "m" / "1", [CPU])
+
+
+def test_a_copied_folder_is_refused_naming_the_publish_command_which_publishes_it(repo: Path) -> None:
+    from training.cli import main as training
+
+    watcher, _, _ = watcher_for(repo)
+    shutil.copytree(repo / "m" / "1", repo / "m" / "2")  # cp -r 1 2: its manifest says 1
+    with pytest.raises(BundleError, match=r"to publish a copy as a new version, use python -m training"):
+        load_bundle(repo / "m" / "2", [CPU])
+    shutil.rmtree(repo / "m" / "2")
+    assert training(["publish", str(repo / "m" / "1")]) == 0  # the next number: 2
+    assert load_bundle(repo / "m" / "2", [CPU]).key == "m:2"
+    assert looks(watcher) == ["m:2"]
+    assert training(["publish", str(repo / "m" / "1"), "--version", "2"]) == 1  # exists already
+    assert training(["publish", str(repo / "m" / "1"), "--version", "canary"]) == 0
+    assert load_bundle(repo / "m" / "canary", [CPU]).manifest.version == "canary"

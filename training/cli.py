@@ -15,7 +15,7 @@ from schemas.settings import SettingsError, load_settings
 if TYPE_CHECKING:
     from training.settings import ImageTrainSettings, KpiTrainSettings
 
-USAGE = """usage: python -m training {train,evaluate,benchmark,synth} [options]
+USAGE = """usage: python -m training {train,evaluate,benchmark,synth,publish} [options]
 
 Fit a variational autoencoder on normal data, export it to ONNX, calibrate its
 threshold on the exported graph's scores, evaluate it, and write it with a
@@ -28,6 +28,8 @@ commands:
   benchmark  KPI series: train on the first 15% of each series, score the rest as the worker
              would, and compare with classic detectors (NAB's rules and point-adjusted F1)
   synth      write labelled synthetic KPI series (for the metric path's demos and tests)
+  publish    copy a bundle as a new version of its model (a rollback, or a bundle made elsewhere),
+             checked first and renamed into place whole, so a running worker takes it at its next look
 
 'python -m training COMMAND --help' lists every option of a command ('train
 --dataset csv --help' those of KPI training); each one can also be set as an
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    commands = {"train": train, "evaluate": evaluate, "benchmark": benchmark, "synth": synth}
+    commands = {"train": train, "evaluate": evaluate, "benchmark": benchmark, "synth": synth,
+                "publish": publish}  # fmt: skip
     if command not in commands:
         print(
             f"training: unknown command {command!r}; use {', '.join(commands)} (see --help)", file=sys.stderr
@@ -126,6 +129,22 @@ def evaluate(argv: list[str]) -> int:
     manifest, ev = evaluate_bundle(bundle, settings.data_dir)
     print(f"{manifest.name} version {manifest.version}: {ev.description}\n")
     print(format_table(ev.metrics, ev.per_digit_auroc))
+    return 0
+
+
+def publish(argv: list[str]) -> int:
+    from schemas.repository import copy_as_version, next_version_folder, verified_manifest
+    from training.settings import PublishSettings
+
+    settings = load_settings(PublishSettings, argv)
+    bundle = Path(settings.bundle).resolve()
+    verified_manifest(bundle, own_folder=False)  # a ValueError naming the file and what is wrong
+    version = settings.version or next_version_folder(bundle.parent.parent, bundle.parent.name).name
+    if (bundle.parent / version).exists():
+        raise ValueError(f"{bundle.parent / version} exists already: publish under another --version")
+    out = copy_as_version(bundle, version)
+    print(f"published {bundle.parent.name} version {version} at {out} (a copy of version {bundle.name}); "
+          "a worker watching this repository checks it and takes it at its next look")  # fmt: skip
     return 0
 
 

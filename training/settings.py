@@ -248,6 +248,21 @@ class EvaluateSettings(BaseSettings):
     )
 
 
+class PublishSettings(BaseSettings):
+    """Publish a bundle as a new version of its model, atomically: the worker never sees it half-copied."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m training publish", **_COMMON)
+
+    bundle: CliPositionalArg[Path] = Field(
+        description="the bundle folder to publish, <repository>/<name>/<version> (it is checked first)"
+    )
+    version: str | None = Field(
+        None,
+        description="the new version's name; default: one more than the highest numbered version of "
+        "the model. The copy goes beside the bundle, its manifest saying the new version (re-signed)",
+    )
+
+
 class SynthSettings(BaseSettings):
     """Write labelled synthetic KPI series (seasonality, trend, noise, injected anomalies) as CSV."""
 

@@ -40,6 +40,8 @@ def install_signals(worker: Worker) -> None:
 
 
 def run(s: WorkerSettings) -> int:
+    for line in s.start_warnings():
+        log.warning("%s", line)
     worker = build_worker(s)
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)

@@ -85,6 +85,7 @@ class Metrics(NamedTuple):
     model_threshold: Gauge
     model_version: Gauge
     model_versions_refused: Counter
+    version_policy_refused: Counter
     metric_points: Counter
     series_active: Gauge
     series_warming: Gauge
@@ -167,6 +168,12 @@ class Metrics(NamedTuple):
                 "New versions found in the model repository and refused (a check failed; the running "
                 "version stayed)",
                 ["model"],
+                registry=registry,
+            ),
+            version_policy_refused=Counter(
+                p + "version_policy_refused_total",
+                "Changes of --version-policy-file refused while running (unreadable, or naming a model "
+                "the repository does not have); the policy before stayed",
                 registry=registry,
             ),
             metric_points=Counter(

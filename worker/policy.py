@@ -89,6 +89,29 @@ def chosen_folders(folders: Iterable[Path], policy: dict[str, str]) -> dict[str,
     return {name: choose(found, policy.get(name, LATEST)) for name, found in sorted(by_model.items())}
 
 
+def candidate_folders(folders: Iterable[Path], policy: dict[str, str]) -> dict[str, list[Path]]:
+    """Per model (as chosen_folders), the folders its policy allows, best first: every version,
+    newest first, for `latest` (an older one serves when the newer ones are refused); the pinned
+    one alone (or none) otherwise."""
+    by_model: dict[str, list[Path]] = {name: [] for name in policy}
+    for folder in folders:
+        by_model.setdefault(folder.parent.name, []).append(folder)
+    out = {}
+    for name, found in sorted(by_model.items()):
+        wanted = policy.get(name, LATEST)
+        if wanted == LATEST:
+            out[name] = sorted(found, key=lambda f: version_key(f.name), reverse=True)
+        else:
+            out[name] = [f for f in found if version_key(f.name) == version_key(wanted)][:1]
+    return out
+
+
+def unknown_models(policy: dict[str, str], folders: Iterable[Path]) -> list[str]:
+    """The models `policy` names that have no folder at all among `folders` (a typo, most likely)."""
+    have = {f.parent.name for f in folders}
+    return sorted(name for name in policy if name not in have)
+
+
 def describe(name: str, policy: dict[str, str]) -> str:
     """The policy of one model in words, for logs: 'latest' or 'pinned to 3'."""
     wanted = policy.get(name, LATEST)

@@ -11,8 +11,14 @@ import onnxruntime as ort
 
 from schemas import MANIFEST_FILE, MetricPreprocessing, ModelManifest
 from schemas.detect import StateFile
-from schemas.manifest import ManifestError, bundle_path, load_manifest, sha256_file
-from schemas.repository import RepositoryError, bundle_folders, version_key
+from schemas.manifest import ManifestError, bundle_path
+from schemas.repository import (
+    BundleIncomplete,
+    RepositoryError,
+    bundle_folders,
+    verified_manifest,
+    version_key,
+)
 from worker.device import CPU, CUDA, CudaOptions, Provider, choose_providers, provider_names
 from worker.policy import chosen_folders
 
@@ -21,6 +27,11 @@ log = logging.getLogger(__name__)
 
 class BundleError(RuntimeError):
     """A bundle the worker will not serve; the message says which file and why."""
+
+
+class IncompleteBundle(BundleError):
+    """A file the manifest lists is missing: at start an error like any other; to the repository
+    watcher a bundle still being copied in, waited for and not counted as refused."""
 
 
 @dataclass
@@ -64,33 +75,12 @@ def uses_cuda_graph(model: LoadedModel) -> bool:
 
 def _verified_manifest(folder: Path) -> ModelManifest:
     """The bundle's manifest once it matches its checksum, its folder's version and every file it hashes."""
-    manifest_path = folder / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise BundleError(f"{folder}: no {MANIFEST_FILE}; is this a <name>/<version> bundle folder?")
     try:
-        manifest = load_manifest(folder)
-        paths = {name: bundle_path(folder, name) for name in manifest.files}
-    except ManifestError as exc:
+        return verified_manifest(folder)
+    except BundleIncomplete as exc:
+        raise IncompleteBundle(str(exc)) from None
+    except (ManifestError, RepositoryError) as exc:
         raise BundleError(str(exc)) from None
-    # 'name:version' finds a bundle by its manifest, --models and the repository's order by its folder:
-    # the two must agree, or one key would serve another folder than the one asked for.
-    if manifest.version != folder.name:
-        raise BundleError(
-            f"{manifest_path}: says version {manifest.version!r} but its folder is {folder.name!r}; "
-            "a bundle's version is its folder's name: rename one"
-        )
-    for name, expected in manifest.files.items():
-        path = paths[name]
-        if not path.is_file():
-            raise BundleError(f"{folder}: {name} is listed in the manifest but missing")
-        if sha256_file(path) != expected:
-            raise BundleError(
-                f"{path}: sha256 does not match the manifest; the file was changed or corrupted "
-                "after export: re-export the bundle"
-            )
-    if manifest.model_file not in manifest.files:
-        raise BundleError(f"{folder}: the manifest has no hash for {manifest.model_file}")
-    return manifest
 
 
 def _primed_states(manifest: ModelManifest, folder: Path) -> StateFile | None:
@@ -144,9 +134,14 @@ def _warm_up(model: LoadedModel) -> None:
     x = np.zeros((2, *model.record_shape), dtype=np.float32)
     score_name = model.manifest.outputs["score"].name
     [scores] = model.session.run([score_name], {model.manifest.input.name: x})
-    if scores.shape != (2,) or not np.isfinite(scores).all():
+    if scores.shape != (2,):
         raise BundleError(
             f"{model.folder}: warm-up gave scores of shape {scores.shape}: expected one per record"
+        )
+    if not np.isfinite(scores).all():
+        raise BundleError(
+            f"{model.folder}: warm-up on an all-zero batch gave non-finite scores ({scores.tolist()}): the "
+            "graph's weights or its arithmetic are broken (NaN or inf); re-export the bundle"
         )
 
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
 from worker.device import CudaOptions
+from worker.identity import host_slot
 from worker.policy import parse_version_policy, policy_for
 
 # Exactly-once: what a transaction needs beside its outputs' wait for acknowledgement (the commit
@@ -58,6 +59,14 @@ class WorkerSettings(BaseSettings):
         description="consumer group session timeout: longer than a broker failover (KRaft notices a "
         "lost broker after 9 s), so losing the group coordinator's broker costs no rejoin",
     )
+    group_instance_id: str | None = Field(
+        None,
+        description="static group membership (Kafka's group.instance.id): a stable name unique in the "
+        "group, such as a StatefulSet pod's name. A worker restarted under it within "
+        "--session-timeout-ms gets its partitions back at once, with no rebalance; without it a "
+        "restart after a crash waits out the dead member's session first. Two running workers with "
+        "the same name: the newer fences the older",
+    )
     heartbeat_interval_ms: int = Field(3_000, ge=500, description="consumer group heartbeat interval")
     kafka_wait_s: float = Field(
         0,
@@ -90,8 +99,11 @@ class WorkerSettings(BaseSettings):
     transactional_id: str | None = Field(
         None,
         description="exactly-once only: the transactional.id of this worker's producer; default "
-        "<group id>-<host name>, so a worker restarted on the same host fences its predecessor and "
-        "aborts its open transaction at once; give each worker of one host its own",
+        "<group id>-<host name>-<n>, n the lowest number free among this host's workers of the group: "
+        "so two workers never fence each other, and one restarted on its host (or a StatefulSet's pod "
+        "with its name) aborts its predecessor's open transaction at once. A worker that comes back "
+        "under another name (a Deployment's new pod) cannot: read_committed readers wait up to "
+        "--transaction-timeout-ms for the broker to abort it",
     )
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, ge=64, description="larger records are dead-lettered")
     max_unpacked_bytes: int = Field(
@@ -318,6 +330,20 @@ class WorkerSettings(BaseSettings):
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly-once"
 
+    def start_warnings(self) -> list[str]:
+        """Settings that are taken but do nothing here: said at WARNING at start."""
+        out = []
+        if self.transactional_id and not self.exactly_once:
+            out.append("--transactional-id / WORKER_TRANSACTIONAL_ID is ignored: it is used only with "
+                       "--processing-guarantee exactly-once")  # fmt: skip
+        lowered = self.exactly_once and self.delivery_timeout_ms > self.output_timeout_ms()
+        if lowered and "delivery_timeout_ms" in self.model_fields_set:
+            wait, asked = self.output_timeout_ms() / 1000, self.delivery_timeout_ms / 1000
+            out.append(f"exactly-once: outputs wait at most {wait:.0f} s for their acknowledgement, not "
+                       f"the {asked:.0f} s of --delivery-timeout-ms: a transaction must end within "
+                       "--transaction-timeout-ms (minus 10 s)")  # fmt: skip
+        return out
+
     def output_timeout_ms(self) -> int:
         """How long an output may wait for its acknowledgement: --delivery-timeout-ms, and in exactly-once
         no longer than its transaction leaves (librdkafka requires it within transaction.timeout.ms)."""
@@ -326,8 +352,12 @@ class WorkerSettings(BaseSettings):
         return self.delivery_timeout_ms
 
     def producer_transactional_id(self) -> str:
-        """--transactional-id, or <group id>-<host name>: the same for a worker restarted on its host."""
-        return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
+        """--transactional-id, or <group id>-<host name>-<slot>: the slot is the lowest one free among
+        this host's workers of the group (worker/identity.py), so two never share an id, and one
+        restarted on its host takes its predecessor's back (aborting its open transaction at once)."""
+        if self.transactional_id:
+            return self.transactional_id
+        return f"{self.group_id}-{socket.gethostname()}-{host_slot(self.group_id)}"
 
     @property
     def output_topics(self) -> list[str]:

@@ -34,19 +34,27 @@ from contextlib import suppress
 from pathlib import Path
 
 from schemas import MANIFEST_FILE
-from schemas.repository import RepositoryError, bundle_folders
+from schemas.repository import PUBLISH, RepositoryError, bundle_folders
 from worker.batch import Batcher
 from worker.device import Provider, provider_names
 from worker.kinds import KINDS, RecordKind
 from worker.metrics import Metrics
-from worker.policy import chosen_folders, describe
-from worker.registry import BundleError, LoadedModel, ModelRegistry, load_bundle, selected_folders
+from worker.policy import candidate_folders, describe, unknown_models
+from worker.registry import (
+    BundleError,
+    IncompleteBundle,
+    LoadedModel,
+    ModelRegistry,
+    load_bundle,
+    selected_folders,
+)
 from worker.score import ScoreStage
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 Fingerprint = tuple[tuple[str, int, int], ...]
+WAITING = object()  # a version whose files are still changing, or not all there yet
 
 
 def fingerprint(folder: Path) -> Fingerprint | None:
@@ -112,20 +120,21 @@ class RepositoryWatcher:
     # -- one look --------------------------------------------------------------------------
 
     def look(self) -> list[LoadedModel]:
-        """Look at the repository once: check each version the policy wants that is not in service and
-        has stayed the same since the last look; queue (and return) those that pass."""
-        self._reread_policy()
+        """Look at the repository once: for each model, the best version its policy allows that
+        passes its checks (newest first; one refused gives way to the next older), if that is not the
+        one in service and has stayed the same since the last look; queue (and return) those."""
         try:
             folders = selected_folders(bundle_folders(self.repository, on_skip=self._skipped), self.wanted)
         except (RepositoryError, OSError) as exc:
             self._once(("repository", str(exc)), "model repository: %s; no version changes until it is "
                        "fixed", exc)  # fmt: skip
             return []
+        self._reread_policy(folders)
         passed = []
-        chosen = chosen_folders(folders, self.policy)
-        for name in sorted(chosen.keys() | self._serving.keys()):
-            folder, current = chosen.get(name), self._serving.get(name)
-            if folder is None:
+        candidates = candidate_folders(folders, self.policy)
+        for name in sorted(candidates.keys() | self._serving.keys()):
+            options, current = candidates.get(name, []), self._serving.get(name)
+            if not options:
                 if current is not None:
                     self._once(("gone", name, str(current.folder)), "%s: no version under %s fits its "
                                "policy (%s); %s stays in service", name, self.repository,
@@ -133,9 +142,7 @@ class RepositoryWatcher:
                 continue
             if current is not None:
                 self._said.discard(("gone", name, str(current.folder)))
-                if folder == current.folder:
-                    continue
-            model = self._candidate(name, folder, current)
+            model = self._best(name, options, current)
             if model is not None:
                 self._serving[name] = model
                 self._ready.put(model)
@@ -146,27 +153,68 @@ class RepositoryWatcher:
                 del marks[gone]
         return passed
 
-    def _reread_policy(self) -> None:
+    def _best(self, name: str, options: list[Path], current: LoadedModel | None) -> LoadedModel | None:
+        """The first of `options` (best first) that passes, unless the one in service comes first or
+        a better one is still being written (None: no change)."""
+        for folder in options:
+            if current is not None and folder == current.folder:
+                return None  # in service, and nothing better passes
+            model = self._candidate(name, folder, current)
+            if model is WAITING:
+                return None  # a better version is on its way: no change until it has settled
+            if model is not None:
+                return model
+        if current is not None:  # its folder is gone, and every one left was refused
+            log.warning("%s: its folder %s was removed and no version left under %s passes its checks; "
+                        "%s keeps serving from memory until one does", name, current.folder,
+                        self.repository, current.key)  # fmt: skip
+        return None
+
+    def _reread_policy(self, folders: list[Path]) -> None:
         if self.policy_source is None:
             return
         try:
             policy = self.policy_source()
         except (OSError, ValueError) as exc:
-            self._once(("policy", str(exc)), "version policy: %s; it stays %s", exc, self.policy or "latest")
+            self._refuse_policy(str(exc))
             return
+        unknown = unknown_models(policy, folders)
+        if unknown:
+            there = ", ".join(sorted({f.parent.name for f in folders})) or "none"
+            self._refuse_policy(f"it names {', '.join(unknown)}, which the repository {self.repository} "
+                                f"does not have (models there: {there})")  # fmt: skip
+            return
+        self._said = {key for key in self._said if key[0] != "policy"}  # a fault fixed: said again if back
         if policy != self.policy:
-            log.info("version policy now %s", ", ".join(f"{n}={v}" for n, v in sorted(policy.items())) or
-                     "latest for every model")  # fmt: skip
             self.policy = policy
+            log.info("version policy now %s", self._policy_words())
 
-    def _candidate(self, name: str, folder: Path, current: LoadedModel | None) -> LoadedModel | None:
+    def _refuse_policy(self, why: str) -> None:
+        """A policy file the worker will not apply: one ERROR line and one count per distinct fault."""
+        if ("policy", why) not in self._said:
+            self._said.add(("policy", why))
+            self.metrics.version_policy_refused.inc()
+            log.error("version policy file refused: %s; the policy stays %s", why, self._policy_words())
+
+    def _policy_words(self) -> str:
+        return ", ".join(f"{n}={v}" for n, v in sorted(self.policy.items())) or "latest for every model"
+
+    def _candidate(self, name: str, folder: Path, current: LoadedModel | None) -> LoadedModel | object:
+        """The version at `folder` checked: the model if it passes, WAITING if its files are still
+        changing or incomplete, None if refused (now, or before and unchanged since)."""
         mark = fingerprint(folder)
         settled = mark is not None and self._seen.get(folder) == mark
         self._seen[folder] = mark
-        if not settled or self._refused.get(folder) == mark:
-            return None  # still being written, or refused as it is
+        if not settled:
+            return WAITING
+        if self._refused.get(folder) == mark:
+            return None  # refused as it is
         try:
             model = self.check(folder, current)
+        except IncompleteBundle as exc:  # being copied in file by file: not a refusal (yet)
+            self._once(("incomplete", str(folder)), "%s: %s; waiting for the rest of its files (publish "
+                       "bundles whole: %s)", name, exc, PUBLISH)  # fmt: skip
+            return WAITING
         except BundleError as exc:
             self._refused[folder] = mark
             self.metrics.model_versions_refused.labels(model=name).inc()

@@ -91,6 +91,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "auto.offset.reset": s.auto_offset_reset,
             "session.timeout.ms": s.session_timeout_ms,
             "heartbeat.interval.ms": s.heartbeat_interval_ms,
+            **({"group.instance.id": s.group_instance_id} if s.group_instance_id else {}),
             "max.poll.interval.ms": max(
                 300_000, s.output_timeout_ms() + 60_000
             ),  # a flush may wait that long

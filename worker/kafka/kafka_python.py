@@ -87,6 +87,7 @@ def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
             receive_message_max_bytes=32 * 1024 * 1024,  # must exceed fetch_max_bytes plus headers
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
+            group_instance_id=s.group_instance_id,
             max_poll_interval_ms=max(300_000, s.output_timeout_ms() + 60_000),  # a flush may wait that long
             **common,
         )
