@@ -16,6 +16,11 @@ from worker.settings import WorkerSettings
 REPO = Path(__file__).resolve().parents[1]
 
 
+# An input topic as docs/worker.md advises (a confluent worker requires it by default): stored
+# uncompressed, so the broker refuses a batch that unpacks past max.message.bytes.
+STORED_PLAIN = {"compression.type": "uncompressed"}
+
+
 def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, str] | None = None) -> str:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])

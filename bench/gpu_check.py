@@ -174,7 +174,7 @@ def decide(scoring: ScoreStage, results: list) -> None:
 
 def g3(folder: Path, args) -> list[dict]:
     """The full worker on a local broker: --max-batch 1 and the default (bench/run.py's drain rate)."""
-    from bench.run import create_topic, produce_all, worker_drain_rate
+    from bench.run import STORED_PLAIN, create_topic, produce_all, worker_drain_rate
     from tests.kafka_broker import LocalKafka
 
     model = load_bundle(folder, ["CPUExecutionProvider"], 1)
@@ -185,7 +185,7 @@ def g3(folder: Path, args) -> list[dict]:
     rows: list[dict] = []
     try:
         bootstrap = broker.start().bootstrap_servers
-        topic = create_topic(bootstrap, f"gpu-check-{os.getpid()}", 2)
+        topic = create_topic(bootstrap, f"gpu-check-{os.getpid()}", 2, STORED_PLAIN)
         produce_all(bootstrap, topic, messages)
         prev = None
         for max_batch in (1, WorkerSettings().max_batch):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import append_times, create_topic, start_worker
+from bench.common import STORED_PLAIN, append_times, create_topic, start_worker
 from schemas import ModelManifest, metric_message
 from schemas.detect import bytes_per_row
 from tests.kafka_broker import free_port_block
@@ -98,7 +98,7 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
     lines = [f"metric model {bundle} (W = {w}); {n_series:,} series; topic of 2 partitions"]
     per_store = store_bytes_per_series(manifest, n_series)
 
-    topic = create_topic(bootstrap, f"bench-kpi-{uuid.uuid4().hex[:8]}", 2)
+    topic = create_topic(bootstrap, f"bench-kpi-{uuid.uuid4().hex[:8]}", 2, STORED_PLAIN)
     append_time = {"message.timestamp.type": "LogAppendTime"}
     alerts = create_topic(bootstrap, f"bench-kpi-alerts-{uuid.uuid4().hex[:8]}", 1, append_time)
     scores = create_topic(bootstrap, f"bench-kpi-scores-{uuid.uuid4().hex[:8]}", 1, append_time)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import create_topic, start_worker
+from bench.common import STORED_PLAIN, create_topic, start_worker
 from schemas import image_message
 from tests.kafka_broker import free_port_block
 from training.images.mnist import load_split
@@ -47,7 +47,7 @@ def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str,
             partitions: int = 3, anomaly_share: float = 0.05) -> np.ndarray:  # fmt: skip
     """ms from each record's create time to its output's append time; one value per output read back."""
     run = uuid.uuid4().hex[:8]
-    topic = create_topic(bootstrap, f"bench-latency-{run}", partitions)
+    topic = create_topic(bootstrap, f"bench-latency-{run}", partitions, STORED_PLAIN)
     alerts = create_topic(bootstrap, f"bench-latency-alerts-{run}", 1, APPEND_TIME)
     scores = create_topic(bootstrap, f"bench-latency-scores-{run}", 1, APPEND_TIME)
     warmup = int(rate * WARMUP_S)

@@ -28,7 +28,7 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench import hostile, kpi, plots
-from bench.common import REPO, append_times, create_topic, start_worker
+from bench.common import REPO, STORED_PLAIN, append_times, create_topic, start_worker
 from bench.latency import latency, percentiles
 from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import latest_bundle_folder
@@ -256,7 +256,7 @@ def latency_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> Non
 def exactly_once_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     """(c) with confluent, at least once and exactly once, alternating, --repeats runs of each."""
     messages, share = mnist_messages(args.records)
-    topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
+    topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2, STORED_PLAIN)
     produce_all(bootstrap, topic, messages)
     model = f"{bundle.parent.name}:{bundle.name}"
     print(f"broker {bootstrap}; model {bundle}; {len(messages)} MNIST records ({share:.0%} anomalies), "
@@ -282,7 +282,7 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
         f"{share:.0%} 5s: anomalies); input topic of 2 partitions\n",
         flush=True,
     )
-    topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2)
+    topic = create_topic(bootstrap, f"bench-images-{uuid.uuid4().hex[:8]}", 2, STORED_PLAIN)
     produced = produce_all(bootstrap, topic, messages)
     print(f"produce (kafka-python, acks=all): {produced:,.0f} records/s\n")
     threads = WorkerSettings().intra_op_threads
@@ -295,7 +295,7 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     b = median_of("b", lambda: scoring_rate(bundle, messages, args.max_batch, threads))
     median_of("b'", lambda: scoring_rate(bundle, messages, args.max_batch, 0))
     b_one = median_of("b1", lambda: scoring_rate(bundle, messages[:3000], 1, threads))
-    small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2)
+    small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2, STORED_PLAIN)
     produce_all(bootstrap, small, messages[: args.batch1_records])
     model = f"{bundle.parent.name}:{bundle.name}"
     repo = args.model_repository

@@ -36,7 +36,7 @@ from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from schemas import image_message
-from tests.kafka_broker import REPO, LocalKafka
+from tests.kafka_broker import REPO, STORED_PLAIN, LocalKafka
 from tests.worker_harness import read_topic, wait_for, worker_settings
 from worker.launch import metric_total
 from worker.launch import start_worker_process as launch
@@ -58,6 +58,8 @@ class Run:
     seconds: float
     rate: float
     session_timeout_ms: int = 10_000
+    guarantee: str = "at-least-once"
+    replicas: int = 3  # of each topic: the cluster's brokers, up to 3
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workers: list[subprocess.Popen] = field(default_factory=list)
     killed_workers: set[int] = field(default_factory=set)
@@ -66,6 +68,7 @@ class Run:
     ready: ReadyWatch | None = None
     harm_at: float | None = None  # when the outputs' trouble began and ended (isr-blip), from t0
     healed_at: float | None = None
+    restarts: list[int | None] = field(default_factory=list)  # exit codes of workers restarted
 
     def __post_init__(self) -> None:
         self.topics = {t: f"chaos-{t}-{self.run_id}" for t in ("input", *OUTPUTS)}
@@ -85,18 +88,34 @@ class Run:
     def log(self, what: str) -> None:
         print(f"  [{time.monotonic() - self.t0:5.1f} s, {time.strftime('%H:%M:%S')}] {what}", flush=True)
 
-    def start_worker(self) -> None:
+    def start_worker(self, port: int | None = None) -> None:
         first = not self.workers  # its /readyz is watched through the run
-        port = free_port() if first else 0
+        port = port if port is not None else free_port() if first else 0
         settings = worker_settings(self.bootstrap, self.repository, self.topics, transport=self.transport,
                                    session_timeout_ms=self.session_timeout_ms, metrics_port=port,
-                                   metrics_host="127.0.0.1")  # fmt: skip
+                                   metrics_host="127.0.0.1", processing_guarantee=self.guarantee)  # fmt: skip
         # worker.launch's own start: the tests' one turns the metrics server off
         self.workers.append(launch(settings, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        if first:
+        if first and port:
             self.ready = ReadyWatch(port, self.t0)
         threading.Thread(target=_drain, args=(self.workers[-1], self.log_path(len(self.workers))),
                          daemon=True).start()  # fmt: skip
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.guarantee == "exactly-once"
+
+    def supervise(self, stop: threading.Event) -> None:
+        """Exactly-once: a worker that exits (1: a transaction aborted or a call stuck past its
+        deadline) is started again, as its supervisor would; the first one keeps its /readyz watch."""
+        while not stop.wait(0.5):
+            for i, w in enumerate(self.workers):
+                if i in self.killed_workers or w.poll() is None:
+                    continue
+                self.killed_workers.add(i)  # accounted as an exit, replaced below
+                self.restarts.append(w.returncode)
+                self.log(f"worker {i + 1} exited {w.returncode}: started again")
+                self.start_worker(port=self.ready.port if i == 0 and self.ready else 0)
 
     def log_path(self, n: int) -> Path:
         return self.kafka.home.parent / "logs" / f"{self.scenario}-{self.transport}-worker{n}.log"
@@ -332,6 +351,46 @@ def worker_sigkill(run: Run) -> None:
     _hold(run, run.seconds)
 
 
+def _down_for(run: Run, nodes: Callable[[Run], list[int]], what: str, seconds: float) -> None:
+    """SIGKILL `nodes` a quarter into the stream, start them again `seconds` later (the outputs'
+    trouble, for the readiness note, is the time they are down)."""
+    _hold(run, run.seconds * 0.25)
+    down = nodes(run)
+    run.notes.append(f"{what}: broker(s) {','.join(map(str, down))} down {seconds:.0f} s")
+    for node in down:
+        run.kill_broker(node)
+    run.harm_at = time.monotonic() - run.t0
+    time.sleep(seconds)
+    run.restart_brokers()
+    run.healed_at = time.monotonic() - run.t0
+    _hold(run, run.seconds)
+
+
+def _all_nodes(run: Run) -> list[int]:
+    return list(range(1, run.replicas + 1))
+
+
+def _outage(name: str, nodes: Callable[[Run], list[int]], seconds: int) -> Callable[[Run], None]:
+    def scenario(run: Run) -> None:
+        _down_for(run, nodes, name, seconds)
+
+    scenario.__doc__ = f"SIGKILL the {name} broker(s) a quarter in; start them again {seconds} s later."
+    return scenario
+
+
+# A broker outage (made for --processing-guarantee exactly-once; at least once takes them too): the
+# input's leader, the group's coordinator, or every broker, down for 15 or 60 s.
+OUTAGES = {
+    f"{name}-down-{seconds}s": _outage(name, nodes, seconds)
+    for name, nodes in (
+        ("leader", lambda r: [r.leader(r.topics["input"])]),
+        ("coordinator", lambda r: [r.coordinator()]),
+        ("all", _all_nodes),
+    )
+    for seconds in (15, 60)
+}
+
+
 SCENARIOS: dict[str, Callable[[Run], None]] = {
     "leader-kill": leader_kill,
     "coordinator-kill": coordinator_kill,
@@ -339,6 +398,7 @@ SCENARIOS: dict[str, Callable[[Run], None]] = {
     "two-of-three": two_of_three,
     "down-at-start": down_at_start,
     "worker-sigkill": worker_sigkill,
+    **OUTAGES,
 }
 
 
@@ -368,8 +428,9 @@ HEADER = ["scenario", "transport", "records", "missing", "duplicates", "longest 
 def create_topics(run: Run) -> None:
     admin = run.admin()
     try:
-        outputs = [NewTopic(run.topics[t], 1, 3, topic_configs=OUTPUT_CONFIG) for t in OUTPUTS]
-        admin.create_topics([NewTopic(run.topics["input"], 3, 3), *outputs])
+        n = run.replicas
+        outputs = [NewTopic(run.topics[t], 1, n, topic_configs=OUTPUT_CONFIG) for t in OUTPUTS]
+        admin.create_topics([NewTopic(run.topics["input"], 3, n, topic_configs=STORED_PLAIN), *outputs])
     finally:
         admin.close()
 
@@ -406,10 +467,15 @@ def execute(run: Run) -> Result:
         run.producer.start()
         run.stream_t0 = time.monotonic()
         wait_for(lambda: sum(_end(run).values()) > 0 or _exited(run), 120)
+    supervising = threading.Event()
+    if run.exactly_once:
+        threading.Thread(target=run.supervise, args=(supervising,), daemon=True).start()
     harm(run)
     run.producer.stop()
     run.log(f"producing stopped: {run.producer.sent:,} sent, {len(run.producer.acked):,} acknowledged")
-    _wait_quiet(run)
+    _wait_quiet(run, cap_s=360 if run.exactly_once else 240)
+    supervising.set()
+    time.sleep(1)  # a restart in progress finishes
     survived = all(w.poll() is None for i, w in enumerate(run.workers) if i not in run.killed_workers)
     for i, w in enumerate(run.workers):
         if i not in run.killed_workers and w.poll() is None:
@@ -463,8 +529,9 @@ def _record_id(topic: str, out: dict) -> str | None:
 def account(run: Run, survived: bool, codes: list[int | None]) -> Result:
     counts: collections.Counter = collections.Counter()
     stamps: dict[object, list[int]] = collections.defaultdict(list)  # input partition -> append times
+    isolation = "read_committed" if run.exactly_once else "read_uncommitted"
     for t in OUTPUTS:
-        for m in read_topic(run.bootstrap, run.topics[t], quiet_s=3):
+        for m in read_topic(run.bootstrap, run.topics[t], quiet_s=3, isolation=isolation):
             out = json.loads(m.value)
             counts[_record_id(t, out)] += 1
             stamps[(out.get("source") or {}).get("partition")].append(m.timestamp)
@@ -474,6 +541,8 @@ def account(run: Run, survived: bool, codes: list[int | None]) -> Result:
     note = readiness_note(run)
     if note:
         run.notes.append(note)
+    if run.restarts:
+        run.notes.append(f"restarted by the supervisor after exit code(s) {run.restarts}")
     jump = run.clock_jump_s()
     if abs(jump) > 1:
         run.notes.append(f"wall clock {jump:+.0f} s against the monotonic one: pauses may include that")
@@ -485,17 +554,17 @@ def account(run: Run, survived: bool, codes: list[int | None]) -> Result:
         duplicates=sum(n - 1 for n in counts.values() if n > 1),
         longest_pause_s=pause,
         survived=survived,
-        exit_codes=codes,
+        exit_codes=run.restarts + codes,
         not_produced=len(run.producer.failed),
         notes=run.notes,
     )
 
 
-def markdown(results: list[Result], seconds: float, rate: float, session_ms: int) -> str:
+def markdown(results: list[Result], seconds: float, rate: float, session_ms: int, how: str = "") -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# make chaos: {when}", "",
              f"{os.cpu_count()} CPU cores; {seconds:.0f} s of streaming at {rate:.0f} records/s per run; "
-             f"group session timeout {session_ms / 1000:.0f} s.", "",
+             f"group session timeout {session_ms / 1000:.0f} s{how}.", "",
              "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]  # fmt: skip
     lines += ["| " + " | ".join(r.row()) + " |" for r in results]
     notes = [f"- {r.scenario} / {r.transport}: {'; '.join(r.notes)}" for r in results if r.notes]
@@ -513,10 +582,17 @@ def print_row(cells: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
+    p.add_argument("--scenarios", default=None,
+                   help=f"comma-separated, of {', '.join(SCENARIOS)} (default: those before the outages; "
+                   "with --processing-guarantee exactly-once, the outages)")  # fmt: skip
     p.add_argument("--transports", default="kafka-python,confluent", help="comma-separated Kafka clients")
     p.add_argument("--seconds", type=float, default=40, help="streaming time of each run")
     p.add_argument("--rate", type=float, default=100, help="records per second")
+    p.add_argument("--processing-guarantee", default="at-least-once",
+                   choices=["at-least-once", "exactly-once"],
+                   help="exactly-once: confluent only; read_committed accounting; a worker that exits is "
+                   "started again, as its supervisor would")  # fmt: skip
+    p.add_argument("--brokers", type=int, default=3, choices=[1, 3], help="the cluster's size")
     p.add_argument("--session-timeout-ms", type=int, default=10_000,
                    help="the workers' group session (the worker's own default is 30000)")  # fmt: skip
     p.add_argument(
@@ -528,7 +604,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / ".chaos" / "results.md", help="the table, in markdown")
     args = p.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack, if a run hangs
-    scenarios = args.scenarios.split(",")
+    eos = args.processing_guarantee == "exactly-once"
+    default = [n for n in SCENARIOS if (n in OUTAGES) == eos]
+    scenarios = args.scenarios.split(",") if args.scenarios else default
+    transports = args.transports.split(",")
+    if args.processing_guarantee == "exactly-once":
+        if "kafka-python" in transports and args.transports != p.get_default("transports"):
+            p.error("--processing-guarantee exactly-once runs with --transports confluent only")
+        transports = ["confluent"]
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}: pick from {', '.join(SCENARIOS)}")
@@ -536,17 +619,21 @@ def main(argv: list[str] | None = None) -> int:
     home = REPO / ".chaos" / "run"
     subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), "down", "--home", str(home / "kafka")],
                    capture_output=True)  # fmt: skip
-    kafka = LocalKafka(home=home / "kafka", brokers=3).start()
-    print(f"3-broker cluster on {kafka.bootstrap_servers} ({kafka.start_seconds:.0f} s to start)", flush=True)
+    kafka = LocalKafka(home=home / "kafka", brokers=args.brokers).start()
+    started = f"{kafka.start_seconds:.0f} s to start"
+    print(f"{args.brokers}-broker cluster on {kafka.bootstrap_servers} ({started})", flush=True)
     results: list[Result] = []
+    how = f"; {args.brokers} broker(s); {args.processing_guarantee}"
+    if args.processing_guarantee == "exactly-once":
+        how += " (outputs read with isolation.level=read_committed)"
     try:
         for scenario in scenarios:
-            for transport in args.transports.split(","):
+            for transport in transports:
                 kafka.start()  # every node up again
                 wait_for(lambda: healthy(kafka), 120, every_s=2)
                 print(f"{scenario} ({transport})", flush=True)
                 run = Run(scenario, transport, kafka, repository, args.seconds, args.rate,
-                          args.session_timeout_ms)  # fmt: skip
+                          args.session_timeout_ms, args.processing_guarantee, args.brokers)  # fmt: skip
                 try:
                     results.append(execute(run))
                 finally:
@@ -556,12 +643,15 @@ def main(argv: list[str] | None = None) -> int:
                 print_row(HEADER)
                 print_row(results[-1].row())
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(markdown(results, args.seconds, args.rate, args.session_timeout_ms))
+                args.out.write_text(markdown(results, args.seconds, args.rate, args.session_timeout_ms, how))
     finally:
         kafka.stop()
     print(f"\n{args.out}:\n")
-    print(markdown(results, args.seconds, args.rate, args.session_timeout_ms))
-    bad = [r for r in results if r.missing or not r.survived or any(c not in (0, -9) for c in r.exit_codes)]
+    print(markdown(results, args.seconds, args.rate, args.session_timeout_ms, how))
+    # Exactly-once: exit 1 is the designed way out of a stuck transaction; its supervisor starts it again.
+    allowed = (0, -9, 1) if args.processing_guarantee == "exactly-once" else (0, -9)
+    bad = [r for r in results if r.missing or not r.survived or any(c not in allowed for c in r.exit_codes)
+           or (args.processing_guarantee == "exactly-once" and r.duplicates)]  # fmt: skip
     return 1 if bad else 0
 
 

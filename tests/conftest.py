@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.kafka_broker import BrokerError, LocalKafka, reachable
+from tests.kafka_broker import STORED_PLAIN, BrokerError, LocalKafka, reachable
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +44,11 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
     made: list[str] = []
 
-    def make(partitions: int = 1, prefix: str = "t") -> str:
+    def make(partitions: int = 1, prefix: str = "t", configs: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        configs = STORED_PLAIN if configs is None else configs
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                      topic_configs=configs)])  # fmt: skip
         made.append(name)
         return name
 
@@ -60,11 +62,12 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
 @pytest.fixture
 def worker_topics(new_topic) -> Callable[[str], dict[str, str]]:
-    """`worker_topics("images")`: a 2-partition input topic, one-partition outputs and a group id."""
+    """`worker_topics("images")`: a 2-partition input topic, one-partition outputs and a group id. The
+    input is stored uncompressed; `stored_as_sent=True`: as the producer sent it (Kafka's default)."""
 
-    def make(input_prefix: str) -> dict[str, str]:
+    def make(input_prefix: str, stored_as_sent: bool = False) -> dict[str, str]:
         return {
-            "input": new_topic(partitions=2, prefix=input_prefix),
+            "input": new_topic(partitions=2, prefix=input_prefix, configs={} if stored_as_sent else None),
             "alerts": new_topic(prefix="alerts"),
             "dead": new_topic(prefix="dead"),
             "scores": new_topic(prefix="scores"),

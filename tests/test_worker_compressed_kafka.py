@@ -45,7 +45,7 @@ def test_every_codec_is_read_and_a_bomb_costs_only_itself(
     kafka_bootstrap, worker_topics, tiny_bundle, tmp_path, transport
 ) -> None:
     repo = copy_bundle(tiny_bundle, tmp_path).parent.parent
-    topics = worker_topics("packed")
+    topics = worker_topics("packed", stored_as_sent=True)
     expected: list[str] = []
     for codec in ("gzip", "lz4", "zstd", "snappy"):
         # 1,500 images of ~1 KB: batches of over half the limit, so a poll that unpacks two of
@@ -57,7 +57,9 @@ def test_every_codec_is_read_and_a_bomb_costs_only_itself(
     send(kafka_bootstrap, topics["input"], "gzip", [image("after")])
     expected.append("after")
 
-    settings = worker_settings(kafka_bootstrap, repo, topics, transport=transport, max_unpacked_bytes=LIMIT)
+    # stored as sent: a confluent worker starts only when told to accept what that means for memory
+    settings = worker_settings(kafka_bootstrap, repo, topics, transport=transport, max_unpacked_bytes=LIMIT,
+                               unbounded_unpacking="warn")  # fmt: skip
     with WorkerThread(settings) as w:
         assert wait_for(lambda: "after" in scored_ids(kafka_bootstrap, topics), timeout_s=90)
         assert w.thread.is_alive() and w.error is None
@@ -77,7 +79,7 @@ def test_a_zstd_bomb_is_refused_before_it_is_unpacked_by_both_clients(
     kafka_bootstrap, worker_topics, tiny_bundle, tmp_path, transport
 ) -> None:
     repo = copy_bundle(tiny_bundle, tmp_path).parent.parent
-    topics = worker_topics("zstd")
+    topics = worker_topics("zstd", stored_as_sent=True)
     send(kafka_bootstrap, topics["input"], "zstd", [image("before")])
     # 48 MiB of zeros, a few KiB packed: over librdkafka's cap (receive.message.max.bytes) as well;
     # then one batch of 24 records that unpacks to 24 MiB (librdkafka: stepped through, offset by offset)
@@ -85,7 +87,9 @@ def test_a_zstd_bomb_is_refused_before_it_is_unpacked_by_both_clients(
     send(kafka_bootstrap, topics["input"], "zstd", [bytes(1 << 20)] * 24, batch_bytes=64 << 20)
     send(kafka_bootstrap, topics["input"], "zstd", [image("after")])
 
-    settings = worker_settings(kafka_bootstrap, repo, topics, transport=transport, max_unpacked_bytes=LIMIT)
+    # stored as sent: a confluent worker starts only when told to accept what that means for memory
+    settings = worker_settings(kafka_bootstrap, repo, topics, transport=transport, max_unpacked_bytes=LIMIT,
+                               unbounded_unpacking="warn")  # fmt: skip
     with WorkerThread(settings) as w:
         assert wait_for(lambda: "after" in scored_ids(kafka_bootstrap, topics), timeout_s=90)
         assert w.thread.is_alive() and w.error is None

@@ -13,7 +13,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import AnomalyAlert, DeadLetter, ScoreMessage, image_message, metric_message
-from tests.kafka_broker import LocalKafka
+from tests.kafka_broker import STORED_PLAIN, LocalKafka
 from tests.worker_harness import (
     WorkerThread,
     committed,
@@ -300,7 +300,7 @@ def test_a_stop_while_the_broker_is_away_exits_and_loses_nothing(
         topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         outputs = [NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]
-        admin.create_topics([NewTopic("in", 2, 1), *outputs])
+        admin.create_topics([NewTopic("in", 2, 1, topic_configs=STORED_PLAIN), *outputs])
         admin.close()
         # No periodic commit: the commit at the stop is the only one.
         settings = worker_settings(bootstrap, repository(tiny_bundle), topics, transport=transport,

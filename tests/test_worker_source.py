@@ -92,21 +92,22 @@ def test_confluent_starts_quietly_when_every_input_topic_is_stored_uncompressed(
 def test_confluent_warns_naming_the_topic_and_the_fix_when_batches_may_be_compressed(caplog) -> None:
     source = ConfiguredSource({"a": {"compression.type": "uncompressed"},
                                "b": {"compression.type": "producer"}})  # fmt: skip
-    check_unpacking(confluent(), source)
+    check_unpacking(confluent(unbounded_unpacking="warn"), source)
     [record] = caplog.records
     text = record.getMessage()
     assert record.levelname == "WARNING" and "input topic(s) b:" in text and "a," not in text
-    assert "compression.type=uncompressed" in text and "--unbounded-unpacking refuse" in text
+    assert "compression.type=uncompressed" in text and "(started anyway: --unbounded-unpacking warn)" in text
 
 
-def test_confluent_refuses_to_start_on_compressed_topics_when_told_to() -> None:
+def test_confluent_refuses_to_start_on_compressed_topics_by_default_naming_the_fixes() -> None:
     source = ConfiguredSource({"a": {"compression.type": "gzip"}, "b": {"compression.type": "uncompressed"}})
-    with pytest.raises(KafkaConfigError, match=r"input topic\(s\) a: .*WORKER_UNBOUNDED_UNPACKING is refuse"):
-        check_unpacking(confluent(unbounded_unpacking="refuse"), source)
+    with pytest.raises(KafkaConfigError, match=r"input topic\(s\) a: .*WORKER_UNBOUNDED_UNPACKING warn$"):
+        check_unpacking(confluent(), source)
 
 
 def test_a_broker_that_will_not_describe_the_topics_counts_as_compressed(caplog) -> None:
-    check_unpacking(confluent(), ConfiguredSource(RuntimeError("TOPIC_AUTHORIZATION_FAILED")))
+    denied = ConfiguredSource(RuntimeError("TOPIC_AUTHORIZATION_FAILED"))
+    check_unpacking(confluent(unbounded_unpacking="warn"), denied)
     assert "could not read their compression.type (TOPIC_AUTHORIZATION_FAILED)" in caplog.text
     with pytest.raises(KafkaConfigError):
         check_unpacking(confluent(unbounded_unpacking="refuse"), ConfiguredSource(RuntimeError("denied")))

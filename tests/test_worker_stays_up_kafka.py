@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import threading
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import image_message
-from tests.kafka_broker import LocalKafka
+from tests.kafka_broker import STORED_PLAIN, LocalKafka
 from tests.worker_harness import (
     WorkerThread,
     produce,
@@ -37,7 +38,8 @@ def private_broker(tmp_path) -> tuple[LocalKafka, dict[str, str]]:
     broker = LocalKafka(home=tmp_path / "kafka").start()
     topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    admin.create_topics([NewTopic("in", 2, 1), *[NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]])
+    outputs = [NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]
+    admin.create_topics([NewTopic("in", 2, 1, topic_configs=STORED_PLAIN), *outputs])
     admin.close()
     return broker, topics
 
@@ -83,15 +85,26 @@ def test_a_worker_started_while_kafka_is_down_waits_for_it(tmp_path, tiny_bundle
     broker.stop()
     settings = worker_settings(bootstrap, tiny_bundle.folder.parent.parent, topics, transport=transport)
     proc = start_worker_process(settings)
+    lines: list[str] = []  # its output, read as it comes (start-up may be slow on a loaded machine)
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(8)
-        assert proc.poll() is None, proc.communicate()[0]  # still there, waiting
+        assert wait_for(lambda: any("retrying until it answers" in line for line in lines), 120), lines
+        time.sleep(3)
+        assert proc.poll() is None, lines  # still there, waiting
         broker.start()
         assert wait_for(lambda: sum(output_ids(bootstrap, topics).values()) >= 50, 120)
         proc.terminate()
-        out, _ = proc.communicate(timeout=90)
+        proc.wait(timeout=90)
     finally:
         proc.kill()
         broker.stop()
+    reader.join(10)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert "retrying until it answers (--kafka-wait-s)" in out and "answers after" in out, out

@@ -31,13 +31,14 @@ def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | 
 
 
 def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout_s: float = 30.0,
-               quiet_s: float = 2.0) -> list:  # fmt: skip
+               quiet_s: float = 2.0, isolation: str = "read_uncommitted") -> list:  # fmt: skip
     """Every message of a topic: until `expect` arrived, or nothing new came for `quiet_s`."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         receive_message_max_bytes=8 << 20,
+        isolation_level=isolation,
     )  # outputs may be near 1 MiB
     parts = consumer.partitions_for_topic(topic) or set()
     deadline = time.monotonic() + 10

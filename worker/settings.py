@@ -115,12 +115,13 @@ class WorkerSettings(BaseSettings):
         "not below 16 MiB (librdkafka unpacks gzip, lz4 and snappy whole: see --unbounded-unpacking)",
     )
     unbounded_unpacking: Literal["warn", "refuse"] = Field(
-        "warn",
+        "refuse",
         description="--transport confluent: librdkafka unpacks gzip, lz4 and snappy batches whole, "
         "with no limit a client can set, so one small compressed batch can take gigabytes. Safe only "
         "when every input topic stores its batches uncompressed (topic config "
         "compression.type=uncompressed: the broker then refuses any batch that unpacks past its "
-        "max.message.bytes). Otherwise the worker says so at start (warn) or will not start (refuse)",
+        "max.message.bytes). Otherwise the worker will not start (refuse, the default), or starts "
+        "saying so at WARNING (warn: the operator accepts that memory depends on what producers send)",
     )
 
     # Models

@@ -112,7 +112,7 @@ def max_output_bytes(s: WorkerSettings, source: Source, sink: Sink) -> int:
 
 
 def check_unpacking(s: WorkerSettings, source: Source) -> None:
-    """--transport confluent: warn (or refuse to start, --unbounded-unpacking refuse) unless every
+    """--transport confluent: refuse to start (or warn, --unbounded-unpacking warn) unless every
     input topic stores its batches uncompressed. librdkafka unpacks a gzip, lz4 or snappy batch whole
     before the worker sees it, so 64 KiB of gzip takes 64 MiB; kafka-python's batches are unpacked by
     worker/kafka/unpack.py, within --max-unpacked-bytes."""
@@ -135,8 +135,11 @@ def check_unpacking(s: WorkerSettings, source: Source) -> None:
         "within --max-unpacked-bytes"
     )
     if s.unbounded_unpacking == "refuse":
-        raise KafkaConfigError(f"{message}; --unbounded-unpacking / WORKER_UNBOUNDED_UNPACKING is refuse")
-    log.warning("%s (--unbounded-unpacking refuse makes this a start-up error)", message)
+        raise KafkaConfigError(
+            f"{message}. To start anyway, accepting that the worker's memory depends on what producers "
+            "send: --unbounded-unpacking / WORKER_UNBOUNDED_UNPACKING warn"
+        )
+    log.warning("%s (started anyway: --unbounded-unpacking warn)", message)
 
 
 def count_consumed(metrics: Metrics, topics: list[str], polled: list[Consumed]) -> None:
