@@ -67,8 +67,11 @@ gpu-check: setup  ## onnxruntime alone per model and batch, IO binding vs run(),
 	@ls models/mnist-vae/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
 	$(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
-chaos: setup  ## broker kills, a short ISR, a cluster down at start, a killed worker, on a 3-broker cluster; every input accounted (docs/chaos.md)
+chaos: setup  ## broker kills, a short ISR, a cluster down at start, a killed worker, on a 3-broker cluster; then exactly-once through broker outages (3 brokers and 1); every input accounted (docs/chaos.md)
 	$(PY) -m tests.chaos $(CHAOS_ARGS)
+	$(PY) -m tests.chaos --processing-guarantee exactly-once --out .chaos/results-eos.md $(CHAOS_EOS_ARGS)
+	$(PY) -m tests.chaos --processing-guarantee exactly-once --brokers 1 --scenarios all-down-15s,all-down-60s \
+	  --out .chaos/results-eos-1.md $(CHAOS_EOS_ARGS)
 
 demo: setup kafka-up  ## images and KPI series through a local Kafka and the worker (trains bundles if none)
 	$(PY) -m demo

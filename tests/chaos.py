@@ -35,8 +35,9 @@ import numpy as np
 from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
+from bench.common import STORED_PLAIN
 from schemas import image_message
-from tests.kafka_broker import REPO, STORED_PLAIN, LocalKafka
+from tests.kafka_broker import REPO, LocalKafka
 from tests.worker_harness import read_topic, wait_for, worker_settings
 from worker.launch import metric_total
 from worker.launch import start_worker_process as launch
@@ -69,6 +70,7 @@ class Run:
     harm_at: float | None = None  # when the outputs' trouble began and ended (isr-blip), from t0
     healed_at: float | None = None
     restarts: list[int | None] = field(default_factory=list)  # exit codes of workers restarted
+    replaced: set[int] = field(default_factory=set)  # their indexes
 
     def __post_init__(self) -> None:
         self.topics = {t: f"chaos-{t}-{self.run_id}" for t in ("input", *OUTPUTS)}
@@ -110,9 +112,9 @@ class Run:
         deadline) is started again, as its supervisor would; the first one keeps its /readyz watch."""
         while not stop.wait(0.5):
             for i, w in enumerate(self.workers):
-                if i in self.killed_workers or w.poll() is None:
+                if i in self.killed_workers or i in self.replaced or w.poll() is None:
                     continue
-                self.killed_workers.add(i)  # accounted as an exit, replaced below
+                self.replaced.add(i)
                 self.restarts.append(w.returncode)
                 self.log(f"worker {i + 1} exited {w.returncode}: started again")
                 self.start_worker(port=self.ready.port if i == 0 and self.ready else 0)
@@ -476,12 +478,13 @@ def execute(run: Run) -> Result:
     _wait_quiet(run, cap_s=360 if run.exactly_once else 240)
     supervising.set()
     time.sleep(1)  # a restart in progress finishes
-    survived = all(w.poll() is None for i, w in enumerate(run.workers) if i not in run.killed_workers)
+    gone = run.killed_workers | run.replaced
+    survived = all(w.poll() is None for i, w in enumerate(run.workers) if i not in gone)
     for i, w in enumerate(run.workers):
-        if i not in run.killed_workers and w.poll() is None:
+        if i not in gone and w.poll() is None:
             w.send_signal(signal.SIGTERM)
     codes = []
-    for w in run.workers:
+    for w in (w for i, w in enumerate(run.workers) if i not in run.replaced):
         try:
             codes.append(w.wait(120))
         except subprocess.TimeoutExpired:
@@ -504,9 +507,27 @@ def _end(run: Run) -> dict[str, int]:
         return {}
 
 
+def _all_committed(run: Run) -> bool:
+    """The group's commits have reached the input's end (exactly-once: the outputs' end offsets also
+    count aborted transactions and their markers, so they say nothing of what is answered)."""
+    from tests.worker_harness import committed, end_offsets
+
+    try:
+        return committed(run.bootstrap, run.topics["group"], run.topics["input"]) == end_offsets(
+            run.bootstrap, run.topics["input"]
+        )
+    except Exception:
+        return False
+
+
 def _wait_quiet(run: Run, quiet_s: float = 15, cap_s: float = 240) -> None:
-    """Until every acknowledged input has an output, or the outputs stop growing for `quiet_s`."""
+    """Until every acknowledged input has an output, or the outputs stop growing for `quiet_s`
+    (exactly-once: until the group has committed up to the input's end, or `cap_s`)."""
     deadline, last, since = time.monotonic() + cap_s, -1, time.monotonic()
+    if run.exactly_once:
+        wait_for(lambda: _all_committed(run), cap_s, every_s=2)
+        run.log(f"inputs all committed: {_all_committed(run)}")
+        return
     while time.monotonic() < deadline:
         total = sum(_end(run).values())
         if total != last:

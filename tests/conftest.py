@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.kafka_broker import STORED_PLAIN, BrokerError, LocalKafka, reachable
+from bench.common import STORED_PLAIN
+from tests.kafka_broker import BrokerError, LocalKafka, reachable
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,6 @@ SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
 LIB = REPO / ".kafka" / "lib"
 
 
-# Topics as docs/worker.md advises for input (and a confluent worker requires by default): stored
-# uncompressed, so the broker refuses a batch that unpacks past max.message.bytes.
-STORED_PLAIN = {"compression.type": "uncompressed"}
-
-
 class BrokerError(RuntimeError):
     pass
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from bench.common import STORED_PLAIN
 from schemas import image_message
-from tests.kafka_broker import STORED_PLAIN, LocalKafka
+from tests.kafka_broker import LocalKafka
 from tests.worker_harness import (
     WorkerThread,
     produce,
