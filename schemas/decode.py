@@ -27,6 +27,7 @@ _REASON_BY_ERROR_TYPE = {
     "finite_number": Reason.NON_FINITE,
     "out_of_range": Reason.OUT_OF_RANGE,
     "timestamp_range": Reason.BAD_TIMESTAMP,
+    "misplaced_time": Reason.BAD_TIMESTAMP,
 }
 
 

@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 # Bytes per element of each supported pixel dtype, and how to bring it to [0, 1].
@@ -158,6 +167,9 @@ class ImageRecord(BaseModel):
             return self._decode_pixels()._pixel_array
 
 
+MISPLACED_TIME = ("timestamp", "time", "datetime", "date")
+
+
 class MetricPoint(BaseModel):
     """One point of a metric series (latency, error rate, queue depth, a KPI)."""
 
@@ -172,6 +184,20 @@ class MetricPoint(BaseModel):
     value: float = Field(..., strict=True, allow_inf_nan=False)
     id: str | None = Field(None, description="Record id; defaults to topic:partition:offset.")
     model: str | None = Field(None, description="Model to score with; the worker's default if unset.")
+    # The time under one of the names a CSV column may have (training reads them): refused, naming
+    # `ts`, because a point without `ts` goes to the series' next slot, which is wrong after a gap.
+    misplaced_time: SkipJsonSchema[object] = Field(
+        None, validation_alias=AliasChoices(*MISPLACED_TIME), exclude=True, repr=False
+    )
+
+    @field_validator("misplaced_time")
+    @classmethod
+    def _time_goes_in_ts(cls, value: object) -> object:
+        raise PydanticCustomError(
+            "misplaced_time",
+            "a metric point's time goes in `ts` (RFC 3339, e.g. \"2026-11-22T10:00:00Z\"), not in this "
+            "field: without `ts` the point would go to the series' next slot",
+        )
 
     @property
     def series_key(self) -> str:

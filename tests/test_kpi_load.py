@@ -122,3 +122,29 @@ def test_all_series_too_short_is_an_error_that_says_what_to_do(tmp_path: Path) -
     data = load_csv(long_csv(tmp_path / "k.csv", {"a": 150}))
     with pytest.raises(ValueError, match=r"no series is long enough.*at least 200.*smaller --window"):
         prepare_all(data, cfg, log=lambda _: None)
+
+
+def test_a_header_typo_that_merges_series_stops_training_saying_why(tmp_path: Path) -> None:
+    """`serie` for `series`: three interleaved series read as one. The column is named as not read,
+    the dropped points are counted, and past --max-duplicate-percent training stops."""
+    lines = ["serie,timestamp,value"]
+    for i in range(300):
+        lines += [f"{key},{i * 60},{v + i % 7}" for key, v in (("a", 1.0), ("b", 50.0), ("c", 900.0))]
+    data = load_csv(write(tmp_path / "k.csv", "\n".join(lines) + "\n"))
+    assert list(data.series) == ["k"] and data.unused_columns == {str(tmp_path / "k.csv"): ["serie"]}
+    cfg = WindowConfig(window=10, reset_gap=10, clip=20.0, train_fraction=0.5, val_fraction=0.2)
+    said: list[str] = []
+    with pytest.raises(ValueError, match=r"600 of 900 points \(66\.7%\) were dropped .* name the column that "
+                                         r"tells them apart `series`.*--max-duplicate-percent"):  # fmt: skip
+        prepare_all(data, cfg, log=said.append)
+    assert said[0].startswith(f"warning: {tmp_path / 'k.csv'}: column(s) serie not read")
+
+
+def test_a_few_duplicate_slots_are_counted_and_said_not_hidden(tmp_path: Path) -> None:
+    rows = [f"x,{i * 60},{i % 5}" for i in range(200)] + ["x,120,9"]  # one point twice in a slot
+    data = load_csv(write(tmp_path / "k.csv", "series,timestamp,value\n" + "\n".join(rows) + "\n"))
+    cfg = WindowConfig(window=10, reset_gap=10, clip=20.0, train_fraction=0.5, val_fraction=0.2)
+    said: list[str] = []
+    assert [s.key for s in prepare_all(data, cfg, log=said.append)] == ["x"]
+    assert said == ["warning: 1 of 201 points (0.5%) were dropped as a second point in their grid slot "
+                    "(most in series 'x': 1)"]  # fmt: skip

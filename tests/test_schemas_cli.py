@@ -82,3 +82,23 @@ def test_validate_all_good_exits_zero(tmp_path: Path, capsys) -> None:
 def test_validate_missing_file(tmp_path: Path, capsys) -> None:
     assert main(["--validate", str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_point_with_its_time_under_another_name_is_refused_by_the_validator_and_the_worker(
+    tmp_path: Path, capsys
+) -> None:
+    """`timestamp` (a CSV column name training reads) instead of `ts`: the same dead-letter reason and
+    message from `python -m schemas --validate` and from the worker's decode, naming `ts`."""
+    from schemas.decode import decode
+
+    point = '{"kind": "metric", "series": "a", "value": 1, "%s": "2026-11-22T10:00:00Z"}'
+    misnamed = [(point % name).encode() for name in ("timestamp", "time", "datetime", "date")]
+    f = tmp_path / "points.jsonl"
+    f.write_bytes(b"\n".join(misnamed) + b"\n")
+    assert main(["--validate", str(f)]) == 1
+    out = capsys.readouterr().out
+    for line, name in enumerate(("timestamp", "time", "datetime", "date"), start=1):
+        assert f"{f}:{line}: bad_timestamp: {name}: a metric point's time goes in `ts`" in out, out
+    rejected = decode(misnamed[0])
+    assert rejected.reason.value == "bad_timestamp" and "goes in `ts`" in rejected.error
+    assert decode(metric_message("a", 1.0)[1]).series == "a"  # `ts` itself, or none, as before

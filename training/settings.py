@@ -142,6 +142,14 @@ class KpiTrainSettings(TrainSettings):
         "(default: --window); shorter gaps are filled linearly and masked out of the loss",
     )
     clip: float = Field(20.0, gt=0, description="normalised values are clipped to [-clip, clip]")
+    max_duplicate_percent: float = Field(
+        5.0,
+        ge=0,
+        le=100,
+        description="a point in a grid slot that already has one is dropped (and counted); past this "
+        "share of all points training stops, as that many usually mean several series were read as "
+        "one (no series column) or timestamps finer than the grid",
+    )
     missing_injection: float = Field(
         0.01,
         ge=0,

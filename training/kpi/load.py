@@ -62,6 +62,7 @@ class LoadedData:
     series: dict[str, RawSeries]
     missing_values: int = 0  # rows skipped because their value was empty / NaN
     files: list[str] = field(default_factory=list)
+    unused_columns: dict[str, list[str]] = field(default_factory=dict)  # by file: header names not read
 
     @property
     def has_labels(self) -> bool:
@@ -126,6 +127,9 @@ def _read_file(path: Path, data: LoadedData) -> dict[str, RawSeries]:
         if header is None:
             raise CsvError(f"{path}: the file is empty; it needs a header row such as timestamp,value")
         cols = _columns(header, path)
+        unused = [h for i, h in enumerate(header) if i not in cols.values() and h.strip()]
+        if unused:
+            data.unused_columns[str(path)] = unused
         acc: dict[str, _Accumulator] = {}
         numeric: bool | None = None
         for row in reader:

@@ -201,7 +201,7 @@ def train_kpi_bundle(s: KpiTrainSettings) -> KpiBundle:
     refuse_existing(out)  # before training, not after
     t0 = time.monotonic()
     data = load_csv(s.data)
-    series = prepare_all(data, cfg)
+    series = prepare_all(data, cfg, max_duplicates=s.max_duplicate_percent / 100)
     train = training_windows(series, cfg, "train")
     val = training_windows(series, cfg, "val")
     fit_cfg = KpiFitConfig.from_settings(s)

@@ -14,7 +14,7 @@ import numpy as np
 
 from schemas.detect import WindowFeatures, window_features
 from schemas.timeseries import Grid, detect_interval, scoreable, slot_of, to_grid, windows_ending_at
-from training.kpi.load import LoadedData, RawSeries
+from training.kpi.load import ALIASES, LoadedData, RawSeries
 
 PARTS = ("train", "val", "test")
 
@@ -99,11 +99,21 @@ def prepare_series(raw: RawSeries, cfg: WindowConfig, interval_s: float | None =
     )
 
 
-def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesData]:
-    """Every series long enough for the split; too-short ones are skipped with a printed warning.
+# Two points in one grid slot: the second is dropped. A few are jitter; many mean the data is not what
+# the loader took it for (several series read as one, a grid coarser than the data).
+MAX_DUPLICATE_FRACTION = 0.05
 
-    Raises if none is left: there is nothing to train on.
-    """
+
+def prepare_all(
+    data: LoadedData, cfg: WindowConfig, log=print, max_duplicates: float = MAX_DUPLICATE_FRACTION
+) -> list[SeriesData]:
+    """Every series long enough for the split; too-short ones are skipped with a printed warning.
+    Columns the loader did not read, and points dropped as a second point in a grid slot, are said;
+    ValueError if more than `max_duplicates` of the points were dropped, or if no series is left."""
+    read = ", ".join(f"{role} ({names[0]})" for role, names in ALIASES.items())
+    for path, names in data.unused_columns.items():
+        log(f"warning: {path}: column(s) {', '.join(names)} not read (the loader reads {read}; "
+            "the aliases of each are in docs/kpi.md)")  # fmt: skip
     out, skipped = [], []
     need = cfg.min_points()
     for raw in data.series.values():
@@ -121,6 +131,7 @@ def prepare_all(data: LoadedData, cfg: WindowConfig, log=print) -> list[SeriesDa
             skipped.append(f"{raw.key} ({len(s.grid)} grid points)")
             continue
         out.append(s)
+    _check_duplicates(data, out, log, max_duplicates)
     if skipped:
         log(
             f"warning: skipped {len(skipped)} series too short for --window {cfg.window} and the split, "
@@ -170,3 +181,23 @@ def training_windows(
     if not xs:
         return np.zeros((0, window), np.float32), np.zeros((0, window), bool)
     return np.concatenate(xs), np.concatenate(ms)
+
+
+def _check_duplicates(data: LoadedData, series: list[SeriesData], log, max_fraction: float) -> None:
+    """Say how many points were dropped as a second point in their grid slot; stop past `max_fraction`."""
+    dropped = sum(s.grid.duplicates for s in series)
+    if not dropped:
+        return
+    total = sum(data.series[s.key].values.size for s in series)
+    worst = max(series, key=lambda s: s.grid.duplicates)
+    said = (f"{dropped:,} of {total:,} points ({dropped / total:.1%}) were dropped as a second point in "
+            f"their grid slot (most in series {worst.key!r}: {worst.grid.duplicates:,})")  # fmt: skip
+    if dropped <= max_fraction * total:
+        log(f"warning: {said}")
+        return
+    raise ValueError(
+        f"{said}. That many usually means several series were read as one (a file without a series "
+        "column is ONE series: name the column that tells them apart `series`, or one of its aliases), "
+        "or timestamps finer than the series' grid. Check the columns the warnings above name; to "
+        f"train anyway, raise --max-duplicate-percent (now {max_fraction:.0%})"
+    )
