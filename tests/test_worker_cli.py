@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.worker_fakes import copy_bundle
 from worker.launch import start_worker_process
@@ -94,3 +99,40 @@ def test_an_unexpected_error_ends_with_one_line_naming_it(monkeypatch, capsys) -
     last = handler_lines[-1].splitlines()[-1]
     assert last.startswith("stopped by an unexpected error") and "KeyError: 'assignment'" in last
     assert any("Traceback" in line for line in handler_lines[:-1])  # the traceback comes before it
+
+
+@pytest.mark.parametrize("transport", ["kafka-python", "confluent"])
+def test_a_bootstrap_host_that_does_not_resolve_is_said_as_such(tiny_bundle, transport) -> None:
+    done = run_worker("--bootstrap-servers", "kafak-1.invalid:9092", "--kafka-wait-s", "1", "--transport",
+                      transport, "--model-repository", str(tiny_bundle.folder.parent.parent))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "the host name 'kafak-1.invalid'" in last and "does not resolve" in last, done.stderr
+    assert "--bootstrap-servers / WORKER_BOOTSTRAP_SERVERS" in last
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_waiting_for_kafka_is_one_line_and_exit_0(tiny_bundle, signum) -> None:
+    """Ctrl-C (or SIGTERM) while the worker waits for a Kafka that does not answer: no traceback."""
+    args = ("--metrics-port", "0", "--bootstrap-servers", "127.0.0.1:1", "--model-repository",
+            str(tiny_bundle.folder.parent.parent))  # fmt: skip
+    proc = start_worker_process(None, args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("retrying until it answers" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any("retrying until it answers" in line for line in lines), lines
+        proc.send_signal(signum)
+        code = proc.wait(60)
+    finally:
+        proc.kill()
+    reader.join(10)
+    out = "".join(lines)
+    assert code == 0, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert out.strip().splitlines()[-1].endswith(
+        f"{signal.Signals(signum).name} while starting: stopped before consuming anything"
+    ), out

@@ -39,10 +39,27 @@ def install_signals(worker: Worker) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+class StopDuringStartup(BaseException):  # not an Exception: no `except Exception` on the way swallows it
+    """SIGTERM or SIGINT before the worker consumed anything (loading models, waiting for Kafka)."""
+
+
+def install_startup_signals() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise StopDuringStartup(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def run(s: WorkerSettings) -> int:
     for line in s.start_warnings():
         log.warning("%s", line)
-    worker = build_worker(s)
+    install_startup_signals()  # until the worker's own: a stop before it consumed anything
+    try:
+        worker = build_worker(s)
+    except StopDuringStartup as exc:
+        log.info("%s while starting: stopped before consuming anything", exc)
+        return 0
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()

@@ -7,6 +7,7 @@ The backends (`kafka_python.py`, `confluent.py`) import this module; it imports 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -137,10 +138,33 @@ class TransactionalSink(Sink, Protocol):
 
 
 def unreachable(s: WorkerSettings, detail: object) -> BrokerUnreachable:
+    unresolved = unresolved_hosts(s.bootstrap_servers)
+    if unresolved:
+        names = ", ".join(f"{host!r} ({why})" for host, why in unresolved)
+        return BrokerUnreachable(
+            f"cannot reach Kafka at {s.bootstrap_servers}: the host name {names} does not resolve; check "
+            "the spelling in --bootstrap-servers / WORKER_BOOTSTRAP_SERVERS, or this machine's DNS"
+        )
     return BrokerUnreachable(
         f"cannot reach Kafka at {s.bootstrap_servers} ({detail}); check --bootstrap-servers / "
         "WORKER_BOOTSTRAP_SERVERS and that the broker is up ('make kafka-up' starts a local one)"
     )
+
+
+def unresolved_hosts(bootstrap_servers: str) -> list[tuple[str, str]]:
+    """The bootstrap hosts whose names do not resolve, each with the resolver's words."""
+    out = []
+    for server in bootstrap_servers.split(","):
+        host = server.strip().rsplit(":", 1)[0].strip("[]")
+        if not host:
+            continue
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror as exc:
+            out.append((host, exc.strerror or str(exc)))
+        except OSError:  # another failure than the name: not what this is about
+            continue
+    return out
 
 
 @dataclass(slots=True)
