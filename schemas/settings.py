@@ -8,10 +8,10 @@ turns a validation error into one line per bad option that names both spellings.
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, CliApp
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, CliApp, CliSettingsSource
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -24,10 +24,21 @@ class SettingsError(SystemExit):
         self.message = message
 
 
+class ReadableCli(CliSettingsSource):
+    """--help as a person reads it: a secret's type is `str`, and an option unset by default shows no
+    `(default: null)` (its description says what unset means, and a default said there once)."""
+
+    def _help_format(self, *args: Any, **kwargs: Any) -> str:
+        return super()._help_format(*args, **kwargs).replace(f" (default: {self.cli_parse_none_str})", "")
+
+    def _metavar_format_recurse(self, obj: Any) -> str:
+        return "str" if obj is SecretStr else super()._metavar_format_recurse(obj)
+
+
 def load_settings(cls: type[S], argv: list[str] | None = None) -> S:
     args = sys.argv[1:] if argv is None else argv
     try:
-        return CliApp.run(cls, cli_args=args)
+        return CliApp.run(cls, cli_args=args, cli_settings_source=ReadableCli(cls))
     except ValidationError as exc:
         raise SettingsError(describe_errors(cls, exc)) from None
 

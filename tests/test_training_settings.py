@@ -57,3 +57,47 @@ def test_fit_config_takes_every_option_of_its_name_and_resolves_the_device() -> 
     assert cfg.device in {"cpu", "cuda"} and cfg.epoch_windows == KpiFitConfig.epoch_windows
     image = FitConfig.from_settings(ImageTrainSettings(weight_decay=0.1))
     assert image.weight_decay == 0.1 and image.device == "cpu"
+
+
+def test_an_option_of_the_other_kind_of_training_asks_did_you_mean(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRAINING_DATASET", raising=False)
+    with pytest.raises(SettingsError) as caught:
+        train_settings_for(["--data", "kpi.csv", "--epochs", "3"])
+    assert caught.value.message == (
+        "--data is an option of --dataset csv training, and this is --dataset mnist: did you mean "
+        "`python -m training train --dataset csv --data ...`?"
+    )
+    assert train_settings_for(["--dataset", "csv", "--data=kpi.csv"]) is KpiTrainSettings
+
+
+def test_help_shows_readable_types_and_no_null_defaults() -> None:
+    import subprocess
+    import sys
+
+    for argv in (["-m", "worker", "--help"], ["-m", "training", "train", "--dataset", "csv", "--help"]):
+        text = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True).stdout
+        assert "null" not in text and "SecretStr" not in text, text
+    worker = subprocess.run([sys.executable, "-m", "worker", "--help"], capture_output=True, text=True).stdout
+    assert "[--sasl-password str]" in worker and "[--transactional-id str]" in worker
+
+
+def test_make_kafka_status_says_not_running_without_a_make_error(tmp_path) -> None:
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["deploy/kafka/kafka.sh", "status", "--home", str(tmp_path / "none")], cwd=repo,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 3 and "not running" in done.stdout  # the script's own answer
+    done = subprocess.run(["make", "-s", "kafka-status"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0 and "running" in done.stdout and "Error" not in done.stderr, done
+
+
+def test_the_verdict_on_unlabelled_data_says_so_instead_of_nan() -> None:
+    from training.kpi.evaluate import DetectorReport
+    from training.kpi.pipeline import KpiEvaluation
+
+    nan = float("nan")
+    reports = [DetectorReport(name, {"standard": nan}, nan, None) for name in ("detector", "zscore", "hampel")]
+    verdict = KpiEvaluation(reports, {}, "the test part of 3 series").verdict()
+    assert "nan" not in verdict and verdict.startswith("no labelled anomalies in the test part of 3 series")

@@ -19,7 +19,8 @@ from schemas.repository import next_version_folder
 from schemas.settings import SettingsError
 from training.images.mnist import BUNDLED_DIR
 
-_COMMON = dict(env_prefix="TRAINING_", cli_kebab_case=True, frozen=True, cli_implicit_flags=True)
+_COMMON = dict(env_prefix="TRAINING_", cli_kebab_case=True, frozen=True, cli_implicit_flags=True,
+               cli_hide_none_type=True)  # --help: `str`, not `{str,null}`
 MODEL_REPOSITORY = Path("models")  # where a bundle goes without --out
 
 
@@ -225,7 +226,17 @@ def train_settings_for(argv: list[str]) -> type[TrainSettings]:
         raise SettingsError(
             f"invalid --dataset / TRAINING_DATASET: use {' or '.join(TRAIN_SETTINGS)} (got {dataset!r})"
         )
-    return TRAIN_SETTINGS[dataset]
+    chosen = TRAIN_SETTINGS[dataset]
+    for arg in argv:  # an option of the other kind of training: name the one that has it
+        flag = arg.split("=", 1)[0]
+        field = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+        other = next((k for k, m in TRAIN_SETTINGS.items() if k != dataset and field in m.model_fields), None)
+        if field and field not in chosen.model_fields and other:
+            raise SettingsError(
+                f"{flag} is an option of --dataset {other} training, and this is --dataset {dataset}: "
+                f"did you mean `python -m training train --dataset {other} {flag} ...`?"
+            )
+    return chosen
 
 
 class BenchmarkSettings(KpiTrainSettings):

@@ -28,6 +28,7 @@ class WorkerSettings(BaseSettings):
         cli_kebab_case=True,
         cli_prog_name="python -m worker",
         cli_implicit_flags=True,
+        cli_hide_none_type=True,  # --help: `str`, not `{str,null}`
         frozen=True,
     )
 

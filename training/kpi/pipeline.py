@@ -79,6 +79,10 @@ class KpiEvaluation:
 
     def verdict(self) -> str:
         ours, others = self.reports[0], [r for r in self.reports[1:] if r.name in BASELINES]
+        if not np.isfinite(ours.nab["standard"]):  # no labelled anomaly in what was evaluated
+            return (f"no labelled anomalies in {self.what}: nothing to compare the detectors on (a "
+                    "label column with 1 for anomalous points gives NAB scores and F1; the alerts "
+                    "above are what the worker would raise)")  # fmt: skip
         lines = []
         for o in others:
             nab, f1 = ours.nab["standard"], ours.best_f1
