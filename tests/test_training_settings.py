@@ -98,6 +98,7 @@ def test_the_verdict_on_unlabelled_data_says_so_instead_of_nan() -> None:
     from training.kpi.pipeline import KpiEvaluation
 
     nan = float("nan")
-    reports = [DetectorReport(name, {"standard": nan}, nan, None) for name in ("detector", "zscore", "hampel")]
+    names = ("detector", "zscore", "hampel")
+    reports = [DetectorReport(name, {"standard": nan}, nan, None) for name in names]
     verdict = KpiEvaluation(reports, {}, "the test part of 3 series").verdict()
     assert "nan" not in verdict and verdict.startswith("no labelled anomalies in the test part of 3 series")
