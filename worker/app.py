@@ -37,6 +37,7 @@ from worker.registry import ModelRegistry
 from worker.score import Scored, ScoreStage
 from worker.settings import WorkerSettings
 from worker.source import count_consumed
+from worker.summary import Summary
 from worker.watch import ModelSwaps, RepositoryWatcher
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Worker:
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self.lag = lag if lag is not None else LagProbe(metrics)  # worker/build.py gives it a client
+        self.summary = Summary(metrics, s.summary_interval_s)
         self.committed_at_stop: bool | None = None  # None until the commit at the end of run() is made
         # New model versions, checked on the watcher's thread, go into service between two turns.
         self.swaps = ModelSwaps(watcher, models, self.kinds, self.batcher, self.scoring, metrics, s)
@@ -139,6 +141,7 @@ class Worker:
             self._publish(result)
         if self.checkpoint.due():
             self.commit(wait=False)
+        self.summary.tick()
 
     def drain(self) -> bool:
         """Score every batch in hand, publish, flush the outputs, commit and wait for the commit.

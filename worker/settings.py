@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,9 @@ TRANSACTION_SLACK_MS = 10_000
 
 
 class WorkerSettings(BaseSettings):
-    """Score image and metric records from Kafka with a VAE bundle; publish alerts and dead letters."""
+    """Score image and metric records from Kafka with a VAE bundle; publish alerts and dead letters.
+    Chores beside it: `python -m worker topics create --help` (input topics as advised) and
+    `python -m worker follow --help` (print the alerts and dead letters as they come)."""
 
     model_config = SettingsConfigDict(
         env_prefix="WORKER_",
@@ -216,6 +219,12 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = Field("0.0.0.0", description="address of the /metrics, /healthz, /readyz server")
     metrics_port: int = Field(9108, ge=0, le=65535, description="port of that server (0 = no server)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    summary_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="log one INFO line this often saying what the worker did since the last one "
+        "(records and their rate, scored, alerts, dead letters by reason, lag); 0 = never",
+    )
     log_json: bool = Field(False, description="log one JSON object per line")
 
     transport: Literal["kafka-python", "confluent"] = Field(
@@ -384,6 +393,8 @@ class WorkerSettings(BaseSettings):
                 cfg[key] = str(path)
         return cfg
 
+
+WorkerSettings.__doc__ = inspect.cleandoc(WorkerSettings.__doc__ or "")  # --help prints it as it is
 
 PASSWORD_FROM = "WORKER_SASL_PASSWORD or --sasl-password-file / WORKER_SASL_PASSWORD_FILE"
 

@@ -1,0 +1,71 @@
+"""The chores beside the worker, on the real broker: `python -m worker topics create` makes an input
+topic as advised, a worker scores records from it, `python -m worker follow` prints the alerts and
+dead letters it wrote, and the worker's log has its summary line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import uuid
+
+import pytest
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+from schemas import image_message
+from tests.test_worker_exactly_once_kafka import digits
+from tests.worker_harness import WorkerThread, produce, read_topic, wait_for, worker_settings
+from worker.launch import PACKAGE_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worker", *args], cwd=PACKAGE_ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_create_a_topic_stream_into_it_and_follow_the_alerts_and_dead_letters(
+    kafka_bootstrap, tiny_bundle, caplog
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topics = {"input": f"tools-in-{run}", "alerts": f"tools-alerts-{run}", "dead": f"tools-dead-{run}",
+              "scores": f"tools-scores-{run}", "group": f"tools-{run}"}  # fmt: skip
+    at = ("--bootstrap-servers", kafka_bootstrap)
+    made = tool("topics", "create", topics["input"], "--partitions", "2", *at)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == (f"created {topics['input']}: 2 partitions, 1 replicas, "
+                                   "compression.type=uncompressed")  # fmt: skip
+    again = tool("topics", "create", topics["input"], *at)
+    assert again.stdout.strip() == f"{topics['input']} exists already, stored as advised"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    [described] = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics["input"])])
+    admin.close()
+    assert ("compression.type", "uncompressed") in [(e[0], e[1]) for e in described.resources[0][4]]
+
+    pool = digits()  # MNIST 1s and 4s (the tiny bundle's normal) and 5s (anomalies)
+    values = [image_message(pool[i], id=f"tools/{i}") for i in range(60)] + [b"{not json"]
+    settings = worker_settings(kafka_bootstrap, tiny_bundle.folder.parent.parent, topics,
+                               summary_interval_s=1.0, transport="confluent")  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="worker"), WorkerThread(settings) as w:
+        produce(kafka_bootstrap, topics["input"], values)
+        assert wait_for(lambda: len(read_topic(kafka_bootstrap, topics["dead"], quiet_s=0.3)) == 1, 90)
+        alerts = read_topic(kafka_bootstrap, topics["alerts"], quiet_s=0.5)
+        assert wait_for(lambda: any(r.getMessage().startswith("last ") and " records (" in r.getMessage()
+                                    and "dead letters (invalid_json 1)" in r.getMessage()
+                                    for r in caplog.records), 30)  # fmt: skip
+        w.stop()
+    assert alerts, "some 5s should alert"
+
+    followed = tool("follow", "--topics", f"{topics['alerts']},{topics['dead']}", "--from-beginning",
+                    "--idle-exit-s", "5", "--bootstrap-servers", kafka_bootstrap)  # fmt: skip
+    lines = followed.stdout.splitlines()
+    assert followed.returncode == 0, followed.stderr
+    assert len([line for line in lines if line.startswith("ALERT  tools/")]) == len(alerts), lines
+    [dead] = [line for line in lines if line.startswith("DEAD ")]
+    assert "invalid_json" in dead and f"({topics['input']}:" in dead, dead
+    as_json = tool("follow", "--topics", topics["dead"], "--from-beginning", "--json", "--idle-exit-s", "5",
+                   "--bootstrap-servers", kafka_bootstrap)  # fmt: skip
+    [letter] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert letter["reason"] == "invalid_json"

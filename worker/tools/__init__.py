@@ -1,0 +1,3 @@
+"""Chores beside the worker, as `python -m worker <tool>`: `topics` creates input topics the way the
+docs advise, `follow` prints what the worker writes. Both reach Kafka with the worker's own
+connection settings (the WORKER_* variables: bootstrap servers, security, SASL, TLS)."""
