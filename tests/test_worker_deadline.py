@@ -23,10 +23,14 @@ NEVER = threading.Event()  # never set: a call waiting on it never returns
 
 def test_a_call_that_returns_gives_its_value_or_its_error() -> None:
     health = Health()
+    health.models_loaded = health.partitions_assigned = True
     assert call_with_deadline("x", lambda: 42, 5, health) == 42
+    assert health.stuck_call is None and health.ready() == (True, "ready")
     with pytest.raises(ZeroDivisionError):
-        call_with_deadline("x", lambda: 1 / 0, 5, health)
-    assert health.stuck_call is None
+        call_with_deadline("commit_transaction", lambda: 1 / 0, 5, health)
+    # not ready after a failed call (an abort and an exit follow), until one succeeds
+    assert health.ready() == (False, "commit_transaction failed: division by zero")
+    assert call_with_deadline("x", lambda: 42, 5, health) == 42 and health.ready() == (True, "ready")
 
 
 def test_a_call_that_never_returns_ends_at_the_deadline_and_the_worker_is_not_ready_meanwhile() -> None:

@@ -82,7 +82,10 @@ def call_with_deadline(
                 )
     finally:
         if done.is_set():
-            health.stuck_call = None
+            # Ready again only after a call that succeeded: one that failed is followed by an abort
+            # and an exit, and a moment of 200 between the two would be a lie.
+            failed = outcome.get("error")
+            health.stuck_call = f"{what} failed: {failed}" if failed is not None else None
             if said:
                 log.info("%s returned after %.1f s", what, time.monotonic() - started)
     if "error" in outcome:
