@@ -69,3 +69,24 @@ def test_create_a_topic_stream_into_it_and_follow_the_alerts_and_dead_letters(
                    "--bootstrap-servers", kafka_bootstrap)  # fmt: skip
     [letter] = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert letter["reason"] == "invalid_json"
+
+
+def test_send_puts_a_csv_of_series_on_a_topic_keyed_by_series_in_time_order(
+    kafka_bootstrap, new_topic, tmp_path
+) -> None:
+    topic = new_topic(partitions=2)
+    csv = tmp_path / "mine.csv"
+    start = {"cpu": 1.0, "mem": 50.0}
+    rows = [f"{key},2026-01-01T00:{m:02d}:00Z,{v + m}" for m in range(5) for key, v in start.items()]
+    csv.write_text("series,timestamp,value\n" + "\n".join(rows) + "\n")
+    done = tool("send", str(csv), "--topic", topic, "--bootstrap-servers", kafka_bootstrap)
+    assert done.returncode == 0 and done.stdout.startswith(f"sent 10 records from {csv} to {topic}"), done
+    got = read_topic(kafka_bootstrap, topic, expect=10)
+    points = [(m.key.decode(), json.loads(m.value)) for m in got]
+    assert {key for key, _ in points} == {"cpu", "mem"}
+    for key in ("cpu", "mem"):  # one partition per series, in time order
+        mine = [p for k, p in points if k == key]
+        assert len({m.partition for m in got if m.key.decode() == key}) == 1
+        assert [p["ts"] for p in mine] == sorted(p["ts"] for p in mine) and len(mine) == 5
+    bad = tool("send", str(tmp_path / "none.csv"), "--topic", topic, "--bootstrap-servers", kafka_bootstrap)
+    assert bad.returncode == 1 and "no such file or folder" in bad.stderr

@@ -23,7 +23,8 @@ TRANSACTION_SLACK_MS = 10_000
 
 class WorkerSettings(BaseSettings):
     """Score image and metric records from Kafka with a VAE bundle; publish alerts and dead letters.
-    Chores beside it: `python -m worker topics create --help` (input topics as advised) and
+    Chores beside it: `python -m worker topics create --help` (input topics as advised),
+    `python -m worker send --help` (a CSV of KPI series or a .jsonl of records onto a topic) and
     `python -m worker follow --help` (print the alerts and dead letters as they come)."""
 
     model_config = SettingsConfigDict(
