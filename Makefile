@@ -55,7 +55,7 @@ train-kpi: $(VENV)/.installed  ## generate KPI series (as the demo does) and tra
 	$(PY) -m training train --dataset csv --data $(KPI_DATA)/kpi.csv
 
 fuzz: setup  ## hostile records (46 kinds) mixed with valid ones through the worker, both Kafka clients; every input accounted
-	$(PY) -m tests.hostile $(FUZZ_ARGS)
+	$(PY) -m tooling.hostile $(FUZZ_ARGS)
 
 bench: setup  ## throughput and latency of each stage on a private broker (trains the bundles first if none)
 	@ls models/mnist-vae/*/manifest.json >/dev/null 2>&1 || $(PY) -m training train
@@ -68,9 +68,9 @@ gpu-check: setup  ## onnxruntime alone per model and batch, IO binding vs run(),
 	$(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 chaos: setup  ## broker kills, a short ISR, a cluster down at start, a killed worker, on a 3-broker cluster; then exactly-once through broker outages (3 brokers and 1); every input accounted (docs/chaos.md)
-	$(PY) -m tests.chaos $(CHAOS_ARGS)
-	$(PY) -m tests.chaos --processing-guarantee exactly-once --out .chaos/results-eos.md $(CHAOS_EOS_ARGS)
-	$(PY) -m tests.chaos --processing-guarantee exactly-once --brokers 1 --scenarios all-down-15s,all-down-60s \
+	$(PY) -m tooling.chaos $(CHAOS_ARGS)
+	$(PY) -m tooling.chaos --processing-guarantee exactly-once --out .chaos/results-eos.md $(CHAOS_EOS_ARGS)
+	$(PY) -m tooling.chaos --processing-guarantee exactly-once --brokers 1 --scenarios all-down-15s,all-down-60s \
 	  --out .chaos/results-eos-1.md $(CHAOS_EOS_ARGS)
 
 demo: setup kafka-up  ## images and KPI series through a local Kafka and the worker (trains bundles if none)

@@ -1,4 +1,4 @@
-"""Pieces both benchmarks use: topics, a worker process (worker/launch.py), its counters, append times."""
+"""Pieces both benchmarks use: topics, a worker process (tooling/process.py), its counters, append times."""
 
 from __future__ import annotations
 
@@ -8,24 +8,11 @@ import uuid
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
-from worker.launch import start_worker_process
+from tooling.process import start_worker_process
 from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-# An input topic as docs/worker.md advises (a confluent worker requires it by default): stored
-# uncompressed, so the broker refuses a batch that unpacks past max.message.bytes.
-STORED_PLAIN = {"compression.type": "uncompressed"}
-
-
-def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, str] | None = None) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
-    admin.close()
-    return name
 
 
 def start_worker(

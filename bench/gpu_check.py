@@ -174,8 +174,9 @@ def decide(scoring: ScoreStage, results: list) -> None:
 
 def g3(folder: Path, args) -> list[dict]:
     """The full worker on a local broker: --max-batch 1 and the default (bench/run.py's drain rate)."""
-    from bench.run import STORED_PLAIN, create_topic, produce_all, worker_drain_rate
-    from tests.kafka_broker import LocalKafka
+    from bench.run import produce_all, worker_drain_rate
+    from tooling.broker import LocalKafka
+    from tooling.kafka import STORED_PLAIN, create_topic
 
     model = load_bundle(folder, ["CPUExecutionProvider"], 1)
     rng = np.random.default_rng(2)

@@ -1,4 +1,4 @@
-"""(i) The worker's peak memory under hostile input (the hostile-record suite, tests/hostile.py):
+"""(i) The worker's peak memory under hostile input (the hostile-record suite, tooling/hostile.py):
 the same mixed stream of valid and hostile records with no compression bombs, then with gzip
 bombs (64 KiB on the wire, 64 MiB unpacked each) after it, per Kafka client. kafka-python unpacks
 within --max-unpacked-bytes (worker/kafka/unpack.py): its peak stays within the one without bombs
@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests import hostile
+from tooling import hostile
 from worker.settings import WorkerSettings
 
 

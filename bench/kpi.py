@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import STORED_PLAIN, append_times, create_topic, start_worker
+from bench.common import append_times, start_worker
 from schemas import ModelManifest, metric_message
 from schemas.detect import bytes_per_row
-from tests.kafka_broker import free_port_block
-from worker.launch import metric_total, wait_ready
+from tooling.broker import free_port_block
+from tooling.kafka import STORED_PLAIN, create_topic
+from tooling.process import metric_total, wait_ready
 from worker.windows import SeriesWindows
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import STORED_PLAIN, create_topic, start_worker
+from bench.common import start_worker
 from schemas import image_message
-from tests.kafka_broker import free_port_block
+from tooling.broker import free_port_block
+from tooling.kafka import STORED_PLAIN, create_topic
+from tooling.process import wait_ready
 from training.images.mnist import load_split
-from worker.launch import wait_ready
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 WARMUP_S = 5.0

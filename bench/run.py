@@ -28,14 +28,15 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench import hostile, kpi, plots
-from bench.common import REPO, STORED_PLAIN, append_times, create_topic, start_worker
+from bench.common import REPO, append_times, start_worker
 from bench.latency import latency, percentiles
 from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import latest_bundle_folder
-from tests.kafka_broker import LocalKafka, free_port_block
+from tooling.broker import LocalKafka, free_port_block
+from tooling.kafka import STORED_PLAIN, create_topic
+from tooling.process import metric_total
 from training.images.mnist import load_split
 from worker.device import choose_providers
-from worker.launch import metric_total
 from worker.registry import load_bundle
 from worker.score import score_batch
 from worker.settings import WorkerSettings

@@ -11,6 +11,7 @@ it, and removing it again brings the old version back.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shutil
@@ -32,12 +33,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from demo import DEMO_SETTINGS, kpi
 from demo.bundles import REPO, Bundle, absolute, newest_bundle
-from demo.roundtrip import malformed_messages
 from schemas import image_message
 from schemas.repository import copy_as_version, next_version_folder
 from schemas.settings import SettingsError, load_settings
+from tooling.process import metric_total, start_worker_process, wait_ready
 from training.images.mnist import BUNDLED_DIR, load_split
-from worker.launch import metric_total, start_worker_process, wait_ready
 from worker.settings import WorkerSettings
 
 SHOWN_ALERTS = 20
@@ -81,6 +81,17 @@ class StreamDemoSettings(BaseSettings):
     # checks in this process and the training / worker subprocesses (run in REPO) see the same folders.
     absolute_paths = field_validator("model_repository", "data_dir", "kpi_data_dir")(absolute)
 
+
+
+def malformed_messages() -> list[bytes]:
+    """Records the worker must dead-letter, each with its reason: truncated JSON, pixels of the wrong
+    size, a NaN value."""
+    pixels = base64.b64encode(bytes(100)).decode()
+    return [
+        b'{"kind": "image", "shape": [28, 28], "dtype": "uint8", "data": "AAAA',  # truncated
+        f'{{"kind": "image", "shape": [28, 28], "dtype": "uint8", "data": "{pixels}"}}'.encode(),
+        b'{"kind": "metric", "series": "api.latency_p99", "value": NaN}',
+    ]
 
 def ensure_bundle(s: StreamDemoSettings) -> Bundle:
     """The newest bundle of --model-name (what the worker serves as that name), trained if there is none."""

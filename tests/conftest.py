@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench.common import STORED_PLAIN
-from tests.kafka_broker import BrokerError, LocalKafka, reachable
+from tooling.broker import BrokerError, LocalKafka, reachable
+from tooling.kafka import STORED_PLAIN
 
 
 @pytest.fixture(scope="session")

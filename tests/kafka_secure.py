@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.kafka_broker import LocalKafka
+from tooling.broker import LocalKafka
 
 USER, PASSWORD = "worker", "worker-secret"
 

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from schemas import ImageRecord, MetricPoint, Reason, Rejection, decode, image_message, metric_message
-from tests.kafka_broker import LocalKafka
+from tooling.broker import LocalKafka
 from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration

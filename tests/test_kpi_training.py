@@ -20,7 +20,8 @@ from schemas.timeseries import windows_ending_at
 from tests.cli_helpers import has_flag, help_text
 from tests.kpi_helpers import tiny_kpi_csv, train_tiny_kpi_bundle
 from training.kpi.baseline import hampel, rolling_zscore
-from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust, segments
+from training.kpi.evaluate import SeriesOutcome, evaluate, point_adjust
+from training.kpi.labels import segments
 from training.kpi.load import RawSeries
 from training.kpi.synth import CLEAN_SIGNALS, clean_signals
 from training.kpi.windows import WindowConfig, prepare_series, training_windows

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.worker_fakes import copy_bundle
-from worker.launch import start_worker_process
+from tooling.process import start_worker_process
 from worker.settings import WorkerSettings
 
 

@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
-from bench.common import create_topic
 from schemas import image_message
 from tests.worker_fakes import copy_bundle
 from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
+from tooling.kafka import create_topic
 from worker.kafka.protocol import KafkaConfigError
 from worker.settings import WorkerSettings
 from worker.source import build_clients, check_unpacking

@@ -24,8 +24,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import image_message
 from tests.worker_harness import committed, end_offsets, produce, wait_for, worker_settings
+from tooling.process import start_worker_process
 from training.images.mnist import load_split
-from worker.launch import start_worker_process
 from worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.integration

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from tests.chaos import ReadyWatch, free_port
 from tests.test_worker_exactly_once_kafka import EOS, all_committed, images, output_ids, repository
 from tests.test_worker_stays_up_kafka import private_broker
 from tests.worker_harness import committed, wait_for, worker_settings
-from worker.launch import start_worker_process
+from tooling.chaos import ReadyWatch, free_port
+from tooling.process import start_worker_process
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""A short hostile-input run (tests/hostile.py; `make fuzz` runs it at length): every kind of hostile
+"""A short hostile-input run (tooling/hostile.py; `make fuzz` runs it at length): every kind of hostile
 record mixed with valid ones, on the real broker with both Kafka clients. Each input has exactly one
 outcome, and the worker keeps running."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hostile import HOSTILE, run, table
+from tooling.hostile import HOSTILE, run, table
 
 pytestmark = pytest.mark.integration
 

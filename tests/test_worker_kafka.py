@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench.common import STORED_PLAIN
 from schemas import AnomalyAlert, DeadLetter, ScoreMessage, image_message, metric_message
-from tests.kafka_broker import LocalKafka
 from tests.worker_harness import (
     WorkerThread,
     committed,
@@ -25,6 +23,8 @@ from tests.worker_harness import (
     wait_for,
     worker_settings,
 )
+from tooling.broker import LocalKafka
+from tooling.kafka import STORED_PLAIN
 from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_broker import BrokerError
 from tests.kafka_secure import PASSWORD, USER, SecureKafka, secure_broker
 from tests.metric_bundles import write_last_point_bundle
-from worker.launch import PACKAGE_ROOT
+from tooling.broker import BrokerError
+from tooling.process import PACKAGE_ROOT
 from worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.integration

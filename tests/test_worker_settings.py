@@ -1,5 +1,5 @@
 """WorkerSettings (worker/settings.py), and the environment a worker process is started with
-(worker/launch.py)."""
+(tooling/process.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.settings import describe_errors
-from worker.launch import worker_env
+from tooling.process import worker_env
 from worker.settings import WorkerSettings
 
 SASL = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "u"}

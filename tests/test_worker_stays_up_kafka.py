@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench.common import STORED_PLAIN
 from schemas import image_message
-from tests.kafka_broker import LocalKafka
 from tests.worker_harness import (
     WorkerThread,
     produce,
@@ -23,6 +21,8 @@ from tests.worker_harness import (
     wait_for,
     worker_settings,
 )
+from tooling.broker import LocalKafka
+from tooling.kafka import STORED_PLAIN
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from schemas import image_message
 from tests.test_worker_exactly_once_kafka import digits
 from tests.worker_harness import WorkerThread, produce, read_topic, wait_for, worker_settings
-from worker.launch import PACKAGE_ROOT
+from tooling.process import PACKAGE_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """The composition root: settings in, a Worker out, with its metrics, health, models and Kafka clients.
 
 The CLI builds its worker here, and so do the tests that run one in-process; the demo and the
-bench start `python -m worker` (worker/launch.py), which comes here too.
+bench start `python -m worker` (tooling/process.py), which comes here too.
 """
 
 from __future__ import annotations

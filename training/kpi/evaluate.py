@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from training.kpi.labels import segments
+from training.kpi.nab import nab_score, windows_from_segments
+
 
 @dataclass
 class SeriesOutcome:
@@ -56,13 +59,6 @@ class Detection:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def segments(labels: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of consecutive 1s."""
-    lab = np.concatenate([[0], np.asarray(labels, dtype=np.int8), [0]])
-    edges = np.flatnonzero(np.diff(lab))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def point_adjust(labels: np.ndarray, alerts: np.ndarray, delay: int | None = None) -> np.ndarray:
@@ -175,7 +171,6 @@ def report(
     probation_percent: float,
 ) -> DetectorReport:
     """NAB and point-adjusted figures of one detector; `ratios` is score / threshold on every point."""
-    from training.kpi.nab import nab_score
 
     corpus = [(r, np.asarray(lab, dtype=bool)) for r, lab in zip(ratios, labels, strict=True)]
     has_windows = any(lab.any() for _, lab in corpus)
@@ -192,7 +187,6 @@ def window_timing(
 ) -> tuple[int, int, float]:
     """(NAB windows with an alert at the default thresholds (ratio >= 1), all windows, mean position of
     each one's first alert in it: 0 its first point, 1 its last)."""
-    from training.kpi.nab import windows_from_segments
 
     found = total = 0
     positions = []

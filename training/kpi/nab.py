@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from training.kpi.evaluate import segments
+from training.kpi.labels import segments
 
 Window = tuple[int, int]  # inclusive (start, end) point indices, as NAB's window limits
 

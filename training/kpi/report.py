@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from training.core.figures import save_figure  # also selects matplotlib's file-only backend
-from training.kpi.evaluate import DetectorReport, segments
+from training.kpi.evaluate import DetectorReport
+from training.kpi.labels import segments
 from training.kpi.scoring import Scored
 from training.kpi.windows import SeriesData
 

@@ -2,7 +2,7 @@
 within the worker's limits or just past them, and a run that mixes them with valid records on a real
 broker and accounts every input to exactly one outcome.
 
-`python -m tests.hostile` (`make fuzz`) runs it at length on both Kafka clients and prints a table;
+`python -m tooling.hostile` (`make fuzz`) runs it at length on both Kafka clients and prints a table;
 tests/test_worker_fuzz_kafka.py runs a short one in `make test`.
 """
 
@@ -175,7 +175,9 @@ def run(bootstrap: str, repository: Path, n: int, transport: str, seed: int = 0,
     broker refuses every bomb, as its batch unpacks past max.message.bytes; "auto": what each client
     needs by default, uncompressed for confluent, which refuses other input topics unless told
     --unbounded-unpacking warn, which it is here for any other)."""
-    from tests.worker_harness import read_topic, start_worker_process, wait_for, worker_settings
+    from tooling.kafka import read_topic, wait_for
+    from tooling.process import start_piped as start_worker_process
+    from tooling.process import worker_settings
 
     if input_compression == "auto":
         input_compression = "uncompressed" if transport == "confluent" else "producer"
@@ -273,7 +275,7 @@ def table(result: FuzzResult, transport: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.hostile", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tooling.hostile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--records", type=int, default=4000, help="records per Kafka client, half of them hostile")
     p.add_argument("--transports", default="kafka-python,confluent", help="comma-separated Kafka clients")
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-repository", type=Path, default=None,
                    help="bundles to serve (default: a tiny bundle trained now, about a minute)")  # fmt: skip
     args = p.parse_args(argv)
-    from tests.kafka_broker import LocalKafka
+    from tooling.broker import LocalKafka
 
     home = Path(tempfile.mkdtemp(prefix="fuzz-"))
     repository = args.model_repository or _train(home)

@@ -2,7 +2,7 @@
 (or a worker) is killed, an ISR shrinks below min.insync.replicas or the cluster is down at start;
 afterwards every input is accounted from the output topics.
 
-`python -m tests.chaos` (`make chaos`) runs each scenario with each Kafka client and prints one row
+`python -m tooling.chaos` (`make chaos`) runs each scenario with each Kafka client and prints one row
 per run; the table is also written to a markdown file (default .chaos/results.md). docs/chaos.md
 says what each scenario does and how to read the table. Not part of `make test`: a run takes
 minutes and the three JVMs need most of a small machine.
@@ -35,12 +35,11 @@ import numpy as np
 from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
-from bench.common import STORED_PLAIN
 from schemas import image_message
-from tests.kafka_broker import REPO, LocalKafka
-from tests.worker_harness import read_topic, wait_for, worker_settings
-from worker.launch import metric_total
-from worker.launch import start_worker_process as launch
+from tooling.broker import REPO, LocalKafka
+from tooling.kafka import STORED_PLAIN, committed, end_offsets, read_topic, wait_for
+from tooling.process import metric_total, worker_settings
+from tooling.process import start_worker_process as launch
 
 OUTPUTS = ("alerts", "scores", "dead")
 # Output topics stamp each record with the broker's append time: pauses are read from the log.
@@ -96,7 +95,7 @@ class Run:
         settings = worker_settings(self.bootstrap, self.repository, self.topics, transport=self.transport,
                                    session_timeout_ms=self.session_timeout_ms, metrics_port=port,
                                    metrics_host="127.0.0.1", processing_guarantee=self.guarantee)  # fmt: skip
-        # worker.launch's own start: the tests' one turns the metrics server off
+        # tooling.process's own start: the tests' one turns the metrics server off
         self.workers.append(launch(settings, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         if first and port:
             self.ready = ReadyWatch(port, self.t0)
@@ -499,7 +498,6 @@ def _exited(run: Run) -> bool:
 
 def _end(run: Run) -> dict[str, int]:
     """Output records so far per output topic (input probe: the first outputs)."""
-    from tests.worker_harness import end_offsets
 
     try:
         return {t: sum(end_offsets(run.bootstrap, run.topics[t]).values()) for t in OUTPUTS}
@@ -510,7 +508,6 @@ def _end(run: Run) -> dict[str, int]:
 def _all_committed(run: Run) -> bool:
     """The group's commits have reached the input's end (exactly-once: the outputs' end offsets also
     count aborted transactions and their markers, so they say nothing of what is answered)."""
-    from tests.worker_harness import committed, end_offsets
 
     try:
         return committed(run.bootstrap, run.topics["group"], run.topics["input"]) == end_offsets(
@@ -601,7 +598,7 @@ def print_row(cells: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tooling.chaos", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--scenarios", default=None,
                    help=f"comma-separated, of {', '.join(SCENARIOS)} (default: those before the outages; "

@@ -1,5 +1,5 @@
 """`python -m worker` as a process of its own, configured through WORKER_* variables as a container is:
-how the demo, the bench and the tests start one, and wait for it to be ready."""
+how the demo, the bench, the tests and the tooling programs start one, and wait for it to be ready."""
 
 from __future__ import annotations
 
@@ -74,3 +74,30 @@ def metric_total(port: int, name: str, label: str = "") -> float:
         for line in text.splitlines()
         if line.startswith(name + "{") and label in line
     )
+
+
+def worker_settings(
+    bootstrap: str, repository: Path, topics: dict[str, str], **overrides: object
+) -> WorkerSettings:
+    """Settings for a test's worker: its topics and group, no metrics server of its own, the CPU."""
+    return WorkerSettings(**{
+        "bootstrap_servers": bootstrap,
+        "input_topics": topics["input"],
+        "alerts_topic": topics["alerts"],
+        "dead_letter_topic": topics["dead"],
+        "scores_topic": topics.get("scores"),
+        "group_id": topics["group"],
+        "model_repository": repository,
+        "metrics_port": 0,
+        "device": "cpu",
+        # A test's group: a member killed by a test leaves within 10 s, not the default 30.
+        "session_timeout_ms": 10_000,
+        **overrides,
+    })  # fmt: skip
+
+
+def start_piped(settings: WorkerSettings) -> subprocess.Popen:
+    """`python -m worker` configured through WORKER_* variables, as a container would run it; its
+    output (stdout and stderr together) readable as text."""
+    settings = settings.model_copy(update={"metrics_port": 0})
+    return start_worker_process(settings, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
