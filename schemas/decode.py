@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.dead_letter import Reason
-from schemas.records import ImageRecord, MetricPoint, Record
+from schemas.records import KINDS, ImageRecord, MetricPoint, Record
 
 DEFAULT_MAX_BYTES = 1_048_576  # Kafka's default max.message.bytes
 _MAX_DEPTH = 200  # pydantic's JSON parser refuses deeper nesting
@@ -208,7 +208,7 @@ def _rejection_from(exc: ValidationError) -> Rejection:
 def _describe(err: dict, reason: Reason) -> str:
     loc = ".".join(str(p) for p in err["loc"][1:])  # drop the union tag
     if reason is Reason.UNKNOWN_KIND:
-        return "`kind` must be 'image' or 'metric'" + (
+        return f"`kind` must be {' or '.join(repr(k) for k in KINDS)}" + (
             "" if err["type"] == "union_tag_not_found" else f", not {err['input'].get('kind')!r}"
         )
     msg = err["msg"]

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.detect import DetectorParams
+from schemas.records import KINDS, Kind
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_CHECKSUM_FILE = "manifest.sha256"
@@ -158,12 +159,16 @@ class ScoreSpec(BaseModel):
     higher_is_anomalous: Literal[True] = True
 
 
+# How training may choose an image model's threshold (training/core/calibrate.py; --calibration).
+CalibrationMethod = Literal["percentile", "mean-std"]
+
+
 class Calibration(BaseModel):
     """How the threshold was chosen, and how a score maps to a severity in [0, 1]."""
 
     model_config = ConfigDict(frozen=True)
 
-    method: Literal["percentile", "mean-std", "adaptive"] = Field(
+    method: CalibrationMethod | Literal["adaptive"] = Field(
         ..., description="adaptive: metric models, thresholds that follow each series (schemas/detect/)"
     )
     percentile: float | None = Field(None, gt=0, lt=100, description="method=percentile")
@@ -195,6 +200,7 @@ def ratio_severity(score: float, threshold: float) -> float:
 SeverityRule = Literal["calibration-span", "threshold-ratio"]
 # Manifests written before `severity` existed: the rule the worker applied to their kind then.
 SEVERITY_OF_KIND: dict[str, SeverityRule] = {"image": "calibration-span", "metric": "threshold-ratio"}
+assert set(SEVERITY_OF_KIND) == set(KINDS), "a severity rule for each record kind"
 
 
 class ModelManifest(BaseModel):
@@ -205,7 +211,7 @@ class ModelManifest(BaseModel):
     schema_version: Literal[1] = 1
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     version: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    kind: Literal["image", "metric"]
+    kind: Kind
     created_at: datetime
     input: TensorSpec
     outputs: dict[str, TensorSpec] = Field(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.detect.params import PARTS
+from schemas.records import Kind
 
 
 class SourcePosition(BaseModel):
@@ -20,40 +21,45 @@ class SourcePosition(BaseModel):
     offset: int = Field(..., ge=0)
 
 
-class AnomalyAlert(BaseModel):
+class ScoredOutput(BaseModel):
+    """What an alert and a score message share: the record, the model that scored it, the score."""
+
+    record_id: str
+    kind: Kind
+    model: str
+    model_version: str
+    score: float
+    threshold: float
+    ts: datetime | None = Field(
+        None, description="The record's own timestamp; metric points without one: their grid time."
+    )
+    source: SourcePosition
+    series_key: str | None = Field(
+        None, description="Metric records: series plus sorted labels (the Kafka key)."
+    )
+    value: float | None = Field(None, description="Metric records: value of the window's last point.")
+    detector: Literal[PARTS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="Metric records: the part that gave the score: vae (the model's reconstruction error "
+        "of the window), level (a robust z-score against the window's past), season (against the same "
+        "phase of earlier days or weeks), drift (a short mean against a long one), far (against the "
+        "series' long-run level and spread), flat (a stuck value), spike (far outside the recent range)",
+    )
+
+
+class AnomalyAlert(ScoredOutput):
     """Published to the alerts topic for every record scored at or above the threshold.
 
     Kafka key: the record id (images) or the series key (metrics).
     """
 
-    record_id: str
-    kind: Literal["image", "metric"]
-    model: str
-    model_version: str
-    score: float
-    threshold: float
     severity: float | None = Field(
         None, ge=0.0, le=1.0, description="Min-max normalised score; 0.5 is the threshold."
     )
-    ts: datetime | None = Field(
-        None, description="The record's own timestamp; metric points without one: their grid time."
-    )
     detected_at: datetime
-    source: SourcePosition
-    series_key: str | None = Field(
-        None, description="Metric alerts: series plus sorted labels (the Kafka key)."
-    )
     series: str | None = Field(None, description="Metric alerts: series name.")
     labels: dict[str, str] | None = Field(None, description="Metric alerts: series labels.")
-    value: float | None = Field(None, description="Metric alerts: value of the window's last point.")
     window: int | None = Field(None, description="Metric alerts: points in the scored window.")
-    detector: Literal[PARTS] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="Metric alerts: the part that fired: vae (the model's reconstruction error of the "
-        "window), level (a robust z-score against the window's past), season (against the same phase "
-        "of earlier days or weeks), drift (a short mean against a long one), far (against the series' "
-        "long-run level and spread), flat (a stuck value), spike (far outside the recent range)",
-    )
     detector_score: float | None = Field(
         None,
         description="Metric alerts: that part's raw score (flat: the run length in points; spike: the "
@@ -64,17 +70,5 @@ class AnomalyAlert(BaseModel):
     )
 
 
-class ScoreMessage(BaseModel):
+class ScoreMessage(ScoredOutput):
     """Published to the optional scores topic for every scored record that is not an alert."""
-
-    record_id: str
-    kind: Literal["image", "metric"]
-    model: str
-    model_version: str
-    score: float
-    threshold: float
-    ts: datetime | None = None
-    source: SourcePosition
-    series_key: str | None = Field(None, description="Metric records: series plus sorted labels.")
-    value: float | None = Field(None, description="Metric records: value of the window's last point.")
-    detector: str | None = Field(None, description="Metric records: the part that gave the score.")

@@ -7,7 +7,7 @@ import binascii
 import math
 import string
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 from pydantic import (
@@ -105,6 +105,12 @@ def _base64_problem(data: str, exc: Exception) -> str:
             "add the = padding (unpadded base64 is not accepted)"
         )
     return str(exc)
+
+
+# The record kinds, each a model below with its `kind` tag; what names a kind elsewhere (manifests,
+# outputs, messages) takes it from here.
+Kind = Literal["image", "metric"]
+KINDS: tuple[str, ...] = get_args(Kind)
 
 
 class ImageRecord(BaseModel):

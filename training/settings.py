@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, CliPositionalArg, SettingsConfigDict
 
 from schemas.detect import DetectorParams
+from schemas.manifest import CalibrationMethod
 from schemas.repository import next_version_folder
 from schemas.settings import SettingsError
 from training.images.mnist import BUNDLED_DIR
@@ -98,7 +99,7 @@ class ImageTrainSettings(TrainSettings):
         description="anomaly score: summed BCE minus the input's own entropy (0 for a "
         "perfect reconstruction), or the raw summed BCE of the published tutorial",
     )
-    calibration: Literal["percentile", "mean-std"] = Field("percentile", description="threshold method")
+    calibration: CalibrationMethod = Field("percentile", description="threshold method")
     percentile: float = Field(
         99.0, gt=0, lt=100, description="--calibration percentile: this percentile of normal scores"
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from schemas import Calibration
+from schemas.manifest import CalibrationMethod
 
-Method = Literal["percentile", "mean-std"]
+Method = CalibrationMethod  # schemas/manifest.py: the one list
 REPORTED_PERCENTILES = (50, 90, 95, 99, 99.5, 99.9)
 
 
