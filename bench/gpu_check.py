@@ -36,10 +36,10 @@ from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import bundle_folders, latest_bundle_folder
 from worker.batch import Batcher
 from worker.decode import decode_message
-from worker.device import CUDA, CudaOptions, DeviceError, choose_providers, provider_names
 from worker.kinds import kinds_for
-from worker.registry import LoadedModel, ModelRegistry, load_bundle
 from worker.score import BoundScorer, GraphScorer, RunScorer, ScoreStage
+from worker.serving.device import CUDA, CudaOptions, DeviceError, choose_providers, provider_names
+from worker.serving.registry import LoadedModel, ModelRegistry, load_bundle
 from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[1]

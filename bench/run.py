@@ -36,9 +36,9 @@ from tooling.broker import LocalKafka, free_port_block
 from tooling.kafka import STORED_PLAIN, create_topic
 from tooling.process import metric_total
 from training.images.mnist import load_split
-from worker.device import choose_providers
-from worker.registry import load_bundle
 from worker.score import score_batch
+from worker.serving.device import choose_providers
+from worker.serving.registry import load_bundle
 from worker.settings import WorkerSettings
 
 MAX_RECORDS = 21_014  # every MNIST 1 and 4 (14,701) and every 5 (6,313), test and train sets

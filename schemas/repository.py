@@ -112,7 +112,7 @@ def staging_folder(out: Path) -> Iterator[Path]:
     """A temporary sibling of `out`, renamed to `out` when the block succeeds; removed if it fails.
 
     A reader never sees a half-written bundle: the rename is atomic on one filesystem (and the
-    watcher skips `.`-folders: worker/watch.py).
+    watcher skips `.`-folders: worker/serving/watch.py).
     """
     refuse_existing(out)
     out.parent.mkdir(parents=True, exist_ok=True)

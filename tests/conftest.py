@@ -127,8 +127,8 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def tiny_models(tiny_bundle):
-    """The tiny bundle, loaded as the worker loads its models (worker.registry.ModelRegistry)."""
-    from worker.registry import ModelRegistry
+    """The tiny bundle, loaded as the worker loads its models (worker.serving.registry.ModelRegistry)."""
+    from worker.serving.registry import ModelRegistry
 
     return ModelRegistry.load(tiny_bundle.folder.parent.parent, "cpu", None, None)
 

@@ -20,7 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from worker.metrics import new_metrics
-from worker.registry import LoadedModel
+from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

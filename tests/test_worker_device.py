@@ -1,4 +1,4 @@
-"""Execution providers (worker/device.py): CUDA only where a GPU really is, with the options the
+"""Execution providers (worker/serving/device.py): CUDA only where a GPU really is, with the options the
 settings give; `--device cuda` on a machine without one is one line and exit 2."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from worker import device
-from worker.device import CPU, CUDA, CudaOptions, DeviceError, choose_providers, cuda_device_count
+from worker.serving import device
+from worker.serving.device import CPU, CUDA, CudaOptions, DeviceError, choose_providers, cuda_device_count
 from worker.settings import WorkerSettings
 
 
@@ -46,7 +46,7 @@ def pretend_gpus(monkeypatch: pytest.MonkeyPatch, gpus: int, cuda_build: bool = 
 
 def test_a_gpu_gets_cuda_with_its_options_then_cpu(monkeypatch, caplog) -> None:
     pretend_gpus(monkeypatch, 2)
-    caplog.set_level(logging.INFO, "worker.device")
+    caplog.set_level(logging.INFO, "worker.serving.device")
     cuda = CudaOptions(device_id=1, mem_limit_bytes=123)
     providers = choose_providers("auto", cuda)
     assert providers == [(CUDA, {"device_id": "1", "cudnn_conv_algo_search": "HEURISTIC",
@@ -70,14 +70,14 @@ def test_no_usable_gpu_is_one_line_for_cuda_and_the_cpu_for_auto(monkeypatch, ca
     with pytest.raises(DeviceError) as raised:
         choose_providers("cuda", cuda)
     assert why in str(raised.value) and "\n" not in str(raised.value)
-    caplog.set_level(logging.INFO, "worker.device")
+    caplog.set_level(logging.INFO, "worker.serving.device")
     assert choose_providers("auto", cuda) == [CPU]
     assert "--device auto: CPU (" in caplog.text and why in caplog.text
 
 
 def test_cuda_graphs_on_the_cpu_are_ignored_with_a_log_line(monkeypatch, caplog) -> None:
     pretend_gpus(monkeypatch, 0)
-    caplog.set_level(logging.INFO, "worker.device")
+    caplog.set_level(logging.INFO, "worker.serving.device")
     assert choose_providers("auto", CudaOptions(cuda_graph=True)) == [CPU]
     assert choose_providers("cpu", CudaOptions(cuda_graph=True)) == [CPU]
     ignored = [r for r in caplog.records if "--cuda-graphs is ignored" in r.getMessage()]

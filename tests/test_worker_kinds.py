@@ -15,7 +15,7 @@ from worker.batch import Item
 from worker.kinds import KINDS, Held, kinds_for
 from worker.kinds.image import ImageKind
 from worker.kinds.metric import MetricKind
-from worker.registry import ModelRegistry
+from worker.serving.registry import ModelRegistry
 from worker.settings import WorkerSettings
 
 W = 4

@@ -1,4 +1,4 @@
-"""Model bundles in the worker (worker/registry.py): refused unless they match their manifest, served
+"""Model bundles in the worker (worker/serving/registry.py): refused unless they match their manifest, served
 by name."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.worker_fakes import copy_bundle, rewrite_manifest
-from worker.device import CPU
-from worker.registry import BundleError, ModelRegistry, load_bundle
+from worker.serving.device import CPU
+from worker.serving.registry import BundleError, ModelRegistry, load_bundle
 
 
 def test_corrupted_model_is_refused_with_the_reason(tiny_bundle, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from tests.metric_bundles import write_last_point_bundle
 from worker.batch import Batch, Batcher, Item
-from worker.device import CPU, CUDA
-from worker.registry import load_bundle
 from worker.score import BoundScorer, RunScorer, ScoreStage, score_batch, scorer_for
+from worker.serving.device import CPU, CUDA
+from worker.serving.registry import load_bundle
 
 
 def test_score_batch_slices_to_max_batch_and_matches_one_run(tiny_models) -> None:

@@ -1,4 +1,4 @@
-"""Model versions swapped while records stream through the real broker (worker/watch.py): a new good
+"""Model versions swapped while records stream through the real broker (worker/serving/watch.py): a new good
 version, bad versions refused, a rollback. Every record is scored exactly once, and per partition the
 version in its outputs changes at exactly one offset."""
 
@@ -158,7 +158,7 @@ def test_bad_versions_are_refused_once_and_scoring_goes_on_with_the_running_one(
 ) -> None:
     refused = lambda: w.sample("anomaly_worker_model_versions_refused_total", model="tiny-vae")  # noqa: E731
     with (
-        caplog.at_level(logging.INFO, logger="worker.watch"),
+        caplog.at_level(logging.INFO, logger="worker.serving.watch"),
         WorkerThread(swap_settings(kafka_bootstrap, repo, topics)) as w,
         Stream(kafka_bootstrap, topics["input"]) as s,
     ):

@@ -1,4 +1,5 @@
-"""Model versions into service without a restart (worker/policy.py, worker/watch.py), without a broker:
+"""Model versions into service without a restart (worker/serving/policy.py and watch.py; worker/swaps.py),
+without a broker:
 the version policy, the watcher's look at the repository, and the loop's side of a swap. On small
 hand-built metric bundles (tests/metric_bundles.py), so nothing is trained here."""
 
@@ -23,14 +24,15 @@ from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import flip_a_byte, message, rewrite_manifest
 from worker.batch import Batcher, Item
 from worker.decode import decode_message
-from worker.device import CPU
 from worker.kinds import kinds_for
 from worker.metrics import new_metrics
-from worker.policy import choose, parse_version_policy, policy_for, read_policy_file
-from worker.registry import BundleError, ModelRegistry, load_bundle
 from worker.score import ScoreStage
+from worker.serving.device import CPU
+from worker.serving.policy import choose, parse_version_policy, policy_for, read_policy_file
+from worker.serving.registry import BundleError, ModelRegistry, load_bundle
+from worker.serving.watch import RepositoryWatcher
 from worker.settings import WorkerSettings
-from worker.watch import ModelSwaps, RepositoryWatcher, show_model_metrics
+from worker.swaps import ModelSwaps, show_model_metrics
 
 # --- the version policy ------------------------------------------------------------------
 
@@ -133,7 +135,7 @@ def nan_threshold(folder: Path) -> None:
 def test_a_bad_version_is_refused_once_and_the_running_one_stays(repo: Path, caplog, damage, reason) -> None:
     watcher, _, registry = watcher_for(repo)
     bad = staged(repo, "2", damage)
-    with caplog.at_level(logging.ERROR, logger="worker.watch"):
+    with caplog.at_level(logging.ERROR, logger="worker.serving.watch"):
         assert looks(watcher, 6) == []
     [line] = [r.getMessage() for r in caplog.records]  # once, not once per look
     assert line.startswith(f"refused version 2 of m: {bad}") and line.endswith("; m:1 stays in service")
@@ -158,7 +160,7 @@ def test_a_pinned_version_stays_while_newer_ones_come(repo: Path, caplog) -> Non
     staged(repo, "2")
     assert looks(watcher, 4) == [] and models.names() == ["m:1"]
     shutil.rmtree(repo / "m" / "1")  # the pinned version gone: the one in memory stays
-    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+    with caplog.at_level(logging.WARNING, logger="worker.serving.watch"):
         assert looks(watcher, 4) == []
     assert [r.getMessage() for r in caplog.records] == [
         f"m: no version under {repo} fits its policy (pinned to 1); m:1 stays in service"
@@ -248,7 +250,7 @@ def test_a_swap_between_batches(tmp_path: Path, window: int, caplog) -> None:
         old_windows = kinds["m:1"].windows
         v2 = load_bundle(repo / "m" / "2", [CPU])
         handing.queued = [v2]
-        with caplog.at_level(logging.WARNING, logger="worker.watch"):
+        with caplog.at_level(logging.WARNING, logger="worker.serving.watch"):
             swaps.apply()
         assert models.resolve("m") is v2 and list(kinds) == ["m:2"]
         [formed] = scoring.in_flight()  # handed to scoring at the swap, ready or not
@@ -322,7 +324,7 @@ def test_a_pin_in_the_policy_file_rolls_back_without_a_restart(repo: Path, caplo
     watcher, models, registry = watcher_for(repo, policy_source=lambda: policy_for(None, None, pins))
     assert models.names() == ["m:2"] and looks(watcher) == []
     pins.write_text("mm=1  # a typo: the same file is an error at start\n")
-    with caplog.at_level(logging.ERROR, logger="worker.watch"):
+    with caplog.at_level(logging.ERROR, logger="worker.serving.watch"):
         assert looks(watcher, 4) == []  # refused: m stays on the latest
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("version policy file refused: it names mm, which the repository") and \
@@ -332,7 +334,7 @@ def test_a_pin_in_the_policy_file_rolls_back_without_a_restart(repo: Path, caplo
     pins.write_text("m=1\n")
     assert looks(watcher) == ["m:1"]
     pins.write_text("m=")  # a broken file: said once, counted once, the policy stays
-    with caplog.at_level(logging.ERROR, logger="worker.watch"):
+    with caplog.at_level(logging.ERROR, logger="worker.serving.watch"):
         assert looks(watcher, 4) == []
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"version policy file refused: {pins}: 'm=' is not name=latest") and \
@@ -367,7 +369,7 @@ def test_removing_the_version_in_service_falls_back_past_a_refused_one(repo: Pat
     assert looks(watcher) == ["m:3"]
     shutil.rmtree(repo / "m" / "3")
     shutil.rmtree(repo / "m" / "1")
-    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+    with caplog.at_level(logging.WARNING, logger="worker.serving.watch"):
         assert looks(watcher, 3) == []
     lines = [r.getMessage() for r in caplog.records if "was removed" in r.getMessage()]
     assert len(lines) == 3 and all(
@@ -385,7 +387,7 @@ def test_a_bundle_copied_in_file_by_file_is_waited_for_not_refused(repo: Path, c
     target.mkdir()
     files = sorted(p.name for p in whole.iterdir())
     first = ["manifest.json", *[f for f in files if f != "manifest.json"]]
-    with caplog.at_level(logging.WARNING, logger="worker.watch"):
+    with caplog.at_level(logging.WARNING, logger="worker.serving.watch"):
         for name in first[:-1]:
             shutil.copy2(whole / name, target / name)
             assert looks(watcher, 3) == []
@@ -397,7 +399,7 @@ def test_a_bundle_copied_in_file_by_file_is_waited_for_not_refused(repo: Path, c
 
 
 def test_a_non_finite_warm_up_score_is_said_as_such(repo: Path, monkeypatch) -> None:
-    from worker import registry as registry_module
+    from worker.serving import registry as registry_module
 
     real_run = registry_module.ort.InferenceSession.run
 

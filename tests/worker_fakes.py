@@ -13,7 +13,7 @@ from schemas import MANIFEST_FILE
 from schemas.manifest import MANIFEST_CHECKSUM_FILE, manifest_checksum_line
 from worker.decode import decode_message
 from worker.kinds import kinds_for
-from worker.registry import ModelRegistry
+from worker.serving.registry import ModelRegistry
 from worker.settings import WorkerSettings
 
 

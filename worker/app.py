@@ -33,12 +33,13 @@ from worker.kinds import Held, kinds_for
 from worker.lag import LagProbe
 from worker.metrics import Metrics
 from worker.publish import DEFAULT_MAX_OUTPUT_BYTES, Publisher
-from worker.registry import ModelRegistry
 from worker.score import Scored, ScoreStage
+from worker.serving.registry import ModelRegistry
+from worker.serving.watch import RepositoryWatcher
 from worker.settings import WorkerSettings
 from worker.source import count_consumed
 from worker.summary import Summary
-from worker.watch import ModelSwaps, RepositoryWatcher
+from worker.swaps import ModelSwaps
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class Worker:
         self.metrics.end_to_end_seconds.labels(model=key).observe_many(latencies)
 
     def _apply_model_changes(self) -> None:
-        """Model versions the watcher checked go into service here, between batches (worker/watch.py)."""
+        """Model versions the watcher checked go into service here, between batches (worker/swaps.py)."""
         self.swaps.apply()
 
     def _report_kinds(self) -> None:

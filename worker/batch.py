@@ -13,9 +13,9 @@ from typing import Protocol
 import numpy as np
 
 from schemas import Record
-from worker.device import CUDA, pin_host_memory
 from worker.kafka.protocol import Consumed
-from worker.registry import LoadedModel
+from worker.serving.device import CUDA, pin_host_memory
+from worker.serving.registry import LoadedModel
 
 
 @dataclass(slots=True)
@@ -131,7 +131,7 @@ class Batcher:
 
     def take(self, key: str) -> Batch | None:
         """The open batch of the model `key` ('name:version'), ready or not (that version is being
-        replaced: worker/watch.py)."""
+        replaced: worker/serving/watch.py)."""
         return self._open.pop(key, None)
 
     def due(self, now: float | None = None) -> list[Batch]:

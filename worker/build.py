@@ -15,12 +15,13 @@ from worker.app import Worker
 from worker.health import Health, serve
 from worker.lag import QUERY_TIMEOUT_S, LagProbe
 from worker.metrics import new_metrics
-from worker.policy import policy_for
-from worker.registry import ModelRegistry
+from worker.serving.policy import policy_for
+from worker.serving.registry import ModelRegistry
+from worker.serving.watch import RepositoryWatcher
 from worker.settings import WorkerSettings
 from worker.source import check_topics, check_unpacking, connect, max_output_bytes, offsets_client
+from worker.swaps import show_model_metrics
 from worker.transaction import TransactionalCheckpoint, Transactions
-from worker.watch import RepositoryWatcher, show_model_metrics
 
 log = logging.getLogger("worker")
 

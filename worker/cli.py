@@ -19,9 +19,9 @@ from worker.app import Worker
 from worker.build import build_worker
 from worker.checkpoint import DeliveryError
 from worker.deadline import CallStuck
-from worker.device import DeviceError
 from worker.kafka.protocol import KafkaConfigError, ProducerFenced, StartupError
-from worker.registry import BundleError
+from worker.serving.device import DeviceError
+from worker.serving.registry import BundleError
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")

@@ -13,7 +13,7 @@ from schemas import Reason, Rejection, decode
 from worker.batch import Item
 from worker.kafka.protocol import Consumed
 from worker.kinds import Held, RecordKind
-from worker.registry import LoadedModel, ModelRegistry
+from worker.serving.registry import LoadedModel, ModelRegistry
 
 MAX_ID_CHARS = 1024  # outputs repeat the id (as their key, too): a longer one is cut, with a marker
 

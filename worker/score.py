@@ -27,8 +27,8 @@ import numpy as np
 import onnxruntime as ort
 
 from worker.batch import Batch
-from worker.device import CUDA, pin_host_memory
-from worker.registry import LoadedModel, uses_cuda_graph
+from worker.serving.device import CUDA, pin_host_memory
+from worker.serving.registry import LoadedModel, uses_cuda_graph
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
-from worker.device import CudaOptions
 from worker.identity import host_slot
-from worker.policy import parse_version_policy, policy_for
+from worker.serving.device import CudaOptions
+from worker.serving.policy import parse_version_policy, policy_for
 
 # Exactly-once: what a transaction needs beside its outputs' wait for acknowledgement (the commit
 # interval, scoring what is in hand, the commit itself).
@@ -330,7 +330,7 @@ class WorkerSettings(BaseSettings):
         return None
 
     def cuda_options(self) -> CudaOptions:
-        """The CUDA provider's options (worker/device.py), used only where CUDA is chosen."""
+        """The CUDA provider's options (worker/serving/device.py), used only where CUDA is chosen."""
         return CudaOptions(self.cuda_device_id, self.cuda_mem_limit_bytes, self.cudnn_conv_algo_search,
                            self.cuda_graphs)  # fmt: skip
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from worker.kinds.base import Held, RecordKind
 from worker.kinds.image import ImageKind
 from worker.kinds.metric import MetricKind
-from worker.registry import ModelRegistry
+from worker.serving.registry import ModelRegistry
 from worker.settings import WorkerSettings
 
 KINDS: dict[str, type[RecordKind]] = {kind.name: kind for kind in (ImageKind, MetricKind)}

@@ -18,7 +18,7 @@ from worker.batch import Item
 from worker.decide import Verdicts
 from worker.kafka.protocol import Consumed
 from worker.metrics import Metrics
-from worker.registry import LoadedModel
+from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
 
 

@@ -23,7 +23,7 @@ from worker.decide import Verdicts, from_detector
 from worker.kafka.protocol import Consumed
 from worker.kinds.base import Held, RecordKind
 from worker.metrics import Metrics
-from worker.registry import LoadedModel
+from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
 from worker.windows import PointOutcome, SeriesWindows, Window
 

@@ -3,22 +3,22 @@
 Two halves, one on each side of a queue:
 
 - `RepositoryWatcher`, a thread of its own: every --model-poll-interval-s it lists the repository,
-  applies the version policy (worker/policy.py) and, for each model whose wanted version is not the
-  one in service, loads and checks that version exactly as at start (worker/registry.py load_bundle:
+  applies the version policy (worker/serving/policy.py) and, for each model whose wanted version is not the
+  one in service, loads and checks that version exactly as at start (worker/serving/registry.py load_bundle:
   the manifest and its checksum, every file's sha256, the graph's shapes, a session on the configured
   device, a warm-up batch with finite scores). A version passes, and is queued ready to serve, or is
   refused: logged once with the file and the reason (again only if its files change), counted in
   `model_versions_refused_total`, and the running version stays. A folder is looked at once its
   files have stayed the same for one interval, so a bundle copied in file by file is not judged
   half-copied (training renames a finished bundle into place, and hidden folders are never looked at).
-- `ModelSwaps`, on the loop's thread, once per turn: each ready version goes into service between
-  batches. Records resolve their model as they are decoded, so those decoded before the swap are
-  in the old version's batches and those after it in the new one's. The old version's open batch is
-  handed to scoring at once (ahead of any batch of the new version: the scoring thread keeps order),
-  and every batch finishes with the version that formed it, which is the `model_version` its outputs
-  carry. A metric model's series (windows and detector state) carry over when the new version makes
-  its windows the same way, else they start fresh and the log says why. The old version's session is
-  let go once no batch uses it.
+- `ModelSwaps` (worker/swaps.py), on the loop's thread, once per turn: each ready version goes into
+  service between batches. Records resolve their model as they are decoded, so those decoded before
+  the swap are in the old version's batches and those after it in the new one's. The old version's
+  open batch is handed to scoring at once (ahead of any batch of the new version: the scoring thread
+  keeps order), and every batch finishes with the version that formed it, which is the
+  `model_version` its outputs carry. A metric model's series (windows and detector state) carry over
+  when the new version makes its windows the same way, else they start fresh and the log says why.
+  The old version's session is let go once no batch uses it.
 
 Removing the newest folder, or pinning an older version in --version-policy-file (read again at every
 look), brings the older one back the same way.
@@ -35,21 +35,16 @@ from pathlib import Path
 
 from schemas import MANIFEST_FILE
 from schemas.repository import PUBLISH, RepositoryError, bundle_folders
-from worker.batch import Batcher
-from worker.device import Provider, provider_names
-from worker.kinds import KINDS, RecordKind
 from worker.metrics import Metrics
-from worker.policy import candidate_folders, describe, unknown_models
-from worker.registry import (
+from worker.serving.device import Provider, provider_names
+from worker.serving.policy import candidate_folders, describe, unknown_models
+from worker.serving.registry import (
     BundleError,
     IncompleteBundle,
     LoadedModel,
-    ModelRegistry,
     load_bundle,
     selected_folders,
 )
-from worker.score import ScoreStage
-from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -258,74 +253,3 @@ class RepositoryWatcher:
         if key not in self._said:
             self._said.add(key)
             log.warning(message, *args)
-
-
-class ModelSwaps:
-    """The loop's side: puts the versions the watcher made ready into service, between batches."""
-
-    def __init__(
-        self, watcher: RepositoryWatcher | None, models: ModelRegistry, kinds: dict[str, RecordKind],
-        batcher: Batcher, scoring: ScoreStage, metrics: Metrics, settings: WorkerSettings,
-    ) -> None:  # fmt: skip
-        self.watcher, self.models, self.kinds = watcher, models, kinds
-        self.batcher, self.scoring, self.metrics, self.settings = batcher, scoring, metrics, settings
-        self.retiring: list[LoadedModel] = []  # replaced, kept until their last batch is published
-
-    def start(self) -> None:
-        if self.watcher is not None:
-            self.watcher.start()
-
-    def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-
-    def apply(self) -> None:
-        """Once per turn of the loop, between batches: the ready versions into service, and the
-        replaced ones no batch uses any more let go."""
-        if self.watcher is None:
-            return
-        for model in self.watcher.ready():
-            self.swap(model)
-        if self.retiring:
-            in_use = {id(b.model) for b in [*self.batcher.open_batches(), *self.scoring.in_flight()]}
-            for old in [m for m in self.retiring if id(m) not in in_use]:
-                self.retiring.remove(old)
-                log.info("released %s: its last batch is published", old.key)
-
-    def swap(self, new: LoadedModel) -> None:
-        kind = KINDS[new.manifest.kind](new, self.settings)
-        old = self.models.resolve(new.manifest.name)
-        if old is not None:
-            old_kind = self.kinds.pop(old.key)
-            formed = self.batcher.take(old.key)
-            if formed is not None:  # scored by the version that formed it, before any of the new one
-                self.scoring.submit(formed)
-            old_kind.report(self.metrics)  # its totals so far, under its own key
-            why = kind.carry_over(old_kind)
-            if why:
-                log.warning("%s: the series start afresh (they warm up again): %s", new.key, why)
-            forget_model_metrics(self.metrics, old)
-            self.retiring.append(old)
-        self.models.replace(new)
-        self.kinds[new.key] = kind
-        show_model_metrics(self.metrics, new)
-        log.info("%s in service%s (threshold %.3f on %s)", new.key, f", replacing {old.key}" if old else "",
-                 new.manifest.threshold, new.providers[0])  # fmt: skip
-
-
-def show_model_metrics(metrics: Metrics, m: LoadedModel) -> None:
-    """The gauges of a version going into service: model_info, model_threshold, model_version."""
-    metrics.model_threshold.labels(model=m.key).set(m.manifest.threshold)
-    metrics.model_info.labels(m.manifest.name, m.manifest.version, m.providers[0]).set(1)
-    version = m.manifest.version
-    metrics.model_version.labels(model=m.manifest.name).set(int(version) if version.isdigit() else -1)
-    metrics.model_versions_refused.labels(model=m.manifest.name)  # at 0, so increase() sees the first
-
-
-def forget_model_metrics(metrics: Metrics, m: LoadedModel) -> None:
-    """The gauges of a version leaving service; its counters stay (they only ever grow)."""
-    with suppress(KeyError):
-        metrics.model_info.remove(m.manifest.name, m.manifest.version, m.providers[0])
-    for gauge in (metrics.model_threshold, metrics.series_active, metrics.series_warming):
-        with suppress(KeyError):
-            gauge.remove(m.key)

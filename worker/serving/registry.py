@@ -19,8 +19,8 @@ from schemas.repository import (
     verified_manifest,
     version_key,
 )
-from worker.device import CPU, CUDA, CudaOptions, Provider, choose_providers, provider_names
-from worker.policy import chosen_folders
+from worker.serving.device import CPU, CUDA, CudaOptions, Provider, choose_providers, provider_names
+from worker.serving.policy import chosen_folders
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LoadedModel:
 def load_bundle(folder: Path, providers: list[Provider], intra_op_threads: int = 0) -> LoadedModel:
     """Verify a bundle (manifest and its checksum, hashes, graph shapes), open its session and warm it up.
 
-    `providers`: names, or (name, options) pairs (worker/device.py choose_providers)."""
+    `providers`: names, or (name, options) pairs (worker/serving/device.py choose_providers)."""
     manifest = _verified_manifest(folder)
     session = _open_session(folder / manifest.model_file, providers, intra_op_threads)
     _check_graph(session, manifest, folder)
@@ -146,8 +146,8 @@ def _warm_up(model: LoadedModel) -> None:
 
 
 class ModelRegistry:
-    """The models in service: one version per model name (worker/policy.py picks which), found by
-    'name' or 'name:version'. Only the loop changes it, between batches (worker/watch.py)."""
+    """The models in service: one version per model name (worker/serving/policy.py picks which), found by
+    'name' or 'name:version'. Only the loop changes it, between batches (worker/serving/watch.py)."""
 
     def __init__(self, models: list[LoadedModel], default: str | None) -> None:
         self._by_name: dict[str, LoadedModel] = {}

@@ -8,7 +8,7 @@ holds entries that win over --version-policy and is read again at every look at 
 so pinning a version there (a rollback) takes effect without a restart.
 
 Plain Python (pathlib only): settings validate the policy with it, and the watcher
-(worker/watch.py) applies it at every look at the repository.
+(worker/serving/watch.py) applies it at every look at the repository.
 """
 
 from __future__ import annotations
