@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.worker_fakes import RefusingSink, RevokingSource
-from worker.app import Worker
+from worker.build import wire
 from worker.health import Health
 from worker.kafka.protocol import Message
 from worker.metrics import new_metrics
@@ -15,7 +15,7 @@ from worker.settings import WorkerSettings
 def test_a_loop_that_breaks_commits_nothing_even_when_close_revokes(tiny_models) -> None:
     source = RevokingSource([Message("in", 0, 0, None, b"{not json", 0)])  # -> a dead letter
     metrics, _ = new_metrics()
-    worker = Worker(WorkerSettings(metrics_port=0), tiny_models, source, RefusingSink(), metrics, Health())
+    worker = wire(WorkerSettings(metrics_port=0), tiny_models, source, RefusingSink(), metrics, Health())
     with pytest.raises(RuntimeError, match="refused"):
         worker.run()
     assert source.committed == []  # offset 0 has no output: committing 1 would lose it
@@ -29,7 +29,7 @@ class BrokenOnClose(RevokingSource):
 def test_an_error_while_stopping_is_logged_and_never_hides_what_ended_the_loop(tiny_models, caplog) -> None:
     source = BrokenOnClose([Message("in", 0, 0, None, b"{not json", 0)])
     metrics, _ = new_metrics()
-    worker = Worker(WorkerSettings(metrics_port=0), tiny_models, source, RefusingSink(), metrics, Health())
+    worker = wire(WorkerSettings(metrics_port=0), tiny_models, source, RefusingSink(), metrics, Health())
     with pytest.raises(RuntimeError, match="refused"):  # the output refused, not the close
         worker.run()
     assert "while stopping: ConnectionError: the broker went away" in caplog.text
@@ -42,7 +42,7 @@ def test_readyz_says_not_ready_from_a_revocation_until_the_next_assignment(tiny_
     source, health = RevokingSource([]), Health()
     health.models_loaded = True
     metrics, _ = new_metrics()
-    worker = Worker(WorkerSettings(metrics_port=0), tiny_models, source, RecordingSink(), metrics, health)
+    worker = wire(WorkerSettings(metrics_port=0), tiny_models, source, RecordingSink(), metrics, health)
     source.subscribe(["in"], worker.on_assigned, worker.on_revoked)
     assert health.ready() == (True, "ready")
     source.revoke([("in", 0)])  # the group rebalances (eager: every partition is given up first)

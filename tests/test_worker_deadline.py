@@ -96,7 +96,7 @@ def test_a_stop_while_a_commit_is_stuck_ends_the_run_at_once(tiny_models) -> Non
     """What SIGTERM does (its handler calls stop()): the run ends with CallStuck, not at the deadline,
     and the stuck producer is neither aborted nor closed."""
     from tests.test_worker_transaction import EOS
-    from worker.app import Worker
+    from worker.build import wire
     from worker.settings import WorkerSettings
 
     raw = image_message(np.zeros((28, 28), np.uint8))
@@ -105,7 +105,7 @@ def test_a_stop_while_a_commit_is_stuck_ends_the_run_at_once(tiny_models) -> Non
     health = Health()
     producer, source = Transactions(sink, health, deadline_s=600), GroupSource([message(raw, offset=0)])
     cp = TransactionalCheckpoint(source, producer, metrics, health, interval_ms=0)
-    worker = Worker(WorkerSettings(**EOS, max_batch=1), tiny_models, source, producer, metrics, health,
+    worker = wire(WorkerSettings(**EOS, max_batch=1), tiny_models, source, producer, metrics, health,
                     checkpoint=cp)  # fmt: skip
     threading.Timer(6.0, worker.stop).start()  # after STUCK_AFTER_S: the commit is stuck by then
     with pytest.raises(CallStuck, match="told to stop while commit_transaction had not returned"):

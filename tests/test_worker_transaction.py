@@ -10,7 +10,7 @@ from schemas import image_message
 from tests.test_worker_cli import run_worker
 from tests.test_worker_settings import problem
 from tests.worker_fakes import RevokingSource, message
-from worker.app import Worker
+from worker.build import wire
 from worker.health import Health
 from worker.kafka.protocol import Message, ProducerFenced, TransactionFailed
 from worker.metrics import new_metrics
@@ -147,7 +147,7 @@ def test_the_worker_scores_every_record_in_hand_before_a_transaction_commits(tin
     producer, source = Transactions(sink, Health(), 60.0), GroupSource(messages)
     s = WorkerSettings(**EOS, max_batch=64, max_wait_ms=60_000, scores_topic="scores")
     cp = TransactionalCheckpoint(source, producer, metrics, Health(), interval_ms=60_000)
-    worker = Worker(s, tiny_models, source, producer, metrics, Health(), checkpoint=cp)
+    worker = wire(s, tiny_models, source, producer, metrics, Health(), checkpoint=cp)
     worker.consumer.subscribe(["in"], worker.on_assigned, worker.on_revoked)
     worker.step()  # 3 images wait in a batch; the dead letter is sent
     assert worker.batcher.open_batches() and [c[0] for c in sink.calls] == ["begin", "send"]

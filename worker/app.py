@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -29,13 +30,12 @@ from worker.deadline import CallStuck
 from worker.decode import decode_message
 from worker.health import Health
 from worker.kafka.protocol import Consumed, Partitions, Sink, Source
-from worker.kinds import Held, kinds_for
+from worker.kinds import Held, RecordKind
 from worker.lag import LagProbe
 from worker.metrics import Metrics
-from worker.publish import DEFAULT_MAX_OUTPUT_BYTES, Publisher
+from worker.publish import Publisher
 from worker.score import Scored, ScoreStage
 from worker.serving.registry import ModelRegistry
-from worker.serving.watch import RepositoryWatcher
 from worker.settings import WorkerSettings
 from worker.source import count_consumed
 from worker.summary import Summary
@@ -47,6 +47,20 @@ IDLE_POLL_MS = 200
 BUSY_POLL_MS = 2
 
 
+@dataclass(frozen=True)
+class Parts:
+    """Every part the loop runs, built in one place (worker/build.py `wire`): the loop only runs them."""
+
+    kinds: dict[str, RecordKind]
+    batcher: Batcher
+    scoring: ScoreStage
+    checkpoint: Checkpoint
+    publisher: Publisher
+    lag: LagProbe
+    swaps: ModelSwaps
+    summary: Summary
+
+
 class Worker:
     def __init__(
         self,
@@ -56,34 +70,25 @@ class Worker:
         producer: Sink,
         metrics: Metrics,
         health: Health,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-        lag: LagProbe | None = None,
-        watcher: RepositoryWatcher | None = None,
-        checkpoint: Checkpoint | None = None,
+        parts: Parts,
     ) -> None:
-        s = self.s = settings
+        self.s = settings
         self.models = models
         self.consumer = consumer
-        self.producer = producer
+        self.producer = producer  # exactly-once: its Transactions (worker/transaction.py)
         self.metrics = metrics
         self.health = health
-        self.kinds = kinds_for(models, settings)
-        self.batcher = Batcher(s.max_batch, s.max_wait_ms)
-        self.scoring = ScoreStage(s.max_batch, io_binding=s.io_binding)
-        # worker/build.py passes exactly-once's (worker/transaction.py), with `producer` its Transactions.
-        self.checkpoint = checkpoint or Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
-                                                   s.output_timeout_ms())  # fmt: skip
-        self.publisher = Publisher(
-            producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
-            sent=self.checkpoint.expect, max_output_bytes=max_output_bytes,
-        )  # fmt: skip
+        self.kinds = parts.kinds
+        self.batcher = parts.batcher
+        self.scoring = parts.scoring
+        self.checkpoint = parts.checkpoint
+        self.publisher = parts.publisher
+        self.lag = parts.lag
+        self.swaps = parts.swaps  # new model versions, checked on the watcher's thread, between turns
+        self.summary = parts.summary
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
-        self.lag = lag if lag is not None else LagProbe(metrics)  # worker/build.py gives it a client
-        self.summary = Summary(metrics, s.summary_interval_s)
         self.committed_at_stop: bool | None = None  # None until the commit at the end of run() is made
-        # New model versions, checked on the watcher's thread, go into service between two turns.
-        self.swaps = ModelSwaps(watcher, models, self.kinds, self.batcher, self.scoring, metrics, s)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -11,16 +11,23 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 
-from worker.app import Worker
+from worker.app import Parts, Worker
+from worker.batch import Batcher
+from worker.checkpoint import Checkpoint
 from worker.health import Health, serve
+from worker.kafka.protocol import Sink, Source
+from worker.kinds import kinds_for
 from worker.lag import QUERY_TIMEOUT_S, LagProbe
-from worker.metrics import new_metrics
+from worker.metrics import Metrics, new_metrics
+from worker.publish import DEFAULT_MAX_OUTPUT_BYTES, Publisher
+from worker.score import ScoreStage
 from worker.serving.policy import policy_for
 from worker.serving.registry import ModelRegistry
 from worker.serving.watch import RepositoryWatcher
 from worker.settings import WorkerSettings
 from worker.source import check_topics, check_unpacking, connect, max_output_bytes, offsets_client
-from worker.swaps import show_model_metrics
+from worker.summary import Summary
+from worker.swaps import ModelSwaps, show_model_metrics
 from worker.transaction import TransactionalCheckpoint, Transactions
 
 log = logging.getLogger("worker")
@@ -61,5 +68,28 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
                                              s.output_timeout_ms())  # fmt: skip
         log.info("exactly-once: transactional.id %s; readers of the outputs need "
                  "isolation.level=read_committed", s.producer_transactional_id())  # fmt: skip
-    return Worker(s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag,
-                  watcher=watcher, checkpoint=checkpoint)  # fmt: skip
+    return wire(s, models, consumer, producer, metrics, health, max_output_bytes=limit, lag=lag,
+                watcher=watcher, checkpoint=checkpoint)  # fmt: skip
+
+
+def wire(
+    s: WorkerSettings, models: ModelRegistry, consumer: Source, producer: Sink, metrics: Metrics,
+    health: Health, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, lag: LagProbe | None = None,
+    watcher: RepositoryWatcher | None = None, checkpoint: Checkpoint | None = None,
+) -> Worker:  # fmt: skip
+    """The loop's parts around connected clients and loaded models (the tests wire stand-ins here):
+    at least once unless `checkpoint` says otherwise; no lag client or watcher unless given."""
+    kinds = kinds_for(models, s)
+    batcher = Batcher(s.max_batch, s.max_wait_ms)
+    scoring = ScoreStage(s.max_batch, io_binding=s.io_binding)
+    checkpoint = checkpoint or Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
+                                          s.output_timeout_ms())  # fmt: skip
+    publisher = Publisher(producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,
+                          sent=checkpoint.expect, max_output_bytes=max_output_bytes)  # fmt: skip
+    parts = Parts(
+        kinds=kinds, batcher=batcher, scoring=scoring, checkpoint=checkpoint, publisher=publisher,
+        lag=lag if lag is not None else LagProbe(metrics),
+        swaps=ModelSwaps(watcher, models, kinds, batcher, scoring, metrics, s),
+        summary=Summary(metrics, s.summary_interval_s),
+    )  # fmt: skip
+    return Worker(s, models, consumer, producer, metrics, health, parts)
