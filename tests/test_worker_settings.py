@@ -79,3 +79,18 @@ def test_a_missing_file_is_named_with_its_flag_and_variable(name: str, tmp_path:
     line = problem(**options)
     flag, env = "--" + name.replace("_", "-"), "WORKER_" + name.upper()
     assert line.startswith(f"invalid {flag} / {env}: no such file: {missing}"), line
+
+
+def test_every_transport_has_a_client_module_and_the_table_gives_its_capabilities() -> None:
+    from typing import get_args
+
+    from worker.kafka.transports import TRANSPORTS, TransportName
+
+    assert set(TRANSPORTS) == set(get_args(TransportName)) == set(
+        get_args(WorkerSettings.model_fields["transport"].annotation)
+    )
+    for transport in TRANSPORTS.values():
+        module = transport.load()
+        assert callable(module.build) and hasattr(module, transport.offsets)
+    # exactly-once only where transactions are fenced by the group's generation
+    assert [n for n, t in TRANSPORTS.items() if t.transactions] == ["confluent"]

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
 from worker.identity import host_slot
+from worker.kafka.transports import TRANSPORTS, TransportName
 from worker.serving.device import CudaOptions
 from worker.serving.policy import parse_version_policy, policy_for
 
@@ -228,7 +229,7 @@ class WorkerSettings(BaseSettings):
     )
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    transport: Literal["kafka-python", "confluent"] = Field(
+    transport: TransportName = Field(
         "kafka-python",
         description="Kafka client: kafka-python (pure Python, the default) or confluent (librdkafka, "
         "needs the [confluent] extra; 1.5-2x the throughput on 2 cores)",
@@ -302,7 +303,7 @@ class WorkerSettings(BaseSettings):
     def _exactly_once_needs_confluent(self) -> WorkerSettings:
         # kafka-python's transactions send the offsets with the group id alone (TxnOffsetCommit v2, no
         # KIP-447 generation check): a worker that lost its partitions could still commit them.
-        if self.processing_guarantee == "exactly-once" and self.transport != "confluent":
+        if self.processing_guarantee == "exactly-once" and not TRANSPORTS[self.transport].transactions:
             raise PydanticCustomError(
                 "guarantee",
                 "--processing-guarantee / WORKER_PROCESSING_GUARANTEE exactly-once needs --transport / "

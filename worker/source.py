@@ -13,6 +13,7 @@ from collections import Counter
 
 from worker.health import Health
 from worker.kafka.protocol import BrokerUnreachable, Consumed, KafkaConfigError, Sink, Source, StartupError
+from worker.kafka.transports import TRANSPORTS
 from worker.lag import Offsets
 from worker.metrics import Metrics
 from worker.settings import WorkerSettings
@@ -22,11 +23,7 @@ log = logging.getLogger("worker")
 
 def build_clients(s: WorkerSettings) -> tuple[Source, Sink]:
     """The consumer and producer of the transport `s` names."""
-    if s.transport == "confluent":
-        from worker.kafka.confluent import build
-    else:
-        from worker.kafka.kafka_python import build
-    return build(s)
+    return TRANSPORTS[s.transport].load().build(s)
 
 
 WAIT_REPORT_S = 30.0  # while waiting for Kafka at start, say so this often
@@ -63,13 +60,8 @@ def connect(s: WorkerSettings, health: Health) -> tuple[Source, Sink]:
 def offsets_client(s: WorkerSettings, timeout_s: float) -> Offsets:
     """A client of the transport `s` names that asks the broker for end offsets and commits (the lag
     probe's, worker/lag.py; each call waits at most `timeout_s`)."""
-    if s.transport == "confluent":
-        from worker.kafka.confluent import ConfluentOffsets
-
-        return ConfluentOffsets(s, timeout_s)
-    from worker.kafka.kafka_python import KafkaPythonOffsets
-
-    return KafkaPythonOffsets(s, timeout_s)
+    transport = TRANSPORTS[s.transport]
+    return getattr(transport.load(), transport.offsets)(s, timeout_s)
 
 
 def check_topics(s: WorkerSettings, source: Source) -> None:
@@ -116,7 +108,7 @@ def check_unpacking(s: WorkerSettings, source: Source) -> None:
     input topic stores its batches uncompressed. librdkafka unpacks a gzip, lz4 or snappy batch whole
     before the worker sees it, so 64 KiB of gzip takes 64 MiB; kafka-python's batches are unpacked by
     worker/kafka/unpack.py, within --max-unpacked-bytes."""
-    if s.transport != "confluent":
+    if TRANSPORTS[s.transport].bounded_unpacking:
         return
     try:
         configs = source.topic_configs(s.topics)
