@@ -318,12 +318,7 @@ def isr_blip(run: Run, prefer: Callable[[Run], int] | None = None) -> None:
     node = wanted if wanted in candidates else candidates[0]
     also = " (also the group's coordinator)" if node == run.coordinator() else ""
     run.notes.append(f"not the scores' leader: broker {node}{also}")
-    run.kill_broker(node)
-    run.harm_at = time.monotonic() - run.t0
-    time.sleep(RESTART_AFTER_S)
-    run.restart_brokers()
-    run.healed_at = time.monotonic() - run.t0
-    _hold(run, run.seconds)
+    _take_down(run, [node], RESTART_AFTER_S)
 
 
 def two_of_three(run: Run) -> None:
@@ -358,7 +353,13 @@ def _down_for(run: Run, nodes: Callable[[Run], list[int]], what: str, seconds: f
     _hold(run, run.seconds * 0.25)
     down = nodes(run)
     run.notes.append(f"{what}: broker(s) {','.join(map(str, down))} down {seconds:.0f} s")
-    for node in down:
+    _take_down(run, down, seconds)
+
+
+def _take_down(run: Run, nodes: list[int], seconds: float) -> None:
+    """SIGKILL `nodes`, start them again `seconds` later (the time between is the outputs' trouble,
+    for the readiness note), then stream on to the end."""
+    for node in nodes:
         run.kill_broker(node)
     run.harm_at = time.monotonic() - run.t0
     time.sleep(seconds)

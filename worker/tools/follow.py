@@ -18,25 +18,16 @@ import time
 from typing import Literal
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from schemas.settings import SettingsError, load_settings
-from worker.tools.common import connection
+from worker.tools.common import connection, run_tool, tool_config
 
 
 class FollowSettings(BaseSettings):
     """Print the worker's alerts and dead letters (and score messages) as they are written."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="WORKER_FOLLOW_",
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        frozen=True,
-        cli_prog_name="python -m worker follow",
-        cli_hide_none_type=True,
-    )
+    model_config = tool_config("follow", "FOLLOW")
 
     topics: str = Field("alerts,dead-letters", description="topics to print, comma-separated (add the "
                         "worker's --scores-topic to see every score)")  # fmt: skip
@@ -106,16 +97,4 @@ def _line(topic: str, text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        s = load_settings(FollowSettings, argv)
-    except SettingsError as exc:
-        print(f"worker follow: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        follow(s)
-    except KeyboardInterrupt:
-        return 0
-    except KafkaError as exc:
-        print(f"worker follow: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool("follow", FollowSettings, argv, follow)

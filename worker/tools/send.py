@@ -13,7 +13,6 @@ without a producer of your own.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,24 +21,17 @@ from pathlib import Path
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import Field
-from pydantic_settings import BaseSettings, CliPositionalArg, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliPositionalArg
 
 from schemas import metric_message
 from schemas.records import series_key
-from schemas.settings import SettingsError, load_settings
-from worker.tools.common import connection
+from worker.tools.common import connection, run_tool, tool_config
 
 
 class SendSettings(BaseSettings):
     """Send a CSV of KPI series (as training reads them) or a .jsonl file of records to a topic."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="WORKER_SEND_",
-        cli_kebab_case=True,
-        frozen=True,
-        cli_prog_name="python -m worker send",
-        cli_hide_none_type=True,
-    )
+    model_config = tool_config("send", "SEND")
 
     file: CliPositionalArg[Path] = Field(
         description="a .csv file or folder (series,timestamp,value), or a .jsonl file of records"
@@ -96,16 +88,10 @@ def send(s: SendSettings) -> int:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        s = load_settings(SendSettings, argv)
-    except SettingsError as exc:
-        print(f"worker send: {exc.message}", file=sys.stderr)
-        return 2
-    started = time.monotonic()
-    try:
+    def body(s: SendSettings) -> None:
+        started = time.monotonic()
         sent = send(s)
-    except (KafkaError, OSError, ValueError) as exc:  # CsvError is a ValueError: it names file and row
-        print(f"worker send: {exc}", file=sys.stderr)
-        return 1
-    print(f"sent {sent:,} records from {s.file} to {s.topic} in {time.monotonic() - started:.1f} s")
-    return 0
+        print(f"sent {sent:,} records from {s.file} to {s.topic} in {time.monotonic() - started:.1f} s")
+
+    # CsvError is a ValueError: it names the file and the row
+    return run_tool("send", SendSettings, argv, body, (KafkaError, OSError, ValueError))

@@ -15,12 +15,10 @@ from __future__ import annotations
 import sys
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError
 from pydantic import Field
-from pydantic_settings import BaseSettings, CliPositionalArg, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliPositionalArg
 
-from schemas.settings import SettingsError, load_settings
-from worker.tools.common import connection
+from worker.tools.common import connection, run_tool, tool_config
 
 ADVISED = {"compression.type": "uncompressed"}
 
@@ -28,13 +26,7 @@ ADVISED = {"compression.type": "uncompressed"}
 class TopicSettings(BaseSettings):
     """Create input topics for the worker: stored uncompressed, replicated, with the partitions you ask."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="WORKER_TOPICS_",
-        cli_kebab_case=True,
-        frozen=True,
-        cli_prog_name="python -m worker topics create",
-        cli_hide_none_type=True,
-    )
+    model_config = tool_config("topics create", "TOPICS")
 
     names: CliPositionalArg[str] = Field(description="topic name(s), comma-separated")
     partitions: int = Field(3, ge=1, description="partitions per topic: the most workers of one group that "
@@ -86,15 +78,4 @@ def main(argv: list[str]) -> int:
         print("usage: python -m worker topics create NAMES [--partitions N] [--replication-factor R] "
               "[--bootstrap-servers HOST:PORT]  (--help for more)", file=sys.stderr)  # fmt: skip
         return 2
-    try:
-        s = load_settings(TopicSettings, argv[1:])
-    except SettingsError as exc:
-        print(f"worker topics: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        for line in create(s):
-            print(line)
-    except KafkaError as exc:
-        print(f"worker topics: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool("topics", TopicSettings, argv[1:], lambda s: print("\n".join(create(s))))
