@@ -114,6 +114,7 @@ def test_outputs_the_broker_holds_back_are_waited_for_said_and_shown_to_probes(m
     monkeypatch.setattr("worker.checkpoint.STALL_S", 0.0)  # this broker answers each flush at once
     deliveries, seen = [Delivered(is_done=False) for _ in range(3)], []
     sink = AcknowledgedLater(deliveries, stalls=3, seen=seen)
+    sink.complaint = "NotEnoughReplicasError: retrying"
     metrics, _ = new_metrics()
     health = sink.health = Health()
     health.models_loaded = health.partitions_assigned = True
@@ -129,6 +130,7 @@ def test_outputs_the_broker_holds_back_are_waited_for_said_and_shown_to_probes(m
     assert health.ready() == (True, "ready") and source.committed == [{("in", 0): 5}]
     stalls = [r.getMessage() for r in caplog.records if "outputs stalled" in r.getMessage()]
     assert stalls and "3 not yet acknowledged" in stalls[0] and "giving up in" in stalls[0]
+    assert "NotEnoughReplicasError" in stalls[0]  # what the client last said about sending
 
 
 def test_outputs_never_acknowledged_give_up_at_the_delivery_timeout(monkeypatch) -> None:

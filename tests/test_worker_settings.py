@@ -18,7 +18,8 @@ SASL = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_
 def test_secrets_never_reach_a_repr() -> None:
     s = WorkerSettings(**SASL, sasl_password="hunter2")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
-    assert s.kafka_common()["sasl_plain_password"] == "hunter2"
+    assert "hunter2" not in repr(s.connection()) and "hunter2" not in str(s.connection().model_dump())
+    assert s.connection().password() == "hunter2"
 
 
 def test_a_launched_worker_gets_every_setting_back_from_its_environment(monkeypatch) -> None:
@@ -44,7 +45,7 @@ def test_the_password_comes_from_a_file_without_its_trailing_newline(tmp_path: P
     secret = tmp_path / "password"
     secret.write_text("hunter2\n")
     s = WorkerSettings(**SASL, sasl_password_file=secret)
-    assert s.kafka_common()["sasl_plain_password"] == "hunter2"
+    assert s.connection().password() == "hunter2"
     assert "hunter2" not in repr(s)
     secret.write_text("two newlines\n\n")  # only one is the editor's
     assert WorkerSettings(**SASL, sasl_password_file=secret).sasl_secret() == "two newlines\n"

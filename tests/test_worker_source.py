@@ -60,6 +60,19 @@ def test_confluent_gets_the_connection_options_under_librdkafka_names(tmp_path: 
                    "ssl.ca.location": str(ca)}  # fmt: skip
 
 
+def test_kafka_python_gets_the_same_connection_under_its_own_names(tmp_path: Path) -> None:
+    from worker.kafka.kafka_python import connection_options
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = WorkerSettings(bootstrap_servers="a:9092,b:9093", security_protocol="SASL_SSL",
+                       sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p",
+                       ssl_cafile=ca)  # fmt: skip
+    assert connection_options(s.connection()) == {
+        "bootstrap_servers": ["a:9092", "b:9093"], "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "u", "sasl_plain_password": "p", "ssl_cafile": str(ca)}  # fmt: skip
+
+
 class ConfiguredSource:
     """Answers describe_configs as a broker would, or fails as one that refuses it does."""
 

@@ -7,6 +7,7 @@ import pytest
 from schemas.detect import PARTS, PointInputs, SeriesPoints, bytes_per_row, replay, window_features
 from schemas.manifest import MetricPreprocessing, SeriesStats
 from schemas.timeseries import scoreable, to_grid, windows_ending_at
+from worker.kinds.metric import decide_windows
 from worker.windows import PointOutcome, SeriesWindows, Window
 
 TP = ("kpi", 0)
@@ -74,6 +75,21 @@ def test_least_recently_updated_series_is_evicted_and_memory_is_bounded():
     assert store.evicted == 2  # c went
     assert store.capacity <= 3
     assert store.bytes_per_series() == 4 * 8 + bytes_per_row()
+
+
+def test_a_window_whose_series_is_evicted_before_its_decision_only_warms():
+    store = SeriesWindows(prep(window=2), max_series=1)
+    store.push("a", 0.0, 1.0, TP)
+    in_flight = store.push("a", 60.0, 2.0, TP)
+    assert isinstance(in_flight, Window)
+    store.push("b", 0.0, 1.0, TP)  # a is evicted while its window waits for the model
+    later = store.push("b", 60.0, 50.0, TP)
+    assert isinstance(later, Window) and later.row == in_flight.row  # b took over a's row
+    assert store.live([in_flight, later]).tolist() == [False, True]
+    raw = np.stack([in_flight.raw, later.raw])
+    decided = decide_windows(store, [in_flight, later], np.array([1e9, 1e9]), window_features(raw, 20.0))
+    assert decided.warming.tolist() == [True, True] and not decided.alert.any()
+    assert decided.threshold[0] == store.prep.detector.threshold  # a's gets the warming decision
 
 
 def test_series_state_is_bounded_in_bytes_too_evicting_the_least_recently_updated():
@@ -181,7 +197,9 @@ def test_worker_decisions_equal_the_offline_detector_point_for_point():
     for t, v in zip(ts, values, strict=True):
         w = store.push("s", t, v, TP)
         if isinstance(w, Window):
-            streamed.append(store.decide([w], np.array([model(w)]), window_features(w.raw, p.clip))[0])
+            streamed.append(
+                decide_windows(store, [w], np.array([model(w)]), window_features(w.raw, p.clip))[0]
+            )
     grid = to_grid(ts, values, 60.0, p.reset_gap)
     ends = scoreable(grid, p.window)
     f = window_features(windows_ending_at(grid.values, ends, p.window), p.clip)

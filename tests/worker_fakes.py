@@ -52,6 +52,7 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, dict]] = []
+        self.complaint: str | None = None  # what the client last logged about sending
 
     def send(self, topic, key, value):
         self.sent.append((topic, key, json.loads(value)))
@@ -61,6 +62,9 @@ class RecordingSink:
 
     def close(self, timeout_s) -> None:
         pass
+
+    def last_error(self) -> str | None:
+        return self.complaint
 
 
 class RefusingSink(RecordingSink):

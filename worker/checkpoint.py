@@ -82,27 +82,6 @@ FLUSH_SLICE_S = 0.5  # a flush waits in slices this long, to keep health and rep
 REPORT_S = 30.0  # and the log, this often
 
 
-def last_producer_error() -> str:
-    """What the producer last complained of (kafka-python logs its retriable errors; librdkafka
-    gives none per record): the name of the broker's error when there is one."""
-    return _PRODUCER_ERRORS.last or "no error reported yet; the broker may be unreachable"
-
-
-class _LastError(logging.Handler):
-    """Keeps the last warning of kafka-python's producer (e.g. NotEnoughReplicasError, retrying)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.last: str | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.last = record.getMessage()[:300]
-
-
-_PRODUCER_ERRORS = _LastError()
-logging.getLogger("kafka.producer").addHandler(_PRODUCER_ERRORS)
-
-
 class Checkpoint:
     """Flush-then-commit, on the loop's thread: periodically (`due`), on a rebalance and at the stop."""
 
@@ -222,14 +201,17 @@ class Checkpoint:
         if stalled:
             self.health.kafka_problem = "outputs not acknowledged by Kafka; consuming is paused"
             log.warning("outputs not acknowledged for %.0f s (last producer error: %s); consuming is paused "
-                        "and /readyz says 503 until they are", STALL_S, last_producer_error())  # fmt: skip
+                        "and /readyz says 503 until they are", STALL_S, self._last_error())  # fmt: skip
         else:
             self.health.kafka_problem = None
             log.info("outputs acknowledged again; consuming resumes")
+
+    def _last_error(self) -> str:
+        return self.producer.last_error() or "no error reported yet; the broker may be unreachable"
 
     def _report_stall(self, pending: int, waited_s: float, left_s: float) -> None:
         log.warning(
             "outputs stalled for %.0f s: %d not yet acknowledged by Kafka (last producer error: %s); "
             "consuming is paused and nothing is committed past them; giving up in %.0f s "
-            "(--delivery-timeout-ms)", waited_s, pending, last_producer_error(), left_s,
+            "(--delivery-timeout-ms)", waited_s, pending, self._last_error(), left_s,
         )  # fmt: skip

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_MAX_BYTES
 from worker.identity import host_slot
+from worker.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from worker.kafka.transports import TRANSPORTS, TransportName
 from worker.serving.device import CudaOptions
 from worker.serving.policy import parse_version_policy, policy_for
@@ -236,12 +237,8 @@ class WorkerSettings(BaseSettings):
     )
 
     # Kafka security
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="Kafka security.protocol"
-    )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        None, description="Kafka sasl.mechanism"
-    )
+    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security.protocol")
+    sasl_mechanism: SaslMechanism | None = Field(None, description="Kafka sasl.mechanism")
     sasl_username: str | None = Field(None, description="SASL user name")
     sasl_password: SecretStr | None = Field(
         None, description="SASL password (never logged); set WORKER_SASL_PASSWORD: argv is public"
@@ -376,24 +373,18 @@ class WorkerSettings(BaseSettings):
     def output_topics(self) -> list[str]:
         return [t for t in (self.alerts_topic, self.dead_letter_topic, self.scores_topic) if t]
 
-    def kafka_common(self) -> dict[str, object]:
-        """Connection options shared by the consumer and the producer."""
-        cfg: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap_servers.split(","),
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            cfg["sasl_mechanism"] = self.sasl_mechanism
-            cfg["sasl_plain_username"] = self.sasl_username
-            cfg["sasl_plain_password"] = self.sasl_secret()
-        for key, path in (
-            ("ssl_cafile", self.ssl_cafile),
-            ("ssl_certfile", self.ssl_certfile),
-            ("ssl_keyfile", self.ssl_keyfile),
-        ):
-            if path is not None:
-                cfg[key] = str(path)
-        return cfg
+    def connection(self) -> KafkaConnection:
+        """Where and how to reach the cluster, for every client the worker builds."""
+        return KafkaConnection(
+            bootstrap_servers=tuple(self.bootstrap_servers.split(",")),
+            security_protocol=self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=SecretStr(self.sasl_secret() or "") if self.sasl_mechanism else None,
+            ssl_cafile=self.ssl_cafile,
+            ssl_certfile=self.ssl_certfile,
+            ssl_keyfile=self.ssl_keyfile,
+        )
 
 
 WorkerSettings.__doc__ = inspect.cleandoc(WorkerSettings.__doc__ or "")  # --help prints it as it is

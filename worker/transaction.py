@@ -85,6 +85,9 @@ class Transactions:
     def flush(self, timeout_s: float) -> None:
         self.sink.flush(timeout_s)
 
+    def last_error(self) -> str | None:
+        return self.sink.last_error()
+
     def commit(self, offsets: dict[tuple[str, int], int], metadata: object) -> None:
         """The outputs sent since the last commit, and `offsets`, in one transaction."""
         if not self.open:

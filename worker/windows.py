@@ -22,8 +22,8 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 Each full window is scaled by its own past (schemas/detect/), so nothing about a series is
 fixed at training time but its grid interval. Beside the ring row, each series keeps its
 detector state in the same row of the detector's state matrices (schemas/detect/state.py: 38
-floats and its seasonal profiles, 5.3 KB), which `decide` updates, a batch at a time, once
-the model has scored the windows.
+floats and its seasonal profiles, 5.3 KB), which the metric kind's decision updates, a batch at a
+time, once the model has scored the windows. Windows only here; the decision is the kind's.
 
 State lives in memory only. A series the bundle's training saw starts from its primed detector
 state (the bundle's series_state.npz); others from the priors. After a restart, or when a
@@ -41,16 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.detect import (
-    PARTS,
-    Decisions,
-    PointInputs,
-    StateFile,
-    StateMatrices,
-    WindowFeatures,
-    bytes_per_row,
-    decide_in_order,
-)
+from schemas.detect import StateFile, StateMatrices, bytes_per_row
 from schemas.manifest import MetricPreprocessing
 from schemas.timeseries import interpolate_gap, slot_of
 
@@ -171,27 +162,12 @@ class SeriesWindows:
         """Window and detector storage per series (ring row and state row); objects come on top."""
         return self.window * self._values.itemsize + bytes_per_row()
 
-    def decide(self, windows: list[Window], scores: np.ndarray, features: WindowFeatures) -> Decisions:
-        """The detector's decisions on a batch of windows (in the order they were made) from the model's
-        scores and the batch's features; each live series' state is updated."""
+    def live(self, windows: list[Window]) -> np.ndarray:
+        """Which of these windows' series are still held (not evicted since the window was made), as
+        a boolean mask: only theirs may be decided on, as a row's state now belongs to its series."""
         rows = np.fromiter((w.row for w in windows), np.intp, len(windows))
         generations = np.fromiter((w.generation for w in windows), np.int64, len(windows))
-        slot_ts = np.fromiter((w.slot_ts for w in windows), np.float64, len(windows))
-        inputs = PointInputs.of(features, scores, slot_ts)
-        params = self.prep.detector
-        live = self._generation[rows] == generations
-        if live.all():
-            return decide_in_order(self.states, rows, inputs, params)
-        at = np.flatnonzero(live)
-        kept = PointInputs(*(getattr(inputs, f)[at] for f in PointInputs.__slots__))
-        made = decide_in_order(self.states, rows[at], kept, params)
-        gone = np.flatnonzero(~live)  # evicted meanwhile: their state is gone, so they only warm
-        n = len(gone)
-        warming = Decisions(
-            np.zeros(n), np.full(n, params.threshold), np.full(n, PARTS.index("vae"), np.int8),
-            np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool),
-        )  # fmt: skip
-        return Decisions.concat([made, warming], np.concatenate([at, gone]))
+        return self._generation[rows] == generations
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 
+from worker.kafka.connection import KafkaConnection
 from worker.kafka.diagnose import (
     addresses,
     certificate_refused,
@@ -48,28 +49,26 @@ except ImportError:  # an optional extra
     Consumer = None  # type: ignore[assignment,misc]
 
 
-# The connection options of WorkerSettings.kafka_common() (kafka-python's names) as librdkafka names them.
-LIBRDKAFKA_NAMES = {
-    "sasl_mechanism": "sasl.mechanism",
-    "sasl_plain_username": "sasl.username",
-    "sasl_plain_password": "sasl.password",
-    "ssl_cafile": "ssl.ca.location",
-    "ssl_certfile": "ssl.certificate.location",
-    "ssl_keyfile": "ssl.key.location",
-}
+def connection_options(c: KafkaConnection) -> dict[str, object]:
+    """The connection in librdkafka's option names, for its consumer, producer and admin client."""
+    options: dict[str, object] = {
+        "bootstrap.servers": ",".join(c.bootstrap_servers),
+        "security.protocol": c.security_protocol.lower(),
+    }
+    if c.sasl_mechanism:
+        options.update({"sasl.mechanism": c.sasl_mechanism, "sasl.username": c.sasl_username or "",
+                        "sasl.password": c.password() or ""})  # fmt: skip  # librdkafka takes no None
+    for name, path in (("ssl.ca.location", c.ssl_cafile), ("ssl.certificate.location", c.ssl_certfile),
+                       ("ssl.key.location", c.ssl_keyfile)):  # fmt: skip
+        if path is not None:
+            options[name] = str(path)
+    return options
 
 
 def config(s: WorkerSettings) -> dict[str, object]:
-    cfg: dict[str, object] = {
-        "bootstrap.servers": s.bootstrap_servers,
-        "security.protocol": s.security_protocol.lower(),
-        # librdkafka's log lines go through Python logging (worker/logs.py sets the level), not stderr.
-        "logger": logging.getLogger("librdkafka"),
-    }
-    for name, value in s.kafka_common().items():
-        if name in LIBRDKAFKA_NAMES:
-            cfg[LIBRDKAFKA_NAMES[name]] = "" if value is None else value  # librdkafka takes no None
-    return cfg
+    """What every client of this run is given: the connection, and a logger."""
+    # librdkafka's log lines go through Python logging (worker/logs.py sets the level), not stderr.
+    return {**connection_options(s.connection()), "logger": logging.getLogger("librdkafka")}
 
 
 def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
@@ -101,7 +100,7 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             **({"isolation.level": "read_committed"} if s.exactly_once else {}),
         }
     )
-    fatal: list[KafkaError] = []  # exactly-once: the producer's fatal error (fenced), when it has one
+    errors = ProducerErrors()
     producer = Producer(
         {
             **common,
@@ -113,7 +112,8 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
             "batch.size": 256 * 1024,
             "queue.buffering.max.messages": 1_000_000,
             "message.max.bytes": MESSAGE_MAX_BYTES,
-            **(transactional_config(s, fatal) if s.exactly_once else {}),
+            "error_cb": errors,
+            **(transactional_config(s) if s.exactly_once else {}),
         }
     )
     source = ConfluentSource(consumer, common, consumer_limits["receive.message.max.bytes"])
@@ -123,10 +123,10 @@ def build(s: WorkerSettings) -> tuple[ConfluentSource, ConfluentSink]:
         raise unreachable(s, exc) from None
     if s.exactly_once:
         sink = ConfluentTransactionalSink(producer, MESSAGE_MAX_BYTES, s.output_timeout_ms() / 1000,
-                                          s.producer_transactional_id(), fatal)  # fmt: skip
+                                          s.producer_transactional_id(), errors)  # fmt: skip
         sink.init_transactions()
         return source, sink
-    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.output_timeout_ms() / 1000)
+    return source, ConfluentSink(producer, MESSAGE_MAX_BYTES, s.output_timeout_ms() / 1000, errors)
 
 
 def fetch_limits(s: WorkerSettings) -> dict[str, int]:
@@ -157,19 +157,25 @@ BATCH_ERRORS = ("_BAD_COMPRESSION", "_BAD_MSG", "_NOT_IMPLEMENTED", "_CRIT_SYS_R
 INIT_TIMEOUT_S = 60.0  # init_transactions: the coordinator may first create its topic
 
 
-def transactional_config(s: WorkerSettings, fatal: list[KafkaError]) -> dict[str, object]:
-    """The producer's transaction settings (exactly-once): its transactional.id and timeout; its fatal
-    error goes into `fatal` (a produce() after it says only _FATAL)."""
+def transactional_config(s: WorkerSettings) -> dict[str, object]:
+    """The producer's transaction settings (exactly-once): its transactional.id and timeout."""
+    return {"transactional.id": s.producer_transactional_id(),
+            "transaction.timeout.ms": s.transaction_timeout_ms}  # fmt: skip
 
-    def on_error(err: KafkaError) -> None:
+
+class ProducerErrors:
+    """The producer's error_cb: librdkafka reports no error per record, only here. Keeps the last one
+    (the stalled-flush warning names it) and a fatal one (exactly-once: a produce() after it says only
+    _FATAL)."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+        self.fatal: list[KafkaError] = []
+
+    def __call__(self, err: KafkaError) -> None:
+        self.last = err.str()[:300]
         if err.fatal():
-            fatal.append(err)
-
-    return {
-        "transactional.id": s.producer_transactional_id(),
-        "transaction.timeout.ms": s.transaction_timeout_ms,
-        "error_cb": on_error,
-    }
+            self.fatal.append(err)
 
 
 def check_connection(s: WorkerSettings) -> None:
@@ -416,8 +422,10 @@ class _Delivery:
 
 
 class ConfluentSink:
-    def __init__(self, producer: Producer, max_record_bytes: int, send_timeout_s: float) -> None:
+    def __init__(self, producer: Producer, max_record_bytes: int, send_timeout_s: float,
+                 errors: ProducerErrors | None = None) -> None:  # fmt: skip
         self.producer = producer
+        self.errors = errors if errors is not None else ProducerErrors()  # filled by the producer's error_cb
         self.max_record_bytes = max_record_bytes
         self.send_timeout_s = send_timeout_s  # as kafka-python's max_block_ms
         self._sent = 0
@@ -454,6 +462,9 @@ class ConfluentSink:
     def close(self, timeout_s: float) -> None:
         self.producer.flush(timeout_s)
 
+    def last_error(self) -> str | None:
+        return self.errors.last
+
 
 class ConfluentTransactionalSink(ConfluentSink):
     """The producer of exactly-once (worker/transaction.py opens and commits its transactions), with
@@ -463,10 +474,10 @@ class ConfluentTransactionalSink(ConfluentSink):
     FENCED = frozenset({"_FENCED", "PRODUCER_FENCED"})
 
     def __init__(self, producer: Producer, max_record_bytes: int, send_timeout_s: float,
-                 transactional_id: str, fatal: list[KafkaError] | None = None) -> None:  # fmt: skip
-        super().__init__(producer, max_record_bytes, send_timeout_s)
+                 transactional_id: str, errors: ProducerErrors | None = None) -> None:  # fmt: skip
+        super().__init__(producer, max_record_bytes, send_timeout_s, errors)
         self.transactional_id = transactional_id
-        self.fatal = fatal if fatal is not None else []  # filled by the producer's error_cb
+        self.fatal = self.errors.fatal
         self.timeout_s = send_timeout_s + TRANSACTION_SLACK_MS / 1000
 
     def init_transactions(self) -> None:

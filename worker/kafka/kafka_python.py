@@ -30,6 +30,7 @@ from kafka.record.default_records import DefaultRecord, DefaultRecordBatch
 from kafka.record.util import decode_varint
 from kafka.structs import OffsetAndMetadata
 
+from worker.kafka.connection import KafkaConnection
 from worker.kafka.diagnose import addresses, certificate_refused, explain_failure, sasl_refused, where
 from worker.kafka.protocol import (
     COMMIT_TIMEOUT_S,
@@ -47,6 +48,37 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
 CHECK_TIMEOUT_S = 10.0  # per bootstrap server: a connection, a login, one metadata request
+
+
+def connection_options(c: KafkaConnection) -> dict[str, object]:
+    """The connection in kafka-python's option names, for its consumer, producer and admin client."""
+    options: dict[str, object] = {
+        "bootstrap_servers": list(c.bootstrap_servers),
+        "security_protocol": c.security_protocol,
+    }
+    if c.sasl_mechanism:
+        options.update(sasl_mechanism=c.sasl_mechanism, sasl_plain_username=c.sasl_username,
+                       sasl_plain_password=c.password())  # fmt: skip
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(c, name) is not None:
+            options[name] = str(getattr(c, name))
+    return options
+
+
+class _LastWarning(logging.Handler):
+    """Keeps the last warning of kafka-python's producer (e.g. NotEnoughReplicasError, retrying): it
+    logs its retriable errors and reports none per record."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()[:300]
+
+
+_PRODUCER_WARNINGS = _LastWarning()
+logging.getLogger("kafka.producer").addHandler(_PRODUCER_WARNINGS)
 
 
 @contextmanager
@@ -74,7 +106,7 @@ def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
 
 def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
     check_connection(s)
-    common = s.kafka_common()
+    common = connection_options(s.connection())
     try:
         consumer = KafkaConsumer(
             group_id=s.group_id,
@@ -135,7 +167,7 @@ class _RecordingConnection(BrokerConnection):
 
 
 def _first_request(s: WorkerSettings, host: str, port: int) -> BaseException | None:
-    options = {k: v for k, v in s.kafka_common().items() if k != "bootstrap_servers"}
+    options = {k: v for k, v in connection_options(s.connection()).items() if k != "bootstrap_servers"}
     conn = _RecordingConnection(host, port, socket.AF_UNSPEC, client_id=f"{s.group_id}-check",
                                 request_timeout_ms=CHECK_TIMEOUT_S * 1000, **options)  # fmt: skip
     try:
@@ -281,15 +313,19 @@ class KafkaPythonSource:
     def topics(self) -> set[str]:
         return set(self.consumer.topics())
 
+    def _admin(self) -> KafkaAdminClient:
+        options = connection_options(self.s.connection())
+        return KafkaAdminClient(**options, client_id=f"{self.s.group_id}-admin")
+
     def create_topics(self, names: list[str]) -> None:
-        admin = KafkaAdminClient(**self.s.kafka_common(), client_id=f"{self.s.group_id}-admin")
+        admin = self._admin()
         try:
             admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in names])
         finally:
             admin.close()
 
     def topic_configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
-        admin = KafkaAdminClient(**self.s.kafka_common(), client_id=f"{self.s.group_id}-admin")
+        admin = self._admin()
         try:
             responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
         finally:
@@ -325,6 +361,9 @@ class KafkaPythonSink:
 
     def close(self, timeout_s: float) -> None:
         self.producer.close(timeout=timeout_s)
+
+    def last_error(self) -> str | None:
+        return _PRODUCER_WARNINGS.last
 
 
 # partition, offset, key, value, timestamp, and the offset after the record's batch
@@ -448,7 +487,7 @@ class KafkaPythonOffsets:
             request_timeout_ms=self.timeout_ms,  # bounds end_offsets(), which takes no timeout of its own
             session_timeout_ms=min(6_000, self.timeout_ms - 1),  # must be below it; unused, as it never joins
             heartbeat_interval_ms=1_000,
-            **s.kafka_common(),
+            **connection_options(s.connection()),
         )
 
     def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -111,6 +111,10 @@ class Sink(Protocol):
     def flush(self, timeout_s: float) -> None: ...
     def close(self, timeout_s: float) -> None: ...
 
+    def last_error(self) -> str | None:
+        """What the client last complained of while sending (a broker's error name), if anything."""
+        ...
+
 
 class ProducerFenced(RuntimeError):
     """Another producer with this worker's transactional.id started (a restart of this worker, or a

@@ -1,6 +1,6 @@
 """Metric points: each goes into its series' window (worker/windows.py), and only a point that completes
 a full window is scored; the others are held (warming, duplicate, late), counted by outcome. After
-scoring, the detector decides on the whole batch in one vectorised call (`SeriesWindows.decide`, the
+scoring, the detector decides on the whole batch in one vectorised call (`decide_windows`, the
 points of one series in the order their windows were made). A batch's windows are scaled in one call
 too (schemas/detect/: the same numbers as one at a time, for a fraction of the time per window).
 Outputs are keyed by the series key and name the series, its labels, the point's value, the window and
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from schemas import MetricPoint, Reason, Rejection
-from schemas.detect import WindowFeatures, window_features
+from schemas.detect import PARTS, Decisions, PointInputs, WindowFeatures, decide_in_order, window_features
 from schemas.manifest import MetricPreprocessing
 from schemas.records import in_ts_range
 from worker.batch import Item
@@ -64,7 +64,7 @@ class MetricKind(RecordKind):
     def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
         assert isinstance(prepared, WindowFeatures)
         # In the order the windows were made: each decision updates its series' state.
-        decisions = self.windows.decide([window_of(item) for item in items], scores, prepared)
+        decisions = decide_windows(self.windows, [window_of(item) for item in items], scores, prepared)
         return from_detector(self.model.manifest, decisions)
 
     def output_key(self, item: Item) -> str:
@@ -146,3 +146,26 @@ def window_differences(old: MetricPreprocessing, new: MetricPreprocessing) -> st
 def window_of(item: Item) -> Window:
     assert isinstance(item.context, Window)
     return item.context
+
+
+def decide_windows(store: SeriesWindows, windows: list[Window], scores: np.ndarray,
+                   features: WindowFeatures) -> Decisions:  # fmt: skip
+    """The detector's decisions on a batch of windows (in the order they were made) from the model's
+    scores and the batch's features; each live series' state (its row in `store.states`) is updated."""
+    slot_ts = np.fromiter((w.slot_ts for w in windows), np.float64, len(windows))
+    inputs = PointInputs.of(features, scores, slot_ts)
+    rows = np.fromiter((w.row for w in windows), np.intp, len(windows))
+    params = store.prep.detector
+    live = store.live(windows)
+    if live.all():
+        return decide_in_order(store.states, rows, inputs, params)
+    at = np.flatnonzero(live)
+    kept = PointInputs(*(getattr(inputs, f)[at] for f in PointInputs.__slots__))
+    made = decide_in_order(store.states, rows[at], kept, params)
+    gone = np.flatnonzero(~live)  # evicted meanwhile: their state is gone, so they only warm
+    n = len(gone)
+    warming = Decisions(
+        np.zeros(n), np.full(n, params.threshold), np.full(n, PARTS.index("vae"), np.int8),
+        np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool),
+    )  # fmt: skip
+    return Decisions.concat([made, warming], np.concatenate([at, gone]))

@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.settings import SettingsError, load_settings
+from worker.kafka.kafka_python import connection_options
 from worker.settings import WorkerSettings
 
 S = TypeVar("S", bound=BaseSettings)
@@ -50,4 +51,4 @@ def connection(bootstrap_servers: str | None) -> dict[str, object]:
     """kafka-python options for the cluster the worker would reach: the WORKER_* variables (security,
     SASL, TLS), with --bootstrap-servers over WORKER_BOOTSTRAP_SERVERS when given."""
     s = WorkerSettings(**({"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}))
-    return s.kafka_common()
+    return connection_options(s.connection())
