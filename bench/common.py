@@ -7,8 +7,9 @@ import time
 import uuid
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from tooling.kafka import consumer
 from tooling.process import start_worker_process
 from worker.settings import WorkerSettings
 
@@ -38,18 +39,18 @@ def append_times(bootstrap: str, topic: str) -> list[int]:
 
     Read up to the end offset, not up to as many messages: a topic written in transactions
     (exactly-once) also holds a commit marker per transaction, which takes an offset and is no message."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    reader = consumer(bootstrap)
     tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    end = consumer.end_offsets([tp])[tp]
-    consumer.seek_to_beginning()
+    reader.assign([tp])
+    end = reader.end_offsets([tp])[tp]
+    reader.seek_to_beginning()
     stamps: list[int] = []
     last_new = time.monotonic()
-    while len(stamps) < end and consumer.position(tp) < end:
-        for batch in consumer.poll(timeout_ms=500).values():
+    while len(stamps) < end and reader.position(tp) < end:
+        for batch in reader.poll(timeout_ms=500).values():
             stamps.extend(m.timestamp for m in batch)
             last_new = time.monotonic()
         if time.monotonic() - last_new > 10:  # a trailing marker the client does not step over
             break
-    consumer.close()
+    reader.close()
     return stamps

@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
 from bench.common import append_times, start_worker
 from schemas import ModelManifest, metric_message
 from schemas.detect import bytes_per_row
 from tooling.broker import free_port_block
-from tooling.kafka import STORED_PLAIN, create_topic
+from tooling.kafka import STORED_PLAIN, consumer, create_topic, produce, produce_at_rate
 from tooling.process import metric_total, wait_ready
 from worker.windows import SeriesWindows
 
@@ -73,14 +73,6 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def produce(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
-    for k, v in zip(keys, values, strict=True):
-        producer.send(topic, key=k, value=v)
-    producer.flush()
-    producer.close()
-
-
 def wait_count(port: int, outcome: str, target: float, proc, timeout_s: float = 600) -> float:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -111,7 +103,7 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         wait_ready(port, proc)
         rss0 = rss_bytes(proc.pid)
         keys, values = messages(n_series, w - 1, 0, interval)
-        produce(bootstrap, topic, keys, values)
+        produce(bootstrap, topic, values, keys, batch_size=256 * 1024)
         wait_count(port, "warming", len(values), proc)
         rss1 = rss_bytes(proc.pid)
         lines.append(
@@ -121,7 +113,7 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
             "profiles)"
         )
         keys, values = messages(n_series, scored_steps, w - 1, interval)
-        produce(bootstrap, topic, keys, values)
+        produce(bootstrap, topic, values, keys, batch_size=256 * 1024)
         wait_count(port, "scored", len(values), proc)
         # Every scored window has one output (alert or score message), stamped by the broker; the
         # warm-up points before had none. Timing from the stamps keeps /metrics scrapes (GIL time
@@ -149,29 +141,20 @@ def steady_latency(bootstrap: str, topic: str, outputs: list[str], n_series: int
     n = int(rate * seconds)
     steps = -(-n // n_series)
     keys, values = messages(n_series, steps, start, interval)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
-    futures = {}
-    t0 = time.perf_counter()
-    for i in range(n):
-        delay = t0 + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        futures[(keys[i], i // n_series)] = producer.send(topic, key=keys[i], value=values[i])
-    producer.flush()
-    created = {k: f.get(timeout=10).timestamp for k, f in futures.items()}
-    producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    consumer.assign([TopicPartition(t, 0) for t in outputs])
+    stamps = produce_at_rate(bootstrap, topic, values[:n], rate, keys[:n])
+    created = {(keys[i], i // n_series): stamp for i, stamp in enumerate(stamps)}
+    reader = consumer(bootstrap)
+    reader.assign([TopicPartition(t, 0) for t in outputs])
     for t in outputs:
-        consumer.seek_to_end(TopicPartition(t, 0))
+        reader.seek_to_end(TopicPartition(t, 0))
     # Outputs of the steady phase are the last n of the two topics: read back from their ends.
-    for tp in consumer.assignment():
-        end = consumer.position(tp)
-        consumer.seek(tp, max(0, end - n))
+    for tp in reader.assignment():
+        end = reader.position(tp)
+        reader.seek(tp, max(0, end - n))
     lat: list[float] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(lat) < n:
-        for batch in consumer.poll(timeout_ms=500).values():
+        for batch in reader.poll(timeout_ms=500).values():
             for m in batch:
                 out = json.loads(m.value)
                 step = (
@@ -182,6 +165,6 @@ def steady_latency(bootstrap: str, topic: str, outputs: list[str], n_series: int
                 key = (m.key, step)
                 if key in created:
                     lat.append(m.timestamp - created[key])
-    consumer.close()
+    reader.close()
     arr = np.array(lat, dtype=float)
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), len(arr)

@@ -19,12 +19,12 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
 from bench.common import start_worker
 from schemas import image_message
 from tooling.broker import free_port_block
-from tooling.kafka import STORED_PLAIN, create_topic
+from tooling.kafka import STORED_PLAIN, consumer, create_topic, produce_at_rate
 from tooling.process import wait_ready
 from training.images.mnist import load_split
 
@@ -68,35 +68,25 @@ def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str,
 
 def produce_steadily(bootstrap: str, topic: str, images: list[np.ndarray], rate: float) -> dict[str, int]:
     """Send one record every 1/rate s; returns each record id's create time (ms)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
-    sent = {}
-    t0 = time.perf_counter()
-    for i, image in enumerate(images):
-        delay = t0 + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        rid = f"lat/{i}"
-        sent[rid] = producer.send(topic, image_message(image, id=rid))  # its metadata has the create time
-    producer.flush()
-    created = {rid: f.get(timeout=10).timestamp for rid, f in sent.items()}
-    producer.close()
-    return created
+    ids = [f"lat/{i}" for i in range(len(images))]
+    values = [image_message(image, id=rid) for rid, image in zip(ids, images, strict=True)]
+    return dict(zip(ids, produce_at_rate(bootstrap, topic, values, rate), strict=True))
 
 
 def read_latencies(bootstrap: str, outputs: list[str], created: dict[str, int]) -> np.ndarray:
     """(record number, ms) per output read back."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    consumer.assign([TopicPartition(t, 0) for t in outputs])
-    consumer.seek_to_beginning()
+    reader = consumer(bootstrap)
+    reader.assign([TopicPartition(t, 0) for t in outputs])
+    reader.seek_to_beginning()
     lat: list[tuple[int, int]] = []
     quiet_since, deadline = time.monotonic(), time.monotonic() + 60
     while len(lat) < len(created) and time.monotonic() - quiet_since < 5 and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
+        for batch in reader.poll(timeout_ms=500).values():
             quiet_since = time.monotonic()
             for m in batch:
                 rid = json.loads(m.value)["record_id"]
                 lat.append((int(rid.partition("/")[2]), m.timestamp - created[rid]))
-    consumer.close()
+    reader.close()
     return np.array(lat, dtype=float).reshape(-1, 2)
 
 

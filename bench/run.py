@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
 from bench import hostile, kpi, plots
 from bench.common import REPO, append_times, start_worker
@@ -33,7 +33,7 @@ from bench.latency import latency, percentiles
 from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import latest_bundle_folder
 from tooling.broker import LocalKafka, free_port_block
-from tooling.kafka import STORED_PLAIN, create_topic
+from tooling.kafka import STORED_PLAIN, consumer, create_topic, produce
 from tooling.process import metric_total
 from training.images.mnist import load_split
 from worker.score import score_batch
@@ -63,12 +63,8 @@ def mnist_messages(n: int) -> tuple[list[bytes], float]:
 
 
 def produce_all(bootstrap: str, topic: str, messages: list[bytes]) -> float:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
     t0 = time.perf_counter()
-    for m in messages:
-        producer.send(topic, m)
-    producer.flush()
-    producer.close()
+    produce(bootstrap, topic, messages, batch_size=256 * 1024)
     return len(messages) / (time.perf_counter() - t0)
 
 
@@ -77,38 +73,34 @@ def bare_consume_rate(bootstrap: str, topic: str, n: int, transport: str = "kafk
     if transport == "confluent":
         from confluent_kafka import Consumer
 
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+        client = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False,
                              "fetch.max.bytes": 16 << 20, "max.partition.fetch.bytes": 4 << 20})  # fmt: skip
-        consumer.subscribe([topic])
+        client.subscribe([topic])
         got = 0
         while got == 0:
-            got += len(consumer.consume(num_messages=2000, timeout=1.0))
+            got += len(client.consume(num_messages=2000, timeout=1.0))
         t0 = time.perf_counter()
         start = got
         while got < n:
-            got += len(consumer.consume(num_messages=2000, timeout=1.0))
+            got += len(client.consume(num_messages=2000, timeout=1.0))
         rate = (got - start) / (time.perf_counter() - t0)
-        consumer.close()
+        client.close()
         return rate
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
-        fetch_max_bytes=64 << 20,
-    )
-    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    consumer.assign(parts)
-    consumer.seek_to_beginning()
+    reader = consumer(bootstrap, max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+                      receive_message_max_bytes=80 << 20)  # fmt: skip
+    parts = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
+    reader.assign(parts)
+    reader.seek_to_beginning()
     got, t0 = 0, time.perf_counter()
     deadline = time.monotonic() + 300
     while got < n:
         if time.monotonic() > deadline:
             raise RuntimeError(f"read {got} of {n} records in 300 s: is the topic complete?")
-        for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
+        for batch in reader.poll(timeout_ms=500, max_records=5000).values():
             got += len(batch)
     rate = got / (time.perf_counter() - t0)
-    consumer.close()
+    reader.close()
     return rate
 
 

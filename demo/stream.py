@@ -25,8 +25,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, NoBrokersAvailable
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +34,7 @@ from demo.bundles import REPO, Bundle, absolute, newest_bundle
 from schemas import image_message
 from schemas.repository import copy_as_version, next_version_folder
 from schemas.settings import SettingsError, load_settings
+from tooling.kafka import consumer, create_topics, produce_at_rate
 from tooling.process import metric_total, start_worker_process, wait_ready
 from training.images.mnist import BUNDLED_DIR, load_split
 from worker.settings import WorkerSettings
@@ -119,12 +118,7 @@ def make_topics(s: StreamDemoSettings, run: str) -> dict[str, str]:
         "dead": f"demo.dead-letters-{run}",
         "scores": f"demo.scores-{run}",
     }
-    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap_servers.split(","))
-    admin.create_topics(
-        [NewTopic(topics[k], 2, 1) for k in ("input", "metrics")]
-        + [NewTopic(t, 1, 1) for k, t in topics.items() if k not in ("input", "metrics")]
-    )
-    admin.close()
+    create_topics(s.bootstrap_servers, {t: 2 if k in ("input", "metrics") else 1 for k, t in topics.items()})
     return topics
 
 
@@ -174,15 +168,8 @@ class Outputs:
         self.dead: list[dict] = []
         self.received_at: dict[str, float] = {}
         self._stop = threading.Event()
-        self.consumer = KafkaConsumer(
-            topics["alerts"],
-            topics["scores"],
-            topics["dead"],
-            bootstrap_servers=s.bootstrap_servers.split(","),
-            group_id=f"demo-reader-{uuid.uuid4().hex[:6]}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
+        self.consumer = consumer(s.bootstrap_servers, topics["alerts"], topics["scores"], topics["dead"],
+                                 group_id=f"demo-reader-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest")
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -235,18 +222,11 @@ def stream(
     s: StreamDemoSettings, topic: str, messages: list[bytes], rate: float, keys: list[bytes] | None = None
 ) -> dict[str, float]:
     """Send at `rate` records/s; returns when each record id was sent (for latency)."""
-    producer = KafkaProducer(bootstrap_servers=s.bootstrap_servers.split(","), acks="all", linger_ms=2)
+    created_ms = produce_at_rate(s.bootstrap_servers, topic, messages, rate, keys, acks="all")
     sent_at: dict[str, float] = {}
-    t0 = time.monotonic()
-    for n, raw in enumerate(messages):
-        delay = t0 + n / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    for raw, ms in zip(messages, created_ms, strict=True):
         with contextlib.suppress(ValueError, KeyError):  # the malformed ones have no id
-            sent_at[json.loads(raw)["id"]] = time.time()
-        producer.send(topic, raw, key=keys[n] if keys else None)
-    producer.flush()
-    producer.close()
+            sent_at[json.loads(raw)["id"]] = ms / 1000
     return sent_at
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tooling.broker import BrokerError, LocalKafka, reachable
-from tooling.kafka import STORED_PLAIN
+from tooling.kafka import STORED_PLAIN, admin, create_topic
 
 
 @pytest.fixture(scope="session")
@@ -40,25 +40,18 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     """Make topics with unique names for this test: `new_topic(partitions=1)` -> name."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
     made: list[str] = []
+    with admin(kafka_bootstrap, client_id="tests-admin") as client:
 
-    def make(partitions: int = 1, prefix: str = "t", configs: dict[str, str] | None = None) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        configs = STORED_PLAIN if configs is None else configs
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                      topic_configs=configs)])  # fmt: skip
-        made.append(name)
-        return name
+        def make(partitions: int = 1, prefix: str = "t", configs: dict[str, str] | None = None) -> str:
+            name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+            configs = STORED_PLAIN if configs is None else configs
+            made.append(create_topic(kafka_bootstrap, name, partitions, configs, client))
+            return name
 
-    try:
         yield make
-    finally:
         with contextlib.suppress(Exception):
-            admin.delete_topics(made)
-        admin.close()
+            client.delete_topics(made)
 
 
 @pytest.fixture

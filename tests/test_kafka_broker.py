@@ -9,46 +9,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from schemas import ImageRecord, MetricPoint, Reason, Rejection, decode, image_message, metric_message
 from tooling.broker import LocalKafka
+from tooling.kafka import admin, consumer, produce, read_topic
 from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    futures = [producer.send(topic, key=k, value=v) for k, v in messages]
-    producer.flush()
-    for f in futures:
-        f.get(timeout=10)  # raises if the broker did not acknowledge
-    producer.close()
+def produce_pairs(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    produce(bootstrap, topic, [v for _, v in messages], [k for k, _ in messages])  # raises if one failed
 
 
 def consume_group(bootstrap: str, topic: str, group: str, expected: int, timeout_s: float = 30) -> list:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    member = consumer(bootstrap, topic, group_id=group, auto_offset_reset="earliest")
     got: list = []
     deadline = time.monotonic() + timeout_s
     while len(got) < expected and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
+        for batch in member.poll(timeout_ms=500).values():
             got.extend(batch)
-    consumer.commit()
-    consumer.close()
+    member.commit()
+    member.close()
     return got
 
 
 def test_thousand_records_through_a_consumer_group(kafka_bootstrap: str, new_topic) -> None:
     topic = new_topic(partitions=3)
-    produce(kafka_bootstrap, topic, [(str(i).encode(), f"r{i}".encode()) for i in range(1000)])
+    produce_pairs(kafka_bootstrap, topic, [(str(i).encode(), f"r{i}".encode()) for i in range(1000)])
     group = f"g-{uuid.uuid4().hex[:8]}"
     got = consume_group(kafka_bootstrap, topic, group, expected=1000)
     assert sorted(int(m.value[1:]) for m in got) == list(range(1000))
@@ -62,19 +51,8 @@ def test_wire_records_survive_the_broker(kafka_bootstrap: str, new_topic) -> Non
     test = load_split("test")
     images = [(None, image_message(test.images[i], id=f"mnist/{i}")) for i in range(20)]
     metrics = [metric_message("api.latency_p99", 100.0 + i, labels={"host": "a"}) for i in range(5)]
-    produce(kafka_bootstrap, topic, [*images, *metrics, (None, b'{"kind": "image", "shape": [28')])
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    consumer.assign([TopicPartition(topic, 0)])
-    consumer.seek_to_beginning()
-    messages = []
-    deadline = time.monotonic() + 20
-    while len(messages) < 26 and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            messages.extend(batch)
-    consumer.close()
+    produce_pairs(kafka_bootstrap, topic, [*images, *metrics, (None, b'{"kind": "image", "shape": [28')])
+    messages = read_topic(kafka_bootstrap, topic, expect=26, timeout_s=20)
 
     decoded = [decode(m.value) for m in messages]
     assert len(decoded) == 26
@@ -91,23 +69,22 @@ def test_three_broker_mode_replicates_and_stops_clean(tmp_path: Path) -> None:
     pids = cluster.pids()
     try:
         assert len(pids) == 3
-        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-        assert len(admin.describe_cluster()["brokers"]) == 3
-        admin.create_topics([NewTopic("replicated", num_partitions=2, replication_factor=3)])
-        # Topic metadata reaches every broker a moment after the create returns.
-        replicas: list[int] = []
-        deadline = time.monotonic() + 20
-        while replicas != [3, 3] and time.monotonic() < deadline:
-            time.sleep(0.2)
-            topic = admin.describe_topics(["replicated"])[0]
-            replicas = sorted(len(p["replicas"]) for p in topic["partitions"])
-        assert replicas == [3, 3]
-        [response] = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+        with admin(cluster.bootstrap_servers) as client:
+            assert len(client.describe_cluster()["brokers"]) == 3
+            client.create_topics([NewTopic("replicated", num_partitions=2, replication_factor=3)])
+            # Topic metadata reaches every broker a moment after the create returns.
+            replicas: list[int] = []
+            deadline = time.monotonic() + 20
+            while replicas != [3, 3] and time.monotonic() < deadline:
+                time.sleep(0.2)
+                topic = client.describe_topics(["replicated"])[0]
+                replicas = sorted(len(p["replicas"]) for p in topic["partitions"])
+            assert replicas == [3, 3]
+            [response] = client.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
         config = {entry[0]: entry[1] for entry in response.resources[0][4]}
         assert config["min.insync.replicas"] == "2"
         assert config["default.replication.factor"] == "3"
-        admin.close()
-        produce(cluster.bootstrap_servers, "replicated", [(None, b"x")] * 10)
+        produce(cluster.bootstrap_servers, "replicated", [b"x"] * 10)
     finally:
         cluster.stop()
     states = subprocess.run(

@@ -10,13 +10,12 @@ import uuid
 
 import numpy as np
 import pytest
-from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
 from schemas import image_message
 from tests.worker_fakes import copy_bundle
 from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
-from tooling.kafka import create_topic
+from tooling.kafka import create_topic, produce
 from worker.kafka.protocol import KafkaConfigError
 from worker.settings import WorkerSettings
 from worker.source import build_clients, check_unpacking
@@ -32,13 +31,8 @@ def image(rid: str) -> bytes:
 
 def send(bootstrap: str, topic: str, codec: str, values: list[bytes], batch_bytes: int = 1 << 20) -> None:
     """One producer per codec, batching as a busy producer does (up to 1 MiB per batch)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=codec,
-                             batch_size=batch_bytes, linger_ms=500, max_request_size=64 << 20)  # fmt: skip
-    futures = [producer.send(topic, value=value, partition=0) for value in values]
-    producer.flush()
-    producer.close()
-    for future in futures:
-        future.get(timeout=0)  # raises if the record was not written
+    produce(bootstrap, topic, values, partition=0, timeout_s=300, compression_type=codec,
+            batch_size=batch_bytes, linger_ms=500, max_request_size=64 << 20)  # fmt: skip
 
 
 def test_every_codec_is_read_and_a_bomb_costs_only_itself(
@@ -131,12 +125,7 @@ def test_a_topic_stored_uncompressed_keeps_bombs_out_and_passes_the_unpacking_ch
 
 
 def send_one(bootstrap: str, topic: str, value: bytes) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip",
-                             max_request_size=64 << 20)  # fmt: skip
-    try:
-        producer.send(topic, value=value, partition=0).get(timeout=60)
-    finally:
-        producer.close()
+    produce(bootstrap, topic, [value], partition=0, compression_type="gzip", max_request_size=64 << 20)
 
 
 def scored_ids(bootstrap: str, topics: dict[str, str]) -> list[str]:

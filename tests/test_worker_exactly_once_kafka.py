@@ -11,7 +11,6 @@ import json
 import re
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -19,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import image_message
 from tests.worker_harness import committed, end_offsets, produce, wait_for, worker_settings
+from tooling.kafka import SteadyStream, create_topic
+from tooling.kafka import producer as new_producer
 from tooling.process import start_worker_process
 from training.images.mnist import load_split
 from worker.settings import WorkerSettings
@@ -86,31 +85,9 @@ def start(settings: WorkerSettings, log: Path) -> tuple[subprocess.Popen, Path]:
         return start_worker_process(settings, stdout=out, stderr=subprocess.STDOUT, text=True), log
 
 
-class Stream:
-    """Images produced on a thread of its own, 40 every 0.1 s, until stop() (which sends 200 more)."""
-
-    def __init__(self, bootstrap: str, topic: str, prefix: str) -> None:
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        self.topic, self.prefix, self.sent = topic, prefix, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def send(self, n: int) -> None:
-        for m in images(n, self.prefix, start=self.sent):
-            self.producer.send(self.topic, m)
-        self.producer.flush()
-        self.sent += n
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            self.send(40)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-        self.send(200)
-        self.producer.close()
+def stream_of(bootstrap: str, topic: str, prefix: str) -> SteadyStream:
+    """Images produced on a thread of its own, 40 every 0.1 s, until stopped."""
+    return SteadyStream(bootstrap, topic, lambda i: images(1, prefix, start=i)[0], 40)
 
 
 def outputs_so_far(bootstrap: str, topics: dict[str, str]) -> int:
@@ -144,7 +121,7 @@ def test_sigkill_mid_stream_then_restart_gives_every_output_exactly_once(
 ) -> None:
     settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, **EOS, max_batch=16,
                                commit_interval_ms=300)  # fmt: skip
-    stream = Stream(kafka_bootstrap, topics["input"], "kill")
+    stream = stream_of(kafka_bootstrap, topics["input"], "kill")
     proc, log = start(settings, tmp_path / "first.log")
     try:
         # Killed while records stream in, after its first transaction committed: most likely in the
@@ -156,7 +133,7 @@ def test_sigkill_mid_stream_then_restart_gives_every_output_exactly_once(
         proc.wait(30)
     finally:
         proc.kill()
-        stream.stop()
+        stream.stop(more=200)  # records after the kill too
     sent = range(stream.sent)
     before = committed(kafka_bootstrap, topics["group"], topics["input"])
     assert sum(before.values()) < len(sent), "the kill should have left work to redo"
@@ -185,7 +162,7 @@ def test_a_second_worker_joining_mid_stream_gives_every_output_exactly_once(
     first, first_log = start(settings.model_copy(update={"transactional_id": f"{topics['group']}-a"}),
                              tmp_path / "first.log")  # fmt: skip
     second = None
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+    producer = new_producer(kafka_bootstrap)
     sent = 0
 
     def send(n: int) -> None:
@@ -224,10 +201,8 @@ def test_a_refused_output_aborts_the_transaction_and_nothing_is_committed(
     kafka_bootstrap, topics, tiny_bundle, tmp_path
 ) -> None:
     # An alerts topic that refuses every alert (over its max.message.bytes): the broker says so.
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    topics["alerts"] = f"tiny-alerts-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(topics["alerts"], 1, 1, topic_configs={"max.message.bytes": "100"})])
-    admin.close()
+    topics["alerts"] = create_topic(kafka_bootstrap, f"tiny-alerts-{uuid.uuid4().hex[:8]}", 1,
+                                    {"max.message.bytes": "100"})  # fmt: skip
     # Random pixels are far from the digits: every one an alert, after 1s, 4s and 5s.
     rng = np.random.default_rng(0)
     noise = [

@@ -7,49 +7,21 @@ reader then sees every input's output exactly once, and SIGTERM stops the worker
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.test_worker_exactly_once_kafka import EOS, all_committed, images, output_ids, repository
 from tests.test_worker_stays_up_kafka import private_broker
 from tests.worker_harness import committed, wait_for, worker_settings
 from tooling.chaos import ReadyWatch, free_port
+from tooling.kafka import PATIENT, SteadyStream
 from tooling.process import start_worker_process
 
 pytestmark = pytest.mark.integration
 
 TRANSACTION_TIMEOUT_MS = 60_000  # the default; the deadline for a stuck call is this plus 5 s
-
-
-class PatientStream:
-    """Images produced from a thread, 20 every 0.1 s, until stop(); its producer waits out an outage
-    (nothing it was given is dropped), so `sent` is what the topic holds once it is flushed."""
-
-    def __init__(self, bootstrap: str, topic: str, prefix: str) -> None:
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-            delivery_timeout_ms=300_000, max_block_ms=300_000,
-        )  # fmt: skip
-        self.topic, self.prefix, self.sent = topic, prefix, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            for m in images(20, self.prefix, start=self.sent):
-                self.producer.send(self.topic, m)
-            self.sent += 20
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-        self.producer.flush(300)
-        self.producer.close()
 
 
 class Supervised:
@@ -88,7 +60,10 @@ def test_an_exactly_once_worker_through_a_broker_outage_does_not_hang_and_gives_
     settings = worker_settings(bootstrap, repository(tiny_bundle), topics, **EOS, max_batch=16,
                                commit_interval_ms=300, session_timeout_ms=30_000, metrics_port=port,
                                transactional_id="outage-worker")  # fmt: skip
-    stream = PatientStream(bootstrap, topics["input"], "outage")
+    # Its producer waits out the outage (nothing it was given is dropped), so `sent` is what the
+    # topic holds once it is stopped.
+    stream = SteadyStream(bootstrap, topics["input"], lambda i: images(1, "outage", start=i)[0], 20,
+                          **PATIENT)  # fmt: skip
     worker = Supervised(settings, tmp_path)
     try:  # the stream stops before the outage ends, so its producer's flush waits for the broker
         assert worker.until(lambda: committed(bootstrap, topics["group"], topics["input"]), 120)

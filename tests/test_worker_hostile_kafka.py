@@ -10,13 +10,12 @@ import uuid
 
 import numpy as np
 import pytest
-from kafka import KafkaProducer
 
 from schemas import image_message
 from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import copy_bundle
 from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
-from tooling.kafka import create_topic
+from tooling.kafka import create_topic, produce
 from worker.settings import WorkerSettings
 from worker.source import RECORD_OVERHEAD, build_clients, max_output_bytes
 
@@ -59,12 +58,10 @@ def test_hostile_records_within_the_limits_cost_only_themselves(
         (None, image("odd-header"), [(NotUtf8("h"), b"v")]),  # a header key kafka-python could not read
         (None, image("after"), []),
     ]
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=2_000_000)
-    sent = [producer.send(topics["input"], key=key, value=value, headers=headers, partition=0)
-            for key, value, headers in records]  # fmt: skip
-    producer.flush()
-    assert [f.get(timeout=30).offset for f in sent] == list(range(len(records)))
-    producer.close()
+    keys, values, headers = (list(column) for column in zip(*records, strict=True))
+    sent = produce(kafka_bootstrap, topics["input"], values, keys, headers=headers, partition=0,
+                   max_request_size=2_000_000)  # fmt: skip
+    assert [m.offset for m in sent] == list(range(len(records)))
 
     settings = worker_settings(kafka_bootstrap, repo, topics, transport=transport)
     with WorkerThread(settings) as w:

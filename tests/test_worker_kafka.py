@@ -10,7 +10,6 @@ import uuid
 
 import numpy as np
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import AnomalyAlert, DeadLetter, ScoreMessage, image_message, metric_message
 from tests.worker_harness import (
@@ -24,7 +23,7 @@ from tests.worker_harness import (
     worker_settings,
 )
 from tooling.broker import LocalKafka
-from tooling.kafka import STORED_PLAIN
+from tooling.kafka import STORED_PLAIN, create_topic, create_topics
 from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration
@@ -203,10 +202,8 @@ def test_nothing_is_committed_when_a_produce_fails(
 ):
     messages, digits = mnist_stream
     # An alerts topic that refuses every alert: larger than its max.message.bytes.
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    topics["alerts"] = f"tiny-alerts-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(topics["alerts"], 1, 1, topic_configs={"max.message.bytes": "100"})])
-    admin.close()
+    topics["alerts"] = create_topic(kafka_bootstrap, f"tiny-alerts-{uuid.uuid4().hex[:8]}", 1,
+                                    {"max.message.bytes": "100"})  # fmt: skip
     settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport)
     five = next(i for i, d in enumerate(digits) if d == 5)
     produce(kafka_bootstrap, topics["input"], messages[five : five + 50])
@@ -299,10 +296,7 @@ def test_a_stop_while_the_broker_is_away_exits_and_loses_nothing(
     try:
         bootstrap = broker.bootstrap_servers
         topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        outputs = [NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]
-        admin.create_topics([NewTopic("in", 2, 1, topic_configs=STORED_PLAIN), *outputs])
-        admin.close()
+        create_topics(bootstrap, {"in": 2, "alerts": 1, "dead": 1, "scores": 1}, {"in": STORED_PLAIN})
         # No periodic commit: the commit at the stop is the only one.
         settings = worker_settings(bootstrap, repository(tiny_bundle), topics, transport=transport,
                                    commit_interval_ms=600_000)  # fmt: skip

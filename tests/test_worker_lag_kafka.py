@@ -12,13 +12,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka import KafkaProducer
 
 import tests.worker_harness as harness
 from schemas import metric_message
 from schemas.manifest import SeriesStats
 from tests.metric_bundles import write_last_point_bundle
-from tests.worker_harness import WorkerThread, end_offsets, wait_for, worker_settings
+from tests.worker_harness import WorkerThread, end_offsets, produce, wait_for, worker_settings
 from worker.app import Worker
 
 pytestmark = pytest.mark.integration
@@ -37,17 +36,15 @@ def metric_repository(tmp_path_factory):
 
 
 def produce_backlog(bootstrap: str, topic: str) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
-    futures = []
+    keys, values = [], []
     for n in range(RECORDS):
         i, minute = n % SERIES, n // SERIES
         key, value = metric_message("cpu", float(minute % 3), labels={"host": f"h{i}"},
                                     ts=T0 + timedelta(minutes=minute))  # fmt: skip
-        futures.append(producer.send(topic, key=key, value=value, partition=i % 2))
-    producer.flush()
-    for f in futures:
-        f.get(timeout=60)
-    producer.close()
+        keys.append(key)
+        values.append(value)
+    produce(bootstrap, topic, values, keys, partition=[n % SERIES % 2 for n in range(RECORDS)],
+            linger_ms=20, batch_size=256 * 1024)  # fmt: skip
 
 
 class Gate:

@@ -56,7 +56,7 @@ def test_io_binding_equals_run_on_a_metric_model_and_reuses_its_buffer(window_mo
 
 
 def test_scorer_for_the_cpu_follows_the_setting(window_model) -> None:
-    assert type(scorer_for(window_model, 8, "auto")) is BoundScorer  # the CPU default (docs/benchmarks.md)
+    assert type(scorer_for(window_model, 8, "auto")) is BoundScorer  # the CPU default (internals.md#scoring)
     assert type(scorer_for(window_model, 8, "on")) is BoundScorer
     assert type(scorer_for(window_model, 8, "off")) is RunScorer
 

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas import image_message
 from tests.worker_harness import (
@@ -22,7 +21,7 @@ from tests.worker_harness import (
     worker_settings,
 )
 from tooling.broker import LocalKafka
-from tooling.kafka import STORED_PLAIN
+from tooling.kafka import STORED_PLAIN, create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +37,8 @@ def private_broker(tmp_path) -> tuple[LocalKafka, dict[str, str]]:
     """A broker of the test's own (it is stopped and started), with the worker's topics."""
     broker = LocalKafka(home=tmp_path / "kafka").start()
     topics = {"input": "in", "alerts": "alerts", "dead": "dead", "scores": "scores", "group": "g"}
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    outputs = [NewTopic(t, 1, 1) for t in ("alerts", "dead", "scores")]
-    admin.create_topics([NewTopic("in", 2, 1, topic_configs=STORED_PLAIN), *outputs])
-    admin.close()
+    partitions = {"in": 2, "alerts": 1, "dead": 1, "scores": 1}
+    create_topics(broker.bootstrap_servers, partitions, {"in": STORED_PLAIN})
     return broker, topics
 
 

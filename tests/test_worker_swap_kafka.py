@@ -10,52 +10,27 @@ import logging
 import os
 import re
 import shutil
-import threading
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-from kafka import KafkaProducer
 
 from schemas import image_message
 from schemas.repository import copy_as_version
 from tests.worker_fakes import copy_bundle, flip_a_byte, rewrite_manifest
 from tests.worker_harness import WorkerThread, committed, end_offsets, read_json, wait_for, worker_settings
+from tooling.kafka import SteadyStream
 from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration
 
 
-class Stream:
-    """Image records produced the whole time, in small bursts, until stopped: ids s/0, s/1, ..."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        test = load_split("test")
-        images = test.images[np.isin(test.labels, (1, 4))][:50]
-        self.raw = itertools.cycle(images)
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        self.topic, self.sent = topic, 0
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Stream:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            for _ in range(10):  # about 200 records a second
-                self.producer.send(self.topic, image_message(next(self.raw), id=f"s/{self.sent}"))
-                self.sent += 1
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        self.thread.join(30)
-        self.producer.flush()
-        self.producer.close()
+def stream(bootstrap: str, topic: str) -> SteadyStream:
+    """Image records produced the whole time, about 200 a second, until stopped: ids s/0, s/1, ..."""
+    test = load_split("test")
+    images = test.images[np.isin(test.labels, (1, 4))][:50]
+    return SteadyStream(bootstrap, topic, lambda i: image_message(images[i % 50], id=f"s/{i}"), 10, 0.05)
 
 
 @pytest.fixture
@@ -78,9 +53,10 @@ def scored_by(w: WorkerThread, key: str) -> float:
     return w.sample("anomaly_worker_records_scored_total", model=key)
 
 
-def run_through(kafka_bootstrap: str, topics: dict[str, str], w: WorkerThread, stream: Stream) -> list[dict]:
+def run_through(kafka_bootstrap: str, topics: dict[str, str], w: WorkerThread,
+                stream: SteadyStream) -> list[dict]:  # fmt: skip
     """Stop the stream, wait until the worker committed everything, stop it: every output."""
-    stream.__exit__()
+    stream.stop()
     assert wait_for(lambda: committed(kafka_bootstrap, topics["group"], topics["input"])
                     == end_offsets(kafka_bootstrap, topics["input"]), 120)  # fmt: skip
     w.stop()
@@ -110,7 +86,7 @@ def test_a_new_version_takes_over_mid_stream_at_one_offset_per_partition(
 ) -> None:
     with (
         WorkerThread(swap_settings(kafka_bootstrap, repo, topics)) as w,
-        Stream(kafka_bootstrap, topics["input"]) as s,
+        stream(kafka_bootstrap, topics["input"]) as s,
     ):
         assert wait_for(lambda: scored_by(w, "tiny-vae:1") >= 200)
         copy_as_version(repo / "tiny-vae" / "1", "2")  # staged beside it, renamed into place
@@ -160,7 +136,7 @@ def test_bad_versions_are_refused_once_and_scoring_goes_on_with_the_running_one(
     with (
         caplog.at_level(logging.INFO, logger="worker.serving.watch"),
         WorkerThread(swap_settings(kafka_bootstrap, repo, topics)) as w,
-        Stream(kafka_bootstrap, topics["input"]) as s,
+        stream(kafka_bootstrap, topics["input"]) as s,
     ):
         assert wait_for(lambda: scored_by(w, "tiny-vae:1") >= 100)
         for n, (version, damage) in enumerate(
@@ -185,7 +161,7 @@ def test_removing_the_newest_version_rolls_back_mid_stream(kafka_bootstrap, topi
     copy_as_version(repo / "tiny-vae" / "1", "2")
     with (
         WorkerThread(swap_settings(kafka_bootstrap, repo, topics)) as w,
-        Stream(kafka_bootstrap, topics["input"]) as s,
+        stream(kafka_bootstrap, topics["input"]) as s,
     ):
         assert wait_for(lambda: scored_by(w, "tiny-vae:2") >= 200)
         shutil.rmtree(repo / "tiny-vae" / "2")
@@ -204,7 +180,7 @@ def test_pinning_an_older_version_in_the_policy_file_rolls_back_mid_stream(
     pins = repo.parent / "version-policy"
     pins.write_text("# empty: the latest of each model\n")
     settings = swap_settings(kafka_bootstrap, repo, topics).model_copy(update={"version_policy_file": pins})
-    with WorkerThread(settings) as w, Stream(kafka_bootstrap, topics["input"]) as s:
+    with WorkerThread(settings) as w, stream(kafka_bootstrap, topics["input"]) as s:
         assert wait_for(lambda: scored_by(w, "tiny-vae:2") >= 200)
         pins.write_text("tiny-vae=1\n")
         assert wait_for(lambda: scored_by(w, "tiny-vae:1") >= 200)

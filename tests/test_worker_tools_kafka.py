@@ -11,11 +11,12 @@ import sys
 import uuid
 
 import pytest
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas import image_message
 from tests.test_worker_exactly_once_kafka import digits
 from tests.worker_harness import WorkerThread, produce, read_topic, wait_for, worker_settings
+from tooling.kafka import admin
 from tooling.process import PACKAGE_ROOT
 
 pytestmark = pytest.mark.integration
@@ -39,9 +40,8 @@ def test_create_a_topic_stream_into_it_and_follow_the_alerts_and_dead_letters(
                                    "compression.type=uncompressed")  # fmt: skip
     again = tool("topics", "create", topics["input"], *at)
     assert again.stdout.strip() == f"{topics['input']} exists already, stored as advised"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    [described] = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics["input"])])
-    admin.close()
+    with admin(kafka_bootstrap) as client:
+        [described] = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics["input"])])
     assert ("compression.type", "uncompressed") in [(e[0], e[1]) for e in described.resources[0][4]]
 
     pool = digits()  # MNIST 1s and 4s (the tiny bundle's normal) and 5s (anomalies)

@@ -27,17 +27,28 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from kafka import KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from schemas import image_message
 from tooling.broker import REPO, LocalKafka
-from tooling.kafka import STORED_PLAIN, committed, end_offsets, read_topic, wait_for
+from tooling.kafka import (
+    PATIENT,
+    STORED_PLAIN,
+    admin,
+    committed,
+    create_topics,
+    end_offsets,
+    producer,
+    read_topic,
+    wait_for,
+)
 from tooling.process import metric_total, worker_settings
 from tooling.process import start_worker_process as launch
 
@@ -121,23 +132,17 @@ class Run:
     def log_path(self, n: int) -> Path:
         return self.kafka.home.parent / "logs" / f"{self.scenario}-{self.transport}-worker{n}.log"
 
-    def admin(self) -> KafkaAdminClient:
-        return KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+    def admin(self) -> AbstractContextManager[KafkaAdminClient]:
+        return admin(self.bootstrap, request_timeout_ms=10_000)
 
     def leader(self, topic: str, partition: int = 0) -> int:
-        admin = self.admin()
-        try:
-            (desc,) = admin.describe_topics([topic])
-        finally:
-            admin.close()
+        with self.admin() as client:
+            (desc,) = client.describe_topics([topic])
         return next(p["leader"] for p in desc["partitions"] if p["partition"] == partition)
 
     def coordinator(self) -> int:
-        admin = self.admin()
-        try:
-            return admin._find_coordinator_ids([self.topics["group"]])[self.topics["group"]]
-        finally:
-            admin.close()
+        with self.admin() as client:
+            return client._find_coordinator_ids([self.topics["group"]])[self.topics["group"]]
 
     def kill_broker(self, node: int) -> None:
         pid = int((self.kafka.home / f"node-{node}" / "broker.pid").read_text())
@@ -244,17 +249,14 @@ class SteadyProducer:
     def _connect(self) -> KafkaProducer:
         while True:
             try:
-                return KafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                    delivery_timeout_ms=300_000, max_block_ms=300_000,
-                )  # fmt: skip
+                return producer(self.bootstrap, **PATIENT)
             except Exception:  # NoBrokersAvailable while the cluster is down
                 if self._stop.wait(1.0):
                     raise
 
     def _run(self) -> None:
         try:
-            producer = self._connect()
+            sender = self._connect()
         except Exception:
             return
         tick = 0.1
@@ -263,13 +265,13 @@ class SteadyProducer:
             while self.sent < due and not self._stop.is_set():
                 rid = f"chaos/{self.sent}"
                 value = self._value.replace(b'"ID"', json.dumps(rid).encode())
-                future = producer.send(self.topic, key=rid.encode(), value=value)
+                future = sender.send(self.topic, key=rid.encode(), value=value)
                 future.add_callback(lambda _, rid=rid: self.acked.add(rid))
                 future.add_errback(lambda _, rid=rid: self.failed.add(rid))
                 self.sent += 1
             self._stop.wait(tick)
-        producer.flush(timeout=120)
-        producer.close()
+        sender.flush(timeout=120)
+        sender.close()
 
 
 # --- scenarios: each streams, does its harm, heals; `run.seconds` is the whole streaming time ---
@@ -304,14 +306,10 @@ def isr_blip(run: Run, prefer: Callable[[Run], int] | None = None) -> None:
     """min.insync.replicas 3 on the outputs, then one broker (not the scores' leader) down for 10 s:
     every output write fails with NOT_ENOUGH_REPLICAS until it is back in the ISR."""
     _hold(run, run.seconds * 0.25)
-    admin = run.admin()
-    try:  # kafka-python's alter_configs replaces a topic's configs: give all of them
+    with run.admin() as client:  # kafka-python's alter_configs replaces a topic's configs: give all of them
         configs = {**OUTPUT_CONFIG, "min.insync.replicas": "3"}
-        admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, run.topics[t], configs) for t in OUTPUTS]
-        )
-    finally:
-        admin.close()
+        resources = [ConfigResource(ConfigResourceType.TOPIC, run.topics[t], configs) for t in OUTPUTS]
+        client.alter_configs(resources)
     run.log("outputs' min.insync.replicas = 3")
     candidates = [n for n in (1, 2, 3) if n != run.leader(run.topics["scores"])]
     wanted = prefer(run) if prefer else None  # a one-off check may pick a role (the coordinator)
@@ -427,32 +425,26 @@ HEADER = ["scenario", "transport", "records", "missing", "duplicates", "longest 
           "worker survived", "exit code"]  # fmt: skip
 
 
-def create_topics(run: Run) -> None:
-    admin = run.admin()
-    try:
-        n = run.replicas
-        outputs = [NewTopic(run.topics[t], 1, n, topic_configs=OUTPUT_CONFIG) for t in OUTPUTS]
-        admin.create_topics([NewTopic(run.topics["input"], 3, n, topic_configs=STORED_PLAIN), *outputs])
-    finally:
-        admin.close()
+def make_topics(run: Run) -> None:
+    partitions = {run.topics["input"]: 3, **{run.topics[t]: 1 for t in OUTPUTS}}
+    configs = {run.topics["input"]: STORED_PLAIN, **{run.topics[t]: OUTPUT_CONFIG for t in OUTPUTS}}
+    with run.admin() as client:
+        create_topics(run.bootstrap, partitions, configs, client, run.replicas)
 
 
 def healthy(kafka: LocalKafka) -> bool:
     """Every broker up and every partition's ISR full."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=5_000)
-        try:
-            brokers = len(admin.describe_cluster()["brokers"])
-            topics = admin.describe_topics()
-        finally:
-            admin.close()
+        with admin(kafka.bootstrap_servers, request_timeout_ms=5_000) as client:
+            brokers = len(client.describe_cluster()["brokers"])
+            topics = client.describe_topics()
     except Exception:
         return False
     return brokers == 3 and all(len(p["isr"]) == 3 for t in topics for p in t["partitions"])
 
 
 def execute(run: Run) -> Result:
-    create_topics(run)
+    make_topics(run)
     harm = SCENARIOS[run.scenario]
     if run.scenario == "down-at-start":
         run.kafka.stop()

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaProducer
 
 from schemas import image_message
+from tooling.kafka import create_topics, produce, producer
 
 Hostile = tuple[bytes | None, bytes | None, list]  # key, value, headers
 
@@ -147,11 +147,10 @@ def stream(n: int, seed: int) -> tuple[list[Hostile], list[str]]:
 
 def produce_stream(bootstrap: str, topic: str, records: list[Hostile]) -> None:
     """Everything to partition 0, in order: an input's offset is its index."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000, linger_ms=5)
-    futures = [producer.send(topic, key=k, value=v, headers=h, partition=0) for k, v, h in records]
-    producer.flush()
-    offsets = [f.get(timeout=60).offset for f in futures]
-    producer.close()
+    keys, values, headers = (list(column) for column in zip(*records, strict=True))
+    written = produce(bootstrap, topic, values, keys, headers=headers, partition=0,
+                      max_request_size=4_000_000)  # fmt: skip
+    offsets = [m.offset for m in written]
     if offsets != list(range(len(records))):
         raise RuntimeError("the input topic must be new and empty: offsets are the records' indexes")
 
@@ -221,19 +220,18 @@ def produce_bombs(bootstrap: str, topic: str, count: int, first_offset: int) -> 
 
     if not count:
         return []
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip",
-                             max_request_size=2 * BOMB, buffer_memory=3 * BOMB)  # fmt: skip
+    sender = producer(bootstrap, compression_type="gzip", max_request_size=2 * BOMB, buffer_memory=3 * BOMB)
     bomb = b'{"kind": "image", "pad": "' + b"0" * BOMB + b'"}'
     taken = 0
     for _ in range(count):
         try:
-            offset = producer.send(topic, value=bomb, partition=0).get(timeout=120).offset
+            offset = sender.send(topic, value=bomb, partition=0).get(timeout=120).offset
         except MessageSizeTooLargeError:  # the broker unpacked it to store it, and it was too large
             continue
         if offset != first_offset + taken:
             raise RuntimeError("the input topic must be new: offsets are the records' indexes")
         taken += 1
-    producer.close()
+    sender.close()
     return ["gzip bomb (64 MiB unpacked)"] * taken
 
 
@@ -249,16 +247,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def _create(bootstrap: str, topics: dict[str, str], input_compression: str = "producer") -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     # The input takes records past the worker's own limit, so that limit is what refuses them.
     inputs = {"max.message.bytes": "4000000", "compression.type": input_compression}
-    try:
-        admin.create_topics([NewTopic(topics["input"], 1, 1, topic_configs=inputs),
-                             *[NewTopic(topics[t], 1, 1) for t in ("alerts", "dead", "scores")]])  # fmt: skip
-    finally:
-        admin.close()
+    every = {topics[t]: 1 for t in ("input", "alerts", "dead", "scores")}
+    create_topics(bootstrap, every, {topics["input"]: inputs})
 
 
 def table(result: FuzzResult, transport: str) -> str:
