@@ -2,7 +2,7 @@
 
 librdkafka's transactional calls (send_offsets_to_transaction, commit_transaction, abort_transaction)
 have been seen to block for good when the transaction coordinator goes away mid-call, whatever timeout
-they were given (docs/worker.md#exactly-once). A C call on the main thread also keeps Python's signal
+they were given (docs/internals.md#exactly-once). A C call on the main thread also keeps Python's signal
 handlers from running, so such a worker ignored SIGTERM and /readyz stayed 200. Here the call runs on
 a daemon thread of its own while the main thread waits in short slices: after a second the worker is
 not ready (/readyz names the call); after `stuck_after_s` it says so at WARNING and SIGTERM ends the

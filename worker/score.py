@@ -140,7 +140,7 @@ class BrokenScorer:
 def scorer_for(model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto") -> Scorer:
     """The way to score `model`: a CUDA graph if its session runs one, else IO binding unless
     --io-binding is off (auto: on with CUDA, and on the CPU too, where it measured at least as fast as
-    run(): docs/benchmarks.md, GPU), else run()."""
+    run(): docs/results.md, IO binding), else run()."""
     if uses_cuda_graph(model):
         if io_binding == "off":
             log.warning("%s: --cuda-graphs needs IO binding: --io-binding off is overridden", model.key)

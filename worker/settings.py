@@ -197,7 +197,7 @@ class WorkerSettings(BaseSettings):
         description="score through onnxruntime IO binding (the batch's rows bound in place, the scores "
         "written into a buffer preallocated for --max-batch: one copy to the device and one back per "
         "batch) or plain run(); auto: on, with CUDA and on the CPU, where it measured at least as fast "
-        "as run() (docs/benchmarks.md, GPU); off: plain run()",
+        "as run() (docs/results.md, IO binding); off: plain run()",
     )
     cuda_graphs: bool = Field(
         False,

@@ -10,7 +10,7 @@ Messages from either side carry `topic`, `partition`, `offset`, `key`, `value` a
 
 Why two: kafka-python is pure Python, and on a 2-core machine its fetch parsing and its
 producer's sender thread take GIL time from decoding and publishing; librdkafka does that
-work in C threads (see docs/benchmarks.md).
+work in C threads (see docs/results.md, drain rates).
 
 The backends import `protocol` and nothing else of the worker; `worker.source.build_clients`
 imports the one chosen, when it is chosen (confluent-kafka is an optional extra).

@@ -1,4 +1,4 @@
-"""`python -m worker topics create NAMES`: input topics as docs/worker.md advises.
+"""`python -m worker topics create NAMES`: input topics as docs/worker.md#topics advises.
 
 - stored uncompressed (`compression.type=uncompressed`): the broker refuses a batch that unpacks past
   the topic's max.message.bytes, so no compression bomb reaches a worker (a confluent worker will not
