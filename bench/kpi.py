@@ -21,6 +21,7 @@ import numpy as np
 from kafka import TopicPartition
 
 from bench.common import append_times, start_worker
+from bench.figures import Figures
 from schemas import ModelManifest, metric_message
 from schemas.detect import bytes_per_row
 from tooling.broker import free_port_block
@@ -85,7 +86,8 @@ def wait_count(port: int, outcome: str, target: float, proc, timeout_s: float = 
 
 
 def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: int, rate: float,
-        seconds: float) -> list[str]:  # fmt: skip
+        seconds: float, figures: Figures | None = None) -> list[str]:  # fmt: skip
+    figures = figures if figures is not None else Figures()
     manifest = ModelManifest.model_validate_json((bundle / "manifest.json").read_bytes())
     w, interval = manifest.preprocessing.window, manifest.preprocessing.interval_s
     lines = [f"metric model {bundle} (W = {w}); {n_series:,} series; topic of 2 partitions"]
@@ -106,6 +108,8 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         produce(bootstrap, topic, values, keys, batch_size=256 * 1024)
         wait_count(port, "warming", len(values), proc)
         rss1 = rss_bytes(proc.pid)
+        figures.add("f rss", "(f) worker RSS per metric series", (rss1 - rss0) / n_series, "bytes",
+                    higher_is_better=False)  # fmt: skip
         lines.append(
             f"(f) memory per series: worker RSS +{(rss1 - rss0) / n_series:,.0f} bytes/series "
             f"({n_series:,} series x {w - 1} points); window store alone {per_store:,.0f} bytes/series "
@@ -120,12 +124,15 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
         # in the worker) out of what is measured.
         stamps = sorted(append_times(bootstrap, alerts) + append_times(bootstrap, scores))
         windows_per_s = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000.0)
+        figures.add("g", f"(g) windows scored/s, {n_series:,} warm series", windows_per_s, "windows/s")
         lines.append(
             f"(g) windows scored/s with {n_series:,} warm series: {windows_per_s:,.0f} "
             f"({len(stamps):,} windows)"
         )
         p50, p99, n = steady_latency(bootstrap, topic, [alerts, scores], n_series, w - 1 + scored_steps,
                                      interval, rate, seconds)  # fmt: skip
+        figures.add("h p50", "(h) point -> output p50", p50, "ms", higher_is_better=False)
+        figures.add("h p99", "(h) point -> output p99", p99, "ms", higher_is_better=False)
         lines.append(
             f"(h) point -> output (alert or score) at {rate:,.0f} points/s for {seconds:.0f} s "
             f"({n:,} outputs): p50 {p50:.0f} ms, p99 {p99:.0f} ms"

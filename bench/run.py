@@ -9,7 +9,9 @@
   (f)-(h) the metric path: memory per series, windows/s with 10,000 series, point latency (bench/kpi.py)
   (i) peak memory under hostile input and compression bombs, per Kafka client (bench/hostile.py)
 
-Prints a table; asserts nothing (figures, not tests).
+Prints a table, then each figure beside the last committed one (bench/baseline.json, marking a drop
+of more than 15 %); asserts nothing (figures, not tests). --save-baseline makes this run's figures the
+committed ones.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from kafka import TopicPartition
 
+from bench import figures as committed
 from bench import hostile, kpi, plots
 from bench.common import REPO, append_times, start_worker
 from bench.latency import latency, percentiles
@@ -182,6 +185,9 @@ def main() -> int:
     p.add_argument("--scored-steps", type=int, default=5, help="points per series scored in (g)")
     p.add_argument("--plots", type=Path, default=REPO / ".bench",
                    help="folder for the throughput and latency figures")  # fmt: skip
+    p.add_argument("--save-baseline", action="store_true",
+                   help=f"write this run's figures into {committed.BASELINE.relative_to(REPO)}, the figures "
+                        "later runs are compared with (commit it with the code it measured)")  # fmt: skip
     args = p.parse_args()
     if not 1_000 <= args.records <= MAX_RECORDS:
         p.error(f"--records must be between 1,000 and {MAX_RECORDS:,} (the 1s, 4s and 5s of MNIST)")
@@ -201,6 +207,7 @@ def main() -> int:
             print(f"bench: no {kind} bundle {repo / name}/<version>; run '{make}' first", file=sys.stderr)
             return 1
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    args.figures = committed.Figures()
     # A throwaway broker: its logs hold every record produced (~300 MB a run), so its folder goes at the end.
     broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:
@@ -214,16 +221,22 @@ def main() -> int:
         if metric_bundle is not None:
             print()
             for line in kpi.run(bootstrap, args.model_repository, metric_bundle, args.series,
-                                args.scored_steps, args.rate, args.seconds):  # fmt: skip
+                                args.scored_steps, args.rate, args.seconds, args.figures):  # fmt: skip
                 print(line, flush=True)
         if with_hostile and image_bundle is not None:
             print()
-            for line in hostile.run(bootstrap, image_bundle, args.transports.split(",")):
+            transports = args.transports.split(",")
+            for line in hostile.run(bootstrap, image_bundle, transports, figures=args.figures):
                 print(line, flush=True)
     finally:
         if broker is not None:
             broker.stop()  # also after a failed start: a node that did come up is stopped
             shutil.rmtree(broker.home, ignore_errors=True)
+    print()
+    for line in args.figures.compared(committed.load()):
+        print(line)
+    if args.save_baseline:
+        print(f"\nthis run's figures saved as the baseline: {args.figures.save()}")
     return 0
 
 
@@ -240,6 +253,8 @@ def latency_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> Non
                           args.partitions, args.anomaly_share)  # fmt: skip
             p99s.append(float(np.percentile(lat, 99)))
             print(f"{transport} run {run + 1}: {percentiles(lat)}", flush=True)
+        args.figures.add(f"e p99 {transport}", f"(e) produce -> output p99, {transport}",
+                         float(np.median(p99s)), "ms", higher_is_better=False)  # fmt: skip
         print(
             f"{transport}: p99 median {np.median(p99s):.0f} ms, {min(p99s):.0f} - {max(p99s):.0f}\n",
             flush=True,
@@ -263,8 +278,11 @@ def exactly_once_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -
                                      processing_guarantee=guarantee)  # fmt: skip
             runs[guarantee].append(rate)
             print(f"run {run + 1}, {guarantee}: {rate:,.0f} records/s", flush=True)
+    keys = {"at-least-once": "c confluent", "exactly-once": "c-eos"}
     for guarantee, rates in runs.items():
         rates.sort()
+        args.figures.add(keys[guarantee], f"(c) worker drain, confluent, {guarantee}",
+                         float(np.median(rates)), "records/s")  # fmt: skip
         print(f"{guarantee}: median {np.median(rates):,.0f} records/s ({rates[0]:,.0f} - {rates[-1]:,.0f})")
 
 
@@ -322,7 +340,14 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     for name, stage in rows:
         runs = spread[stage]
         print(f"{name:<68}{np.median(runs):>12,.0f}   {runs[0]:,.0f} - {runs[-1]:,.0f}")
+        args.figures.add(stage, name, float(np.median(runs)), "records/s")
     for transport, (a, c, d, p50, p99, n) in results.items():
+        args.figures.add(f"c/slowest {transport}", f"(c) / min((a), (b)) x 100, {transport}",
+                         100 * c / min(a, b), "%")  # fmt: skip
+        args.figures.add(f"e p50 {transport}", f"(e) produce -> output p50, {transport}", p50, "ms",
+                         higher_is_better=False)  # fmt: skip
+        args.figures.add(f"e p99 {transport}", f"(e) produce -> output p99, {transport}", p99, "ms",
+                         higher_is_better=False)  # fmt: skip
         print(
             f"\n{transport}: (e) produce -> output at {args.rate:.0f} records/s for {args.seconds:.0f} s "
             f"({n} outputs): p50 {p50:.0f} ms, p99 {p99:.0f} ms\n"
