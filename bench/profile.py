@@ -112,6 +112,18 @@ def report(samples: dict[str, collections.Counter[str]], rate_hz: int, seconds: 
     return lines
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time so far of these processes (Linux /proc; 0 for one that is gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -136,7 +148,7 @@ def main() -> int:
         bootstrap = external or broker.start().bootstrap_servers
         topic = create_topic(bootstrap, f"bench-profile-{uuid.uuid4().hex[:8]}", 3, STORED_PLAIN)
         produce_all(bootstrap, topic, messages)
-        lines = profile(bootstrap, topic, bundle, spy, args)
+        lines = profile(bootstrap, topic, bundle, spy, args, broker.pids() if broker else [])
     finally:
         if broker is not None:
             broker.stop()
@@ -145,7 +157,8 @@ def main() -> int:
     return 0
 
 
-def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.Namespace) -> list[str]:
+def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.Namespace,
+            broker_pids: list[int]) -> list[str]:  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     raw = args.out / f"{args.transport}.txt"
     port = free_port_block(1)
@@ -161,11 +174,14 @@ def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.N
         while metric_total(port, "anomaly_worker_records_consumed_total") == 0:
             time.sleep(0.05)
         t0 = time.monotonic()
+        cpu0 = cpu_seconds([proc.pid]), cpu_seconds(broker_pids)
         while metric_total(port, "anomaly_worker_records_scored_total") < args.records:
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited with {proc.returncode}")
             time.sleep(0.5)
         seconds = time.monotonic() - t0
+        worker_cpu = (cpu_seconds([proc.pid]) - cpu0[0]) / seconds
+        broker_cpu = (cpu_seconds(broker_pids) - cpu0[1]) / seconds
         sampler.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
         _, err = sampler.communicate(timeout=60)
         if not raw.exists():
@@ -173,7 +189,11 @@ def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.N
     finally:
         proc.terminate()
         proc.wait(60)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    broker = f", the broker {broker_cpu:.2f}" if broker_pids else " (the broker's is not known here)"
     return [f"{args.transport}, --max-batch {args.max_batch}; py-spy's samples in {raw}",
+            f"CPU during the drain, in cores of the {cores}: the worker process {worker_cpu:.2f} (all its "
+            f"threads, librdkafka's too){broker}",
             *report(split(raw), args.rate_hz, seconds, args.records)]
 
 

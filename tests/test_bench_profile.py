@@ -39,3 +39,13 @@ def test_each_sample_goes_to_the_innermost_stage_that_claims_it(tmp_path: Path) 
 
 def test_a_frame_no_stage_claims_is_other() -> None:
     assert stage_of(["<module> (somewhere.py:1)"]) == "other"
+
+
+def test_cpu_seconds_counts_a_running_process_and_not_a_gone_one() -> None:
+    import os
+
+    from bench.profile import cpu_seconds
+
+    sum(i * i for i in range(300_000))  # some CPU time of our own
+    assert cpu_seconds([os.getpid()]) > 0
+    assert cpu_seconds([2**22 + 7]) == 0.0  # above any pid_max default: no such process

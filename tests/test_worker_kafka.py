@@ -23,7 +23,7 @@ from tests.worker_harness import (
     worker_settings,
 )
 from tooling.broker import LocalKafka
-from tooling.kafka import STORED_PLAIN, create_topic, create_topics
+from tooling.kafka import STORED_PLAIN, SteadyStream, create_topic, create_topics
 from training.images.mnist import load_split
 
 pytestmark = pytest.mark.integration
@@ -139,12 +139,14 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
     kafka_bootstrap, topics, tiny_bundle, mnist_stream, transport
 ):
     images, _ = mnist_stream
-    # 4,500 records with distinct ids, in small batches: the kill lands mid-stream.
-    messages = [m.replace(b'"id":"mnist/', f'"id":"r{r}/'.encode()) for r in range(3) for m in images]
-    expected = {json.loads(m)["id"] for m in messages}
+    # Records stream in while the worker runs, in small batches, and go on after the kill: it lands
+    # mid-stream however fast the worker is.
+    def record(i: int) -> bytes:  # the images in turn, each with an id of its own
+        return images[i % len(images)].replace(b'"id":"mnist/', f'"id":"s{i}/'.encode())
+
     settings = worker_settings(kafka_bootstrap, repository(tiny_bundle), topics, transport=transport,
                                max_batch=16, commit_interval_ms=100)  # fmt: skip
-    produce(kafka_bootstrap, topics["input"], messages)
+    stream = SteadyStream(kafka_bootstrap, topics["input"], record, 40)
     proc = start_worker_process(settings)
     try:
         assert wait_for(lambda: outputs_so_far(kafka_bootstrap, topics) >= 300, 90, every_s=0.05)
@@ -152,8 +154,10 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
         proc.wait(30)
     finally:
         proc.kill()
+        stream.stop(more=500)
+    expected = {json.loads(record(i))["id"] for i in range(stream.sent)}
     before = committed(kafka_bootstrap, topics["group"], topics["input"])
-    assert sum(before.values()) < len(messages), "the kill should have left work to redo"
+    assert sum(before.values()) < stream.sent, "the kill should have left work to redo"
     restarted = start_worker_process(settings)
     try:
         assert wait_for(lambda: committed(kafka_bootstrap, topics["group"], topics["input"])
