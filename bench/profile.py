@@ -98,14 +98,15 @@ def _thread_name(name: str, frames: list[str]) -> str:
 
 
 def report(samples: dict[str, collections.Counter[str]], rate_hz: int, seconds: float,
-           records: int) -> list[str]:  # fmt: skip
+           records: int, state: str = "running") -> list[str]:  # fmt: skip
+    sampled = "running threads only" if state == "running" else "waiting threads too"
     lines = [f"{records:,} records drained in {seconds:.1f} s ({records / seconds:,.0f} records/s); "
-             f"py-spy at {rate_hz} Hz, running threads only"]  # fmt: skip
+             f"py-spy at {rate_hz} Hz, {sampled}"]  # fmt: skip
     for thread, stages in sorted(samples.items(), key=lambda kv: -sum(kv[1].values())):
         total = sum(stages.values())
         busy = total / rate_hz / seconds
         per_record = total / rate_hz / records * 1e6
-        lines.append(f"\n{thread}: running {busy:.0%} of the drain, {per_record:,.1f} us a record")
+        lines.append(f"\n{thread}: {state} {busy:.0%} of the drain, {per_record:,.1f} us a record")
         for stage, n in stages.most_common():
             us = n / rate_hz / records * 1e6
             lines.append(f"  {stage:<34}{us:>8.1f} us a record  {n / total:>5.0%}")
@@ -131,6 +132,9 @@ def main() -> int:
     p.add_argument("--records", type=int, default=50_000, help="MNIST records to drain (20,000 distinct)")
     p.add_argument("--max-batch", type=int, default=256)
     p.add_argument("--rate-hz", type=int, default=250, help="py-spy's samples per second")
+    p.add_argument("--idle", action="store_true",
+                   help="sample waiting threads too: where each thread waits (its shares then add up to "
+                        "the whole drain)")  # fmt: skip
     p.add_argument("--model-repository", type=Path, default=REPO / "models")
     p.add_argument("--out", type=Path, default=REPO / ".bench" / "profile", help="py-spy's output")
     args = p.parse_args()
@@ -170,6 +174,8 @@ def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.N
         wait_ready(port, proc)
         command = [spy, "record", "--pid", str(proc.pid), "--format", "raw", "--output", str(raw),
                    "--threads", "--nonblocking", "--rate", str(args.rate_hz)]  # fmt: skip
+        if args.idle:
+            command.append("--idle")
         sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         while metric_total(port, "anomaly_worker_records_consumed_total") == 0:
             time.sleep(0.05)
@@ -194,7 +200,7 @@ def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.N
     return [f"{args.transport}, --max-batch {args.max_batch}; py-spy's samples in {raw}",
             f"CPU during the drain, in cores of the {cores}: the worker process {worker_cpu:.2f} (all its "
             f"threads, librdkafka's too){broker}",
-            *report(split(raw), args.rate_hz, seconds, args.records)]
+            *report(split(raw), args.rate_hz, seconds, args.records, "sampled" if args.idle else "running")]
 
 
 if __name__ == "__main__":
