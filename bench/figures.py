@@ -8,12 +8,13 @@ the code it measured); a partial run (--only) updates only the figures it measur
 from __future__ import annotations
 
 import json
-import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+from bench.common import cpus
 
 BASELINE = Path(__file__).with_name("baseline.json")
 DROP = 0.15  # a change for the worse beyond this is marked: more than the machine's usual spread
@@ -67,7 +68,7 @@ class Figures:
         """This run's figures over the baseline's (a partial run keeps the figures it did not take)."""
         kept = load(path)
         figures = {**(kept.figures if kept else {}), **self.taken}
-        machine = f"{_cpus()} CPUs, {platform.machine()}, {platform.system()}"
+        machine = f"{cpus()} CPUs, {platform.machine()}, {platform.system()}"
         taken = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         baseline = Baseline(taken=taken, machine=machine, figures=figures)
         path.write_text(baseline.model_dump_json(indent=1) + "\n")
@@ -82,7 +83,3 @@ def load(path: Path = BASELINE) -> Baseline | None:
 
 def _value(f: Figure) -> str:
     return f"{f.value:,.0f} {f.unit}"
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0

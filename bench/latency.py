@@ -8,14 +8,22 @@ are sent but not counted: they measure start-up (the broker's JIT, the worker's 
 the first run after the broker starts had a p99 of 142-169 ms where the next ones had 77-92),
 not the steady stream the figure is about.
 
+Beside it, each stage's share inside the worker, from its `anomaly_worker_stage_seconds` histograms
+(worker/metrics.py) read when the warm-up ends and after the run: p50 and p99 per stage, found within
+the histogram's buckets as Prometheus' histogram_quantile finds them (so to within a bucket's width).
+
 `python -m bench.run --only latency` runs this stage alone, --repeats times per transport.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +35,7 @@ from tooling.broker import free_port_block
 from tooling.kafka import STORED_PLAIN, consumer, create_topic, produce_at_rate
 from tooling.process import wait_ready
 from training.images.mnist import load_split
+from worker.metrics import STAGE_BUCKETS, STAGES
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 WARMUP_S = 5.0
@@ -44,9 +53,15 @@ def stream_images(n: int, anomaly_share: float, seed: int = 0) -> list[np.ndarra
     ]
 
 
+@dataclass
+class LatencyRun:
+    ms: np.ndarray  # from each record's create time to its output's append time, one per output read back
+    stages: dict[str, tuple[float, float]]  # p50 and p99 (ms) of each stage inside the worker
+
+
 def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str, transport: str,
-            partitions: int = 3, anomaly_share: float = 0.05) -> np.ndarray:  # fmt: skip
-    """ms from each record's create time to its output's append time; one value per output read back."""
+            partitions: int = 3, anomaly_share: float = 0.05) -> LatencyRun:  # fmt: skip
+    """The run's latencies, past the warm-up: end to end, and per stage inside the worker."""
     run = uuid.uuid4().hex[:8]
     topic = create_topic(bootstrap, f"bench-latency-{run}", partitions, STORED_PLAIN)
     alerts = create_topic(bootstrap, f"bench-latency-alerts-{run}", 1, APPEND_TIME)
@@ -58,9 +73,16 @@ def latency(bootstrap: str, repo: Path, rate: float, seconds: float, model: str,
                         transport=transport)  # fmt: skip
     try:
         wait_ready(port, proc)
+        warm: dict[str, np.ndarray] = {}
+        at_warm = threading.Timer(WARMUP_S, lambda: warm.update(stage_counts(port)))
+        at_warm.start()
         created = produce_steadily(bootstrap, topic, images, rate)
         lat = read_latencies(bootstrap, [alerts, scores], created)
-        return lat[lat[:, 0] >= warmup, 1]
+        at_warm.join()
+        after = stage_counts(port)
+        measured = {s: after[s] - warm.get(s, 0) for s in STAGES if s in after}
+        stages = {s: (bucket_quantile(c, 0.5), bucket_quantile(c, 0.99)) for s, c in measured.items()}
+        return LatencyRun(lat[lat[:, 0] >= warmup, 1], stages)
     finally:
         proc.terminate()
         proc.wait(60)
@@ -94,3 +116,39 @@ def percentiles(lat: np.ndarray) -> str:
     p50, p90, p99, p999 = np.percentile(lat, [50, 90, 99, 99.9])
     shares = f"p50 {p50:.0f} ms, p90 {p90:.0f}, p99 {p99:.0f}, p99.9 {p999:.0f}, max {lat.max():.0f}"
     return f"{shares} ({len(lat):,} outputs)"
+
+
+_STAGE_BUCKET = re.compile(r'^anomaly_worker_stage_seconds_bucket\{(?P<labels>[^}]*)\} (?P<count>\S+)$', re.M)
+
+
+def stage_counts(port: int) -> dict[str, np.ndarray]:
+    """Per stage, the cumulative counts of the worker's stage histogram (all models together), in the
+    order of its buckets (worker.metrics.STAGE_BUCKETS, then +Inf)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    counts: dict[str, dict[float, float]] = {}
+    for m in _STAGE_BUCKET.finditer(text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
+        per_bound = counts.setdefault(labels["stage"], {})
+        bound = float(labels["le"])
+        per_bound[bound] = per_bound.get(bound, 0.0) + float(m["count"])
+    return {stage: np.array([c for _, c in sorted(by.items())]) for stage, by in counts.items()}
+
+
+def bucket_quantile(cumulative: np.ndarray, q: float) -> float:
+    """The q-quantile (ms) of a histogram with STAGE_BUCKETS, linear within the bucket it falls in."""
+    bounds = np.array([*STAGE_BUCKETS, np.inf])
+    total = cumulative[-1]
+    if total <= 0:
+        return float("nan")
+    i = int(np.searchsorted(cumulative, q * total))
+    if i >= len(STAGE_BUCKETS):  # in the +Inf bucket: say its lower bound, as histogram_quantile does
+        return STAGE_BUCKETS[-1] * 1000
+    lower, below = (bounds[i - 1], cumulative[i - 1]) if i else (0.0, 0.0)
+    inside = cumulative[i] - below
+    share = (q * total - below) / inside if inside else 1.0
+    return float(lower + (bounds[i] - lower) * share) * 1000
+
+
+def stage_line(stages: dict[str, tuple[float, float]]) -> str:
+    """The stages' p50/p99 on one line, in the records' order."""
+    return "; ".join(f"{s} {p50:.1f}/{p99:.1f}" for s, (p50, p99) in stages.items()) + " ms (p50/p99)"

@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import REPO, start_worker
+from bench.common import REPO, cpu_seconds, cpus, start_worker
 from bench.run import latest_bundle, mnist_messages, produce_all
 from tooling.broker import LocalKafka, free_port_block
 from tooling.kafka import STORED_PLAIN, create_topic
@@ -113,18 +113,6 @@ def report(samples: dict[str, collections.Counter[str]], rate_hz: int, seconds: 
     return lines
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time so far of these processes (Linux /proc; 0 for one that is gone)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-    return total
-
-
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -195,7 +183,7 @@ def profile(bootstrap: str, topic: str, bundle: Path, spy: str, args: argparse.N
     finally:
         proc.terminate()
         proc.wait(60)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cpus()
     broker = f", the broker {broker_cpu:.2f}" if broker_pids else " (the broker's is not known here)"
     return [f"{args.transport}, --max-batch {args.max_batch}; py-spy's samples in {raw}",
             f"CPU during the drain, in cores of the {cores}: the worker process {worker_cpu:.2f} (all its "

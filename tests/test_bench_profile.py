@@ -44,7 +44,7 @@ def test_a_frame_no_stage_claims_is_other() -> None:
 def test_cpu_seconds_counts_a_running_process_and_not_a_gone_one() -> None:
     import os
 
-    from bench.profile import cpu_seconds
+    from bench.common import cpu_seconds
 
     sum(i * i for i in range(300_000))  # some CPU time of our own
     assert cpu_seconds([os.getpid()]) > 0

@@ -49,3 +49,36 @@ def test_readyz_says_not_ready_from_a_revocation_until_the_next_assignment(tiny_
     assert health.ready() == (False, "no input partitions assigned (joining the consumer group)")
     worker.on_assigned([("in", 0)])
     assert health.ready() == (True, "ready")
+
+
+def test_each_scored_record_is_timed_in_each_stage(tiny_models) -> None:
+    import time
+
+    import numpy as np
+
+    from schemas import image_message
+    from tests.worker_fakes import RecordingSink
+    from worker.metrics import STAGES
+
+    model = tiny_models.default
+    shape = model.record_shape
+    sent_ms = int(time.time() * 1000) - 300  # produced 0.3 s ago
+    messages = [Message("in", 0, i, None, image_message(np.zeros(shape, np.uint8), id=f"r{i}"), sent_ms)
+                for i in range(5)]  # fmt: skip
+    metrics, registry = new_metrics()
+    settings = WorkerSettings(metrics_port=0, max_batch=2, max_wait_ms=0)
+    worker = wire(settings, tiny_models, RevokingSource(messages), RecordingSink(), metrics, Health())
+    worker.consumer.subscribe(["in"], worker.on_assigned, worker.on_revoked)
+    worker.step()
+    assert worker.drain()
+
+    def sample(stage: str, suffix: str) -> float:
+        labels = {"model": model.key, "stage": stage}
+        return registry.get_sample_value(f"anomaly_worker_stage_seconds_{suffix}", labels)
+
+    assert STAGES == ("kafka", "batch", "score", "publish")
+    assert [sample(stage, "count") for stage in STAGES] == [5.0] * 4
+    assert sample("kafka", "sum") >= 5 * 0.3  # from the Kafka timestamp to the loop: at least 0.3 s each
+    assert all(sample(stage, "sum") >= 0.0 for stage in STAGES)
+    end_to_end = registry.get_sample_value("anomaly_worker_end_to_end_seconds_sum", {"model": model.key})
+    assert end_to_end >= sum(sample(stage, "sum") for stage in STAGES) - 1e-6  # the stages lie within it

@@ -7,6 +7,7 @@ import json
 import signal
 import urllib.request
 import uuid
+import zlib
 
 import numpy as np
 import pytest
@@ -23,8 +24,10 @@ from tests.worker_harness import (
     worker_settings,
 )
 from tooling.broker import LocalKafka
-from tooling.kafka import STORED_PLAIN, SteadyStream, create_topic, create_topics
+from tooling.kafka import STORED_PLAIN, SteadyStream, create_topic, create_topics, read_topic
 from training.images.mnist import load_split
+from worker.settings import WorkerSettings
+from worker.source import build_clients
 
 pytestmark = pytest.mark.integration
 
@@ -326,3 +329,26 @@ def test_a_stop_while_the_broker_is_away_exits_and_loses_nothing(
         assert dead == []
     finally:
         broker.stop()
+
+
+def test_both_clients_put_an_output_key_on_the_same_partition(kafka_bootstrap) -> None:
+    """kafka-python takes librdkafka's partitioner (CRC-32 of the key): an alert's key lands on the
+    same partition whichever client the worker runs."""
+    topic = create_topic(kafka_bootstrap, f"keyed-{uuid.uuid4().hex[:8]}", 5)
+    keys = [f"mnist/{i}".encode() for i in range(40)] + ["cpu{host=é}".encode()]
+    for transport in ("kafka-python", "confluent"):
+        source, sink = build_clients(WorkerSettings(bootstrap_servers=kafka_bootstrap, transport=transport,
+                                                    input_topics=topic, metrics_port=0))  # fmt: skip
+        try:
+            for key in keys:
+                sink.send(topic, key, transport.encode())
+            sink.flush(30)
+        finally:
+            source.close()
+            sink.close(5)
+    written = read_topic(kafka_bootstrap, topic, 2 * len(keys))
+    placed = {(m.key, m.value): m.partition for m in written}
+    assert len(placed) == 2 * len(keys)
+    for key in keys:
+        assert placed[(key, b"kafka-python")] == placed[(key, b"confluent")] == zlib.crc32(key) % 5, key
+    assert len({placed[(k, b"confluent")] for k in keys}) == 5  # spread over every partition

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,15 @@ def test_confluent_keeps_other_partitions_while_stepping_and_ends_the_step_at_th
     assert [(m.partition, m.offset, m.timestamp) for m in source.poll(10, 100)] == [(3, 43, 7)]
     consumer.messages = [ErrorMessage(KafkaError._BAD_COMPRESSION, offset=50)]  # a new bad batch
     assert [m.offset for m in source.poll(10, 100)] == [50] and consumer.seeks == [43, 51]
+
+
+def test_the_kafka_python_partitioner_is_librdkafkas() -> None:
+    from worker.kafka.kafka_python import librdkafka_partition
+
+    everyone = [0, 1, 2, 3, 4, 5, 6]
+    assert librdkafka_partition(b"bench/0", everyone, everyone) == zlib.crc32(b"bench/0") % 7
+    # the partition follows the key over all partitions, whether or not its leader is available now
+    assert librdkafka_partition(b"bench/0", everyone, [5]) == zlib.crc32(b"bench/0") % 7
+    for no_key in (None, b""):
+        assert {librdkafka_partition(no_key, everyone, [2, 4]) for _ in range(50)} <= {2, 4}
+        assert librdkafka_partition(no_key, everyone, []) in everyone

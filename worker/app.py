@@ -183,12 +183,14 @@ class Worker:
         if isinstance(decoded, Held):
             return  # counted by its kind, reported once per poll
         model, item = decoded
+        item.taken_at = time.time()
         full = self.batcher.add(self.kinds[model.key], item)
         if full is not None:
             self.scoring.submit(full)
 
     def _publish(self, result: Scored) -> None:
         """Outputs of a scored batch: decided and published, or dead letters if the model raised."""
+        back_at = time.time()
         batch = result.batch
         model, items = batch.model, batch.items
         if result.error is not None:
@@ -201,19 +203,26 @@ class Worker:
             kind = batch.kind  # of the version that formed the batch: the one its outputs name
             verdicts = kind.decide(items, result.scores, batch.prepared)
             alerts = self.publisher.outcomes(kind, items, verdicts, datetime.now(UTC))
-            self._count_scored(batch, result.seconds, alerts)
+            self._count_scored(batch, result.seconds, alerts, back_at)
         self.scoring.finish(batch)
 
-    def _count_scored(self, batch: Batch, seconds: float, alerts: int) -> None:
-        key, items = batch.model.key, batch.items
+    def _count_scored(self, batch: Batch, seconds: float, alerts: int, back_at: float) -> None:
+        key, items, n = batch.model.key, batch.items, len(batch.items)
         self.metrics.inference_seconds.labels(model=key).observe(seconds)
-        self.metrics.batch_size.labels(model=key).observe(len(items))
-        self.metrics.scored.labels(model=key).inc(len(items))
+        self.metrics.batch_size.labels(model=key).observe(n)
+        self.metrics.scored.labels(model=key).inc(n)
         self.metrics.alerts.labels(model=key).inc(alerts)
-        stamps = np.fromiter((i.message.timestamp or 0 for i in items), np.float64, len(items))
-        stamps = stamps[stamps > 0]  # a message without a Kafka timestamp has no latency to report
-        latencies = np.maximum(0.0, time.time() * 1000.0 - stamps) / 1000.0
-        self.metrics.end_to_end_seconds.labels(model=key).observe_many(latencies)
+        now = time.time()
+        stamps = np.fromiter((i.message.timestamp or 0 for i in items), np.float64, n) / 1000.0
+        taken = np.fromiter((i.taken_at for i in items), np.float64, n)
+        known = stamps > 0  # a message without a Kafka timestamp has no latency to report
+        self.metrics.end_to_end_seconds.labels(model=key).observe_many(np.maximum(0.0, now - stamps[known]))
+        stage = self.metrics.stage_seconds
+        stage.labels(model=key, stage="kafka").observe_many(np.maximum(0.0, taken[known] - stamps[known]))
+        stage.labels(model=key, stage="batch").observe_many(np.maximum(0.0, batch.submitted_at - taken))
+        scoring, publishing = max(0.0, back_at - batch.submitted_at), max(0.0, now - back_at)
+        stage.labels(model=key, stage="score").observe_many(np.full(n, scoring))
+        stage.labels(model=key, stage="publish").observe_many(np.full(n, publishing))
 
     def _apply_model_changes(self) -> None:
         """Model versions the watcher checked go into service here, between batches (worker/swaps.py)."""

@@ -28,6 +28,7 @@ class Item:
     row: np.ndarray  # this record's row of the batch: the image, or the series' raw window
     # What the record's kind needs after scoring (worker/kinds/); metric points: their Window.
     context: object = None
+    taken_at: float = 0.0  # Unix time the loop took the message (the stage timings, worker/metrics.py)
 
 
 class BatchKind(Protocol):
@@ -71,6 +72,7 @@ class Batch:
     capacity: int
     items: list[Item] = field(default_factory=list)
     opened_at: float = 0.0
+    submitted_at: float = 0.0  # Unix time the batch went to the scoring thread
     # What the kind made of the rows besides the model input, for its decision (set by inputs()).
     prepared: object = None
     # The rows, filled one by one as records arrive (on the consume thread), so the scoring

@@ -182,6 +182,7 @@ class ScoreStage:
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
+        batch.submitted_at = time.time()
         with self._lock:
             self._in_flight.append(batch)
         self._queue.put(batch)  # blocks while `depth` batches wait: back-pressure

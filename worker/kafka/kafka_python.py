@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -132,11 +134,23 @@ def _build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
             delivery_timeout_ms=s.output_timeout_ms(),
             max_block_ms=s.output_timeout_ms(),  # send() waits out a full buffer as long as an output may
             max_in_flight_requests_per_connection=1,  # kafka-python's idempotence requires it
+            partitioner=librdkafka_partition,
             **common,
         )
     except NoBrokersAvailable as exc:
         raise unreachable(s, exc) from None
     return KafkaPythonSource(consumer, s), KafkaPythonSink(producer)
+
+
+def librdkafka_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """librdkafka's default partitioner ("consistent_random"), for kafka-python: a keyed output goes
+    to CRC-32(key) mod the partition count, one without a key (or with an empty one) to a random
+    available partition. Both transports then put a key on the same partition, and zlib's CRC-32 in C
+    saves kafka-python's murmur2 in Python: about 3 us of the 20-25 us of CPU each output costs it.
+    Java clients hash with murmur2, so they may place the same key elsewhere."""
+    if not key:
+        return random.choice(available or all_partitions)
+    return all_partitions[zlib.crc32(key) % len(all_partitions)]
 
 
 def check_connection(s: WorkerSettings) -> None:
