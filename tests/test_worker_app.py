@@ -76,8 +76,8 @@ def test_each_scored_record_is_timed_in_each_stage(tiny_models) -> None:
         labels = {"model": model.key, "stage": stage}
         return registry.get_sample_value(f"anomaly_worker_stage_seconds_{suffix}", labels)
 
-    assert STAGES == ("kafka", "batch", "score", "publish")
-    assert [sample(stage, "count") for stage in STAGES] == [5.0] * 4
+    assert STAGES == ("kafka", "batch", "score", "handback", "publish")
+    assert [sample(stage, "count") for stage in STAGES] == [5.0] * 5
     assert sample("kafka", "sum") >= 5 * 0.3  # from the Kafka timestamp to the loop: at least 0.3 s each
     assert all(sample(stage, "sum") >= 0.0 for stage in STAGES)
     end_to_end = registry.get_sample_value("anomaly_worker_end_to_end_seconds_sum", {"model": model.key})

@@ -26,13 +26,19 @@ def test_confluent_transport_without_its_package_says_how_to_install(monkeypatch
 
 
 class FetchingConsumer:
-    """kafka-python's poll(): everything fetched so far (up to max_records), by partition."""
+    """kafka-python's poll(): everything fetched so far (up to max_records), by partition; its client's
+    poll(), the wait for the network, is recorded."""
 
     def __init__(self, fetches: list[dict]) -> None:
-        self.fetches, self.polls = fetches, []
+        self.fetches, self.polls, self.timeouts, self.waits = fetches, [], [], []
+        self._client = self
 
-    def poll(self, timeout_ms: int, max_records: int) -> dict:
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> dict | None:
+        if max_records is None:  # the client's poll: a wait for the sockets
+            self.waits.append(timeout_ms)
+            return None
         self.polls.append(max_records)
+        self.timeouts.append(timeout_ms)
         return self.fetches.pop(0) if self.fetches else {}
 
 
@@ -44,7 +50,7 @@ def test_kafka_python_source_empties_each_fetch_and_hands_it_out_in_max_records(
     assert handed == [[0, 1, 2], [3, 4, 100], [101, 102], [5, 6]]
     # kafka-python was asked for all it held, and again only once the first fetch was all handed out
     assert consumer.polls == [KafkaPythonSource.DRAIN, KafkaPythonSource.DRAIN]
-    assert source.poll(10, 3) == [] and len(consumer.polls) == 3
+    assert source.poll(10, 3) == [] and len(consumer.polls) == 4  # nothing at once: a wait, then again
 
 
 def test_confluent_gets_the_connection_options_under_librdkafka_names(tmp_path: Path) -> None:
@@ -234,3 +240,16 @@ def test_the_kafka_python_partitioner_is_librdkafkas() -> None:
     for no_key in (None, b""):
         assert {librdkafka_partition(no_key, everyone, [2, 4]) for _ in range(50)} <= {2, 4}
         assert librdkafka_partition(no_key, everyone, []) in everyone
+
+
+def test_kafka_python_source_waits_without_kafka_pythons_spin_on_short_timeouts() -> None:
+    """kafka-python's poll(2) spins for its last milliseconds: a short wait is poll(0), a wait on the
+    client's sockets and poll(0) again; a long one is kafka-python's own poll."""
+    consumer = FetchingConsumer([{}, {("in", 0): [7]}])
+    source = KafkaPythonSource(consumer, WorkerSettings(metrics_port=0))
+    assert source.poll(2, 10) == [7]
+    assert consumer.timeouts == [0, 0] and consumer.waits == [2]
+    assert source.poll(0, 10) == [] and consumer.timeouts[-1] == 0 and consumer.waits == [2]  # no wait at 0
+    assert source.poll(200, 10) == [] and consumer.timeouts[-1] == 200 and consumer.waits == [2]
+    consumer.fetches = [{("in", 0): [8]}]
+    assert source.poll(5, 10) == [8] and consumer.waits == [2]  # records at once: no wait

@@ -203,12 +203,13 @@ class Worker:
             kind = batch.kind  # of the version that formed the batch: the one its outputs name
             verdicts = kind.decide(items, result.scores, batch.prepared)
             alerts = self.publisher.outcomes(kind, items, verdicts, datetime.now(UTC))
-            self._count_scored(batch, result.seconds, alerts, back_at)
+            self._count_scored(result, alerts, back_at)
         self.scoring.finish(batch)
 
-    def _count_scored(self, batch: Batch, seconds: float, alerts: int, back_at: float) -> None:
+    def _count_scored(self, result: Scored, alerts: int, back_at: float) -> None:
+        batch = result.batch
         key, items, n = batch.model.key, batch.items, len(batch.items)
-        self.metrics.inference_seconds.labels(model=key).observe(seconds)
+        self.metrics.inference_seconds.labels(model=key).observe(result.seconds)
         self.metrics.batch_size.labels(model=key).observe(n)
         self.metrics.scored.labels(model=key).inc(n)
         self.metrics.alerts.labels(model=key).inc(alerts)
@@ -220,9 +221,10 @@ class Worker:
         stage = self.metrics.stage_seconds
         stage.labels(model=key, stage="kafka").observe_many(np.maximum(0.0, taken[known] - stamps[known]))
         stage.labels(model=key, stage="batch").observe_many(np.maximum(0.0, batch.submitted_at - taken))
-        scoring, publishing = max(0.0, back_at - batch.submitted_at), max(0.0, now - back_at)
-        stage.labels(model=key, stage="score").observe_many(np.full(n, scoring))
-        stage.labels(model=key, stage="publish").observe_many(np.full(n, publishing))
+        scored_at = min(max(result.done_at, batch.submitted_at), back_at)
+        for name, seconds in (("score", scored_at - batch.submitted_at), ("handback", back_at - scored_at),
+                              ("publish", max(0.0, now - back_at))):  # fmt: skip
+            stage.labels(model=key, stage=name).observe_many(np.full(n, seconds))
 
     def _apply_model_changes(self) -> None:
         """Model versions the watcher checked go into service here, between batches (worker/swaps.py)."""

@@ -17,7 +17,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02,
                  0.025, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0,
                  10.0)  # fmt: skip
-STAGES = ("kafka", "batch", "score", "publish")  # the labels of stage_seconds, in the record's order
+STAGES = ("kafka", "batch", "score", "handback", "publish")  # stage_seconds labels, in a record's order
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
@@ -142,9 +142,10 @@ class Metrics(NamedTuple):
                 p + "stage_seconds",
                 "Each scored record's time in each stage: kafka (from its Kafka timestamp until the "
                 "loop took it: the producer, the broker, the fetch, the client's buffer), batch (until "
-                "its batch went to the scoring thread), score (until its batch's scores were back on "
-                "the loop: the queue and inference), publish (until its output was handed to the "
-                "producer: decision and serialisation; an output-less record too)",
+                "its batch went to the scoring thread), score (until its batch's scores were ready: "
+                "the scoring queue and inference), handback (until the loop took the scores back), "
+                "publish (until its output was handed to the producer: decision and serialisation; an "
+                "output-less record too)",
                 ["model", "stage"],
                 buckets=STAGE_BUCKETS,
                 registry=registry,

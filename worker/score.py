@@ -159,6 +159,7 @@ class Scored:
     scores: np.ndarray | None
     error: Exception | None
     seconds: float
+    done_at: float = 0.0  # Unix time the scores were ready, for the loop to take back
 
 
 class ScoreStage:
@@ -195,6 +196,7 @@ class ScoreStage:
             except Exception as exc:  # a model that raises must not stop the stream or lose records
                 result = Scored(batch, None, exc, 0.0)
             result.seconds = time.perf_counter() - t0
+            result.done_at = time.time()
             self._results.put(result)
 
     def scorer(self, model: LoadedModel) -> Scorer:
