@@ -32,7 +32,7 @@ from worker.health import Health
 from worker.kafka.protocol import Consumed, Partitions, Sink, Source
 from worker.kinds import Held, RecordKind
 from worker.lag import LagProbe
-from worker.metrics import Metrics
+from worker.metrics import STAGES, BatchHistogram, Metrics
 from worker.publish import Publisher
 from worker.score import Scored, ScoreStage
 from worker.serving.registry import ModelRegistry
@@ -89,6 +89,7 @@ class Worker:
         self._stop = threading.Event()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, re-raised after poll
         self.committed_at_stop: bool | None = None  # None until the commit at the end of run() is made
+        self._stages: dict[str, tuple[BatchHistogram.Child, ...]] = {}  # stage_seconds by model
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -218,13 +219,22 @@ class Worker:
         taken = np.fromiter((i.taken_at for i in items), np.float64, n)
         known = stamps > 0  # a message without a Kafka timestamp has no latency to report
         self.metrics.end_to_end_seconds.labels(model=key).observe_many(np.maximum(0.0, now - stamps[known]))
-        stage = self.metrics.stage_seconds
-        stage.labels(model=key, stage="kafka").observe_many(np.maximum(0.0, taken[known] - stamps[known]))
-        stage.labels(model=key, stage="batch").observe_many(np.maximum(0.0, batch.submitted_at - taken))
+        kafka, batching, scoring, handback, publish = self._stage_histograms(key)
+        kafka.observe_many(np.maximum(0.0, taken[known] - stamps[known]))
+        batching.observe_many(np.maximum(0.0, batch.submitted_at - taken))
         scored_at = min(max(result.done_at, batch.submitted_at), back_at)
-        for name, seconds in (("score", scored_at - batch.submitted_at), ("handback", back_at - scored_at),
-                              ("publish", max(0.0, now - back_at))):  # fmt: skip
-            stage.labels(model=key, stage=name).observe_many(np.full(n, seconds))
+        scoring.observe_n(scored_at - batch.submitted_at, n)  # the batch's records spent these together
+        handback.observe_n(back_at - scored_at, n)
+        publish.observe_n(max(0.0, now - back_at), n)
+
+    def _stage_histograms(self, model: str) -> tuple[BatchHistogram.Child, ...]:
+        """The model's stage_seconds children, in STAGES' order (looked up once per model)."""
+        children = self._stages.get(model)
+        if children is None:
+            children = self._stages[model] = tuple(
+                self.metrics.stage_seconds.labels(model=model, stage=s) for s in STAGES
+            )
+        return children
 
     def _apply_model_changes(self) -> None:
         """Model versions the watcher checked go into service here, between batches (worker/swaps.py)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -42,16 +43,27 @@ class BatchHistogram(Collector):
     class Child:
         def __init__(self, bounds: np.ndarray) -> None:
             self.bounds = bounds
+            self._bounds = bounds.tolist()
             self.counts = np.zeros(len(bounds), dtype=np.int64)
             self.sum = 0.0
             self.lock = threading.Lock()
 
         def observe_many(self, values: np.ndarray) -> None:
+            if len(values) == 1:  # a batch of one (--max-batch 1): numpy's calls would cost more
+                self.observe_n(float(values[0]), 1)
+                return
             # Bucket i holds values <= bounds[i]: the first bound not below the value.
             counts = np.bincount(np.searchsorted(self.bounds, values), minlength=len(self.bounds))
             with self.lock:
                 self.counts += counts
                 self.sum += float(np.sum(values))
+
+        def observe_n(self, value: float, n: int) -> None:
+            """`n` observations of one value (a stage that every record of a batch spent together)."""
+            i = bisect.bisect_left(self._bounds, value)
+            with self.lock:
+                self.counts[i] += n
+                self.sum += value * n
 
     def labels(self, **labels: str) -> BatchHistogram.Child:
         key = tuple(str(labels[n]) for n in self.labelnames)
