@@ -104,3 +104,33 @@ def test_a_small_dead_letter_copies_everything() -> None:
     [(_, kafka_key, letter)] = sink.sent
     assert kafka_key == b"k1" and base64.b64decode(letter["original"]) == b"{bad"
     assert not letter["original_truncated"] and not letter["original_key_truncated"]
+
+
+@pytest.mark.parametrize("output", ["alert", "score"])
+def test_output_json_writes_the_bytes_the_output_model_would(output) -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from schemas import AnomalyAlert, ScoreMessage, SourcePosition
+    from schemas.outputs import output_json
+
+    cls = AnomalyAlert if output == "alert" else ScoreMessage
+    when = datetime(2026, 12, 7, 6, 30, 1, 250_000, tzinfo=UTC)
+    cases = [
+        dict(record_id="mnist/7", kind="image", model="mnist-vae", model_version="3", score=float("inf"),
+             threshold=np.float64(0.25), ts=None),
+        dict(record_id="cpu{host=a}", kind="metric", model="kpi-vae", model_version="1", score=1.5e-7,
+             threshold=2.0, ts=when, series_key="cpu{host=a}", value=-3.25, series="cpu", labels={},
+             window=32, detector="season", detector_score=np.float64(4.5), detector_threshold=None),
+    ]
+    for fields in cases:
+        if output == "alert":
+            fields = {**fields, "severity": 0.75, "detected_at": when}
+        source = {"topic": "in", "partition": 2, "offset": 41}
+        model = cls.model_construct(**{k: v for k, v in fields.items() if k in cls.model_fields},
+                                    source=SourcePosition(**source))  # fmt: skip
+        written = output_json(cls, {**fields, "source": source})
+        assert written == model.model_dump_json(exclude_none=True).encode()
+        if fields["score"] != float("inf"):  # inf is written as null, as the model writes it
+            cls.model_validate_json(written)  # and it reads back

@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 import numpy as np
 
 from schemas import AnomalyAlert, DeadLetter, Reason, ScoreMessage, SourcePosition
+from schemas.outputs import output_json
 from worker.batch import Item
 from worker.decide import Verdicts
 from worker.kafka.protocol import Consumed, Delivery, OutputRefused, Sink
 from worker.kinds import RecordKind
 from worker.metrics import Metrics
-
-SCORE_FIELDS = frozenset(ScoreMessage.model_fields)
 
 
 def source_of(message: Consumed) -> SourcePosition:
@@ -30,6 +29,11 @@ def source_of(message: Consumed) -> SourcePosition:
     return SourcePosition.model_construct(
         topic=message.topic, partition=message.partition, offset=message.offset
     )
+
+
+def source_fields(message: Consumed) -> dict[str, object]:
+    """An output's `source`, as output_json takes it."""
+    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
 
 
 DEFAULT_MAX_OUTPUT_BYTES = 1_000_000  # librdkafka's message.max.bytes; Kafka's topic default is 1 MiB
@@ -99,18 +103,16 @@ class Publisher:
             score=float(verdicts.scores[i]),
             threshold=float(verdicts.thresholds[i]),
             ts=item.record.ts,
-            source=source_of(item.message),
+            source=source_fields(item.message),
         )
         fields.update(kind.output_fields(item, verdicts, i))
-        # Built from validated records and a validated manifest: construct, do not re-validate.
+        # Built from validated records and a validated manifest: serialised, not re-validated.
         if verdicts.alerts[i]:
-            severity = float(verdicts.severities[i])
-            msg = AnomalyAlert.model_construct(**fields, severity=severity, detected_at=detected_at)
-            topic = self.alerts_topic
+            fields.update(severity=float(verdicts.severities[i]), detected_at=detected_at)
+            output, topic = AnomalyAlert, self.alerts_topic
         else:
-            msg = ScoreMessage.model_construct(**{k: v for k, v in fields.items() if k in SCORE_FIELDS})
-            topic = self.scores_topic
-        key, value = kind.output_key(item).encode(), msg.model_dump_json(exclude_none=True).encode()
+            output, topic = ScoreMessage, self.scores_topic
+        key, value = kind.output_key(item).encode(), output_json(output, fields)
         if len(key) + len(value) > self.max_output_bytes:
             raise OutputRefused(
                 f"{len(key) + len(value):,} bytes, over the {self.max_output_bytes:,}-byte output limit"
