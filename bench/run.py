@@ -5,6 +5,8 @@
   (c) the worker's drain rate (alerts only), as its own process
   (d) the same worker with --max-batch 1
   (c-eos) (c) with --processing-guarantee exactly-once (confluent only), beside (c) at least once
+  (c5) (c) on a realistic stream, 5% anomalies, and (c5-nox) the same with --no-explain (alerts without
+       anomaly maps): 1 - (c5) / (c5-nox) is what the maps cost
   (e) produce-to-output latency at a steady rate on a realistic stream (bench/latency.py)
   (f)-(h) the metric path: memory per series, windows/s with 10,000 series, point latency (bench/kpi.py)
   (i) peak memory under hostile input and compression bombs, per Kafka client (bench/hostile.py)
@@ -64,6 +66,17 @@ def mnist_messages(n: int) -> tuple[list[bytes], float]:
     idx = np.random.default_rng(0).permutation(np.concatenate([normal, fives]))
     share = float(np.isin(idx, fives).mean())
     return [image_message(images[i], id=f"bench/{k}") for k, i in enumerate(idx)], share
+
+
+def realistic_messages(n: int, share: float = 0.05) -> list[bytes]:
+    """`n` MNIST 1s and 4s with `share` of them 5s, shuffled: the stream the latency bench sends."""
+    test = load_split("test")
+    normal = np.flatnonzero(np.isin(test.labels, (1, 4)))
+    fives = np.flatnonzero(test.labels == 5)
+    n_fives = round(share * n)
+    idx = np.concatenate([np.resize(normal, n - n_fives), np.resize(fives, n_fives)])
+    idx = np.random.default_rng(1).permutation(idx)
+    return [image_message(test.images[i], id=f"bench5/{k}") for k, i in enumerate(idx)]
 
 
 def produce_all(bootstrap: str, topic: str, messages: list[bytes]) -> float:
@@ -356,6 +369,8 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     b = median_of("b", lambda: scoring_rate(bundle, messages, args.max_batch, threads))
     median_of("b'", lambda: scoring_rate(bundle, messages, args.max_batch, 0))
     b_one = median_of("b1", lambda: scoring_rate(bundle, messages[:3000], 1, threads))
+    realistic = create_topic(bootstrap, f"bench-images-5pct-{uuid.uuid4().hex[:8]}", 2, STORED_PLAIN)
+    produce_all(bootstrap, realistic, realistic_messages(args.records))
     small = create_topic(bootstrap, f"bench-images-b1-{uuid.uuid4().hex[:8]}", 2, STORED_PLAIN)
     produce_all(bootstrap, small, messages[: args.batch1_records])
     model = f"{bundle.parent.name}:{bundle.name}"
@@ -367,6 +382,10 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
         c = median_of(f"c {transport}", partial(
             worker_drain_rate, bootstrap, repo, topic, args.records, cpu=cpu[transport],
             max_batch=args.max_batch, default_model=model, transport=transport))  # fmt: skip
+        for explain in (True, False):
+            median_of(f"c5{'' if explain else '-nox'} {transport}", partial(
+                worker_drain_rate, bootstrap, repo, realistic, args.records, max_batch=args.max_batch,
+                default_model=model, transport=transport, explain=explain))  # fmt: skip
         if transport == "confluent":  # exactly-once needs it
             median_of("c-eos", partial(
                 worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=args.max_batch,
@@ -388,6 +407,8 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
                  (f"(c) worker drain, alerts only, --max-batch {args.max_batch}, {transport}",
                   f"c {transport}"),
                  (f"(d) worker drain, --max-batch 1, {transport}", f"d {transport}")]  # fmt: skip
+        rows.insert(-1, (f"(c5) worker drain, 5% anomalies, anomaly maps on, {transport}", f"c5 {transport}"))
+        rows.insert(-1, (f"(c5-nox) the same (c5), --no-explain, {transport}", f"c5-nox {transport}"))
         if transport == "confluent":
             rows.insert(-1, ("(c-eos) the same (c), --processing-guarantee exactly-once, confluent", "c-eos"))
     print(f"{'stage':<68}{'records/s':>12}   (median of {args.repeats}; min - max)")
@@ -395,9 +416,18 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
         runs = spread[stage]
         print(f"{name:<68}{np.median(runs):>12,.0f}   {runs[0]:,.0f} - {runs[-1]:,.0f}")
         args.figures.add(stage, name, float(np.median(runs)), "records/s")
+    manifest = ModelManifest.model_validate_json((bundle / MANIFEST_FILE).read_bytes())
+    maps = "" if "anomaly_map" in manifest.outputs else \
+        f" ({bundle} has no anomaly map output: re-run 'make train' to measure what maps cost)"
     for transport, (a, c, d, p50, p99, n) in results.items():
         args.figures.add(f"c/slowest {transport}", f"(c) / min((a), (b)) x 100, {transport}",
                          100 * c / min(a, b), "%")  # fmt: skip
+        explained, unexplained = (float(np.median(spread[f"{k} {transport}"])) for k in ("c5", "c5-nox"))
+        cost = 100 * (1 - explained / unexplained)
+        args.figures.add(f"maps cost {transport}", f"(c5) / (c5-nox): what anomaly maps cost, {transport}",
+                         cost, "%", higher_is_better=False)  # fmt: skip
+        print(f"\n{transport}: anomaly maps on the alerts cost {cost:.1f}% of the drain on the 5% stream "
+              f"((c5) {explained:,.0f} vs (c5-nox) {unexplained:,.0f} records/s; target at most 10%){maps}")
         print(f"\n{transport}: " + cpu_line(transport, cpu[transport], c, args))
         args.figures.add(f"e p50 {transport}", f"(e) produce -> output p50, {transport}", p50, "ms",
                          higher_is_better=False)  # fmt: skip

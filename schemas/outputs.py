@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Literal
 
@@ -48,6 +49,48 @@ class ScoredOutput(BaseModel):
     )
 
 
+MAX_MAP_SIDE = 32  # an anomaly map has at most this many cells a side: larger images are pooled
+
+
+def pool_size(image_shape: tuple[int, ...]) -> int:
+    """Image pixels per anomaly-map cell side: 1 up to 32x32, so that no map is over 32 cells a side."""
+    return max(1, math.ceil(max(image_shape[0], image_shape[1]) / MAX_MAP_SIDE))
+
+
+class AnomalyRegion(BaseModel):
+    """The box around an image's most anomalous region, in the image's pixels (0, 0 at the top left)."""
+
+    x: int = Field(..., ge=0, description="left column")
+    y: int = Field(..., ge=0, description="top row")
+    width: int = Field(..., ge=1)
+    height: int = Field(..., ge=1)
+    error_share: float = Field(
+        ..., ge=0.0, le=1.0, description="share of the image's reconstruction error (sum of |residual| over "
+        "the map's cells) that lies in the box",
+    )
+
+
+class AnomalyMap(BaseModel):
+    """Where an image alert's reconstruction error lies: |image - reconstruction| per cell, on image
+    alerts from models whose graph computes it (worker/explain.py)."""
+
+    height: int = Field(..., ge=1, le=MAX_MAP_SIDE, description="cells down")
+    width: int = Field(..., ge=1, le=MAX_MAP_SIDE, description="cells across")
+    cell: int = Field(
+        ..., ge=1, description="image pixels per cell side: 1 up to 32x32 images, larger ones are averaged "
+        "over cell x cell squares"
+    )
+    pixels: str = Field(
+        ..., description="base64 of height x width bytes, row by row: each cell's |residual| (pixel "
+        "intensities in [0, 1]) scaled so that the largest is 255"
+    )
+    max_error: float = Field(..., ge=0.0, description="the |residual| of a cell at 255")
+    direction: Literal["brighter", "darker"] = Field(
+        ..., description="the region is where the image is brighter (or darker) than its reconstruction"
+    )
+    region: AnomalyRegion
+
+
 class AnomalyAlert(ScoredOutput):
     """Published to the alerts topic for every record scored at or above the threshold.
 
@@ -68,6 +111,10 @@ class AnomalyAlert(ScoredOutput):
     )
     detector_threshold: float | None = Field(
         None, description="Metric alerts: the raw score at which that part alone alerts for this series now"
+    )
+    anomaly_map: AnomalyMap | None = Field(
+        None, description="Image alerts: where the error lies (absent if the model's graph has no "
+        "anomaly_map output, or with --no-explain)",
     )
 
 

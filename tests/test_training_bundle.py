@@ -57,11 +57,13 @@ def test_onnx_graph_has_named_dynamic_batch_and_scores_deterministically(tiny_bu
     [inp] = sess.get_inputs()
     assert inp.name == manifest.input.name == "images"
     assert isinstance(inp.shape[0], str) and inp.shape[1:] == [28, 28]
-    assert [o.name for o in sess.get_outputs()] == ["score", "reconstruction"]
+    assert [o.name for o in sess.get_outputs()] == ["score", "reconstruction", "anomaly_map"]
+    assert manifest.outputs["anomaly_map"].shape == [28, 28]  # up to 32 x 32 the map is the image's pixels
     images = load_split("test").images[:300].astype(np.float32) / 255.0
-    scores_a, recon = sess.run(None, {"images": images})
-    scores_b, _ = session(folder / "model.onnx").run(None, {"images": images})
+    scores_a, recon, residual = sess.run(None, {"images": images})
+    scores_b, *_ = session(folder / "model.onnx").run(None, {"images": images})
     assert scores_a.shape == (300,) and recon.shape == (300, 28, 28)
+    np.testing.assert_allclose(residual, images - recon, atol=1e-6)
     assert np.isfinite(scores_a).all()
     np.testing.assert_array_equal(scores_a, scores_b)  # the latent mean: same input, same score
     # Batch size does not change a record's score.
@@ -104,7 +106,7 @@ def test_encoder_and_decoder_graphs_compose_to_the_reconstruction(tiny_bundle) -
     latent = tiny_bundle.manifest.training["latent_dim"]
     assert mu.shape == logvar.shape == (50, latent)
     [recon_dec] = session(folder / "decoder.onnx").run(None, {"z": mu})
-    _, recon = session(folder / "model.onnx").run(None, {"images": images})
+    [recon] = session(folder / "model.onnx").run(["reconstruction"], {"images": images})
     np.testing.assert_allclose(recon_dec, recon, atol=1e-5)
 
 

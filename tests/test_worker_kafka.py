@@ -73,7 +73,13 @@ def test_mnist_stream_alerts_on_fives_not_on_ones_and_fours(kafka_bootstrap, top
         )
         w.stop()
     alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]
-    scores = [ScoreMessage.model_validate(s) for s in read_json(kafka_bootstrap, topics["scores"])]
+    raw_scores = read_json(kafka_bootstrap, topics["scores"])
+    scores = [ScoreMessage.model_validate(s) for s in raw_scores]
+    # Every alert says where its error lies; no score message carries a map.
+    maps = [a.anomaly_map for a in alerts]
+    assert all(m is not None and (m.height, m.width, m.cell) == (28, 28, 1) for m in maps)
+    assert all(m.region.width * m.region.height < 28 * 28 for m in maps)
+    assert not any("anomaly_map" in s for s in raw_scores)
     by_id = {a.record_id for a in alerts}
     ids = [f"mnist/{i}" for i in np.flatnonzero(np.isin(load_split("test").labels, (1, 4, 5)))[:1500]]
     is_five = digits == 5

@@ -147,7 +147,7 @@ def test_a_scorer_that_cannot_be_made_fails_each_batch_and_is_made_once(window_m
 
     made: list[str] = []
 
-    def refusing(model, max_batch, io_binding):
+    def refusing(model, max_batch, io_binding, explain):
         made.append(model.key)
         raise ValueError("the CUDA graph's warm-up gave non-finite scores")
 

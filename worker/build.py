@@ -81,7 +81,7 @@ def wire(
     at least once unless `checkpoint` says otherwise; no lag client or watcher unless given."""
     kinds = kinds_for(models, s)
     batcher = Batcher(s.max_batch, s.max_wait_ms)
-    scoring = ScoreStage(s.max_batch, io_binding=s.io_binding)
+    scoring = ScoreStage(s.max_batch, io_binding=s.io_binding, explain=s.explain)
     checkpoint = checkpoint or Checkpoint(consumer, producer, metrics, health, s.commit_interval_ms,
                                           s.output_timeout_ms())  # fmt: skip
     publisher = Publisher(producer, s.alerts_topic, s.dead_letter_topic, s.scores_topic, metrics,

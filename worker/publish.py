@@ -72,15 +72,23 @@ class Publisher:
         self.sent = sent  # told of every output sent, with its delivery report to check
         self.max_output_bytes = max_output_bytes  # key + value of one output
 
-    def outcomes(self, kind: RecordKind, items: list[Item], verdicts: Verdicts, detected_at: datetime) -> int:
+    def outcomes(
+        self,
+        kind: RecordKind,
+        items: list[Item],
+        verdicts: Verdicts,
+        detected_at: datetime,
+        maps: np.ndarray | None = None,
+    ) -> int:
         """An alert for each alerting record, a score message for the rest (with a scores topic); a
-        dead letter for a record whose output cannot be made (OUTPUT_FAILED). Returns the alerts sent."""
+        dead letter for a record whose output cannot be made (OUTPUT_FAILED). Returns the alerts sent.
+        `maps`: the records' anomaly maps from the graph, for their alerts (kind.alert_fields)."""
         # Most records are not anomalies: with no scores topic they need no Python work at all.
         send = range(len(items)) if self.scores_topic else np.flatnonzero(verdicts.alerts).tolist()
         alerts = 0
         for i in send:
             try:
-                self._send_outcome(kind, items[i], verdicts, i, detected_at)
+                self._send_outcome(kind, items[i], verdicts, i, detected_at, maps)
             except (OutputRefused, ValueError, TypeError, OverflowError, OSError) as exc:
                 # Tied to this one record (a timestamp out of datetime's range, an output over the
                 # limit): it must not stop the partition.
@@ -92,8 +100,9 @@ class Publisher:
         return alerts
 
     def _send_outcome(
-        self, kind: RecordKind, item: Item, verdicts: Verdicts, i: int, detected_at: datetime
-    ) -> None:
+        self, kind: RecordKind, item: Item, verdicts: Verdicts, i: int, detected_at: datetime,
+        maps: np.ndarray | None,
+    ) -> None:  # fmt: skip
         m = kind.model.manifest
         fields = dict(
             record_id=item.record_id,
@@ -109,6 +118,7 @@ class Publisher:
         # Built from validated records and a validated manifest: serialised, not re-validated.
         if verdicts.alerts[i]:
             fields.update(severity=float(verdicts.severities[i]), detected_at=detected_at)
+            fields.update(kind.alert_fields(item, verdicts, i, maps))
             output, topic = AnomalyAlert, self.alerts_topic
         else:
             output, topic = ScoreMessage, self.scores_topic

@@ -47,6 +47,10 @@ class Scorer(Protocol):
         """Scores (float64, one per row) of `inputs` (n, *record_shape) float32, in slices of --max-batch."""
         ...
 
+    def score_and_map(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The scores, and the anomaly maps if this scorer reads them (else None)."""
+        ...
+
 
 def _checked(model: LoadedModel, scores: np.ndarray, n: int) -> np.ndarray:
     if scores.shape != (n,):
@@ -56,46 +60,66 @@ def _checked(model: LoadedModel, scores: np.ndarray, n: int) -> np.ndarray:
 
 class RunScorer:
     """Plain session.run() per slice. The slice loop is shared: the other scorers differ only in
-    `_run`, how one slice of at most --max-batch rows is run."""
+    `_run`, how one slice of at most --max-batch rows is run. With `explain` and a graph that has
+    an anomaly map, each slice's maps come back too (a copy of n x map cells, a few percent of
+    the scores' own cost: worker/explain.py reads them for alerts only)."""
 
-    def __init__(self, model: LoadedModel, max_batch: int) -> None:
+    def __init__(self, model: LoadedModel, max_batch: int, explain: bool = False) -> None:
         self.model, self.max_batch = model, max_batch
         self.input_name = model.manifest.input.name
         self.score_name = model.manifest.outputs["score"].name
+        spec = model.map_output if explain else None
+        self.map_name = spec.name if spec is not None else None
+        self.map_shape = tuple(spec.shape) if spec is not None else ()
 
     def score(self, inputs: np.ndarray) -> np.ndarray:
+        return self.score_and_map(inputs)[0]
+
+    def score_and_map(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores (float64) and, if this scorer reads them, anomaly maps (float32, n x map shape)."""
         scores = np.empty(len(inputs), dtype=np.float64)
+        maps = np.empty((len(inputs), *self.map_shape), np.float32) if self.map_name else None
         for start in range(0, len(inputs), self.max_batch):
             x = inputs[start : start + self.max_batch]
-            scores[start : start + len(x)] = _checked(self.model, self._run(x), len(x))
-        return scores
+            got, got_maps = self._run(x)
+            scores[start : start + len(x)] = _checked(self.model, got, len(x))
+            if maps is not None:
+                maps[start : start + len(x)] = got_maps
+        return scores, maps
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        [scores] = self.model.session.run([self.score_name], {self.input_name: x})
-        return scores
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.map_name is None:
+            [scores] = self.model.session.run([self.score_name], {self.input_name: x})
+            return scores, None
+        scores, maps = self.model.session.run([self.score_name, self.map_name], {self.input_name: x})
+        return scores, maps
 
 
 class BoundScorer(RunScorer):
     """IO binding: the input bound in place (host memory; onnxruntime copies it to the device once per
-    call), the scores written straight into a host buffer preallocated for --max-batch rows (one copy
-    back per call). One per model, used by the scoring thread only; the buffer is copied out before
-    the next call, so no batch ever sees another's scores."""
+    call), the scores (and maps) written straight into host buffers preallocated for --max-batch rows
+    (one copy back per call). One per model, used by the scoring thread only; the buffers are copied
+    out before the next call, so no batch ever sees another's scores."""
 
-    def __init__(self, model: LoadedModel, max_batch: int) -> None:
-        super().__init__(model, max_batch)
+    def __init__(self, model: LoadedModel, max_batch: int, explain: bool = False) -> None:
+        super().__init__(model, max_batch, explain)
         self.binding = model.session.io_binding()
         self.out = np.empty(max_batch, dtype=np.float32)
-        self._out_rows = 0  # rows the output is bound for: rebound only when a slice's size changes
+        self.map_out = np.empty((max_batch, *self.map_shape), np.float32) if self.map_name else None
+        self._out_rows = 0  # rows the outputs are bound for: rebound only when a slice's size changes
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = len(x)
         self.binding.bind_cpu_input(self.input_name, x)  # no copy: x's own memory
         if n != self._out_rows:
             self.binding.bind_output(self.score_name, "cpu", 0, np.float32, (n,), self.out.ctypes.data)
+            if self.map_out is not None:
+                self.binding.bind_output(self.map_name, "cpu", 0, np.float32, (n, *self.map_shape),
+                                         self.map_out.ctypes.data)  # fmt: skip
             self._out_rows = n
         self.model.session.run_with_iobinding(self.binding)
-        return self.out[:n]
+        return self.out[:n], (self.map_out[:n] if self.map_out is not None else None)
 
 
 class GraphScorer(RunScorer):
@@ -104,8 +128,8 @@ class GraphScorer(RunScorer):
 
     WARM_RUNS = 3  # onnxruntime runs a graph's first call(s) normally, then captures, then replays
 
-    def __init__(self, model: LoadedModel, max_batch: int, device_id: int = 0) -> None:
-        super().__init__(model, max_batch)
+    def __init__(self, model: LoadedModel, max_batch: int, device_id: int = 0, explain: bool = False) -> None:
+        super().__init__(model, max_batch, explain)
         self.host = np.zeros((max_batch, *model.record_shape), dtype=np.float32)
         pin_host_memory(self.host)  # the buffer every slice is copied to the device from
         self.x = ort.OrtValue.ortvalue_from_numpy(self.host, "cuda", device_id)
@@ -113,17 +137,23 @@ class GraphScorer(RunScorer):
         self.binding = model.session.io_binding()
         self.binding.bind_ortvalue_input(self.input_name, self.x)
         self.binding.bind_ortvalue_output(self.score_name, self.y)
+        self.maps = None
+        if self.map_name:
+            shape = (max_batch, *self.map_shape)
+            self.maps = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", device_id)
+            self.binding.bind_ortvalue_output(self.map_name, self.maps)
         for _ in range(self.WARM_RUNS):
             model.session.run_with_iobinding(self.binding)
         if not np.isfinite(self.y.numpy()).all():
             raise ValueError(f"model {model.key}: the CUDA graph's warm-up gave non-finite scores")
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         n = len(x)
         self.host[:n] = x  # rows beyond n keep older data: their scores are not read
         self.x.update_inplace(self.host)  # the one copy to the device
         self.model.session.run_with_iobinding(self.binding)
-        return self.y.numpy()[:n]  # the one copy back
+        maps = self.maps.numpy()[:n] if self.maps is not None else None
+        return self.y.numpy()[:n], maps  # the copies back
 
 
 class BrokenScorer:
@@ -136,8 +166,13 @@ class BrokenScorer:
     def score(self, inputs: np.ndarray) -> np.ndarray:
         raise self.error
 
+    def score_and_map(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise self.error
 
-def scorer_for(model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto") -> Scorer:
+
+def scorer_for(
+    model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto", explain: bool = False
+) -> Scorer:
     """The way to score `model`: a CUDA graph if its session runs one, else IO binding unless
     --io-binding is off (auto: on with CUDA, and on the CPU too, where it measured at least as fast as
     run(): docs/results.md, IO binding), else run()."""
@@ -145,10 +180,10 @@ def scorer_for(model: LoadedModel, max_batch: int, io_binding: IoBinding = "auto
         if io_binding == "off":
             log.warning("%s: --cuda-graphs needs IO binding: --io-binding off is overridden", model.key)
         device_id = int(model.session.get_provider_options()[CUDA].get("device_id", 0))
-        return GraphScorer(model, max_batch, device_id)
+        return GraphScorer(model, max_batch, device_id, explain)
     if io_binding in ("on", "auto"):
-        return BoundScorer(model, max_batch)
-    return RunScorer(model, max_batch)
+        return BoundScorer(model, max_batch, explain)
+    return RunScorer(model, max_batch, explain)
 
 
 @dataclass
@@ -160,6 +195,7 @@ class Scored:
     error: Exception | None
     seconds: float
     done_at: float = 0.0  # Unix time the scores were ready, for the loop to take back
+    maps: np.ndarray | None = None  # the records' anomaly maps, where the scorer reads them
 
 
 class ScoreStage:
@@ -172,8 +208,10 @@ class ScoreStage:
     loop commits only below the lowest offset in flight.
     """
 
-    def __init__(self, max_batch: int, depth: int = 2, io_binding: IoBinding = "auto") -> None:
-        self.max_batch, self.io_binding = max_batch, io_binding
+    def __init__(
+        self, max_batch: int, depth: int = 2, io_binding: IoBinding = "auto", explain: bool = False
+    ) -> None:
+        self.max_batch, self.io_binding, self.explain = max_batch, io_binding, explain
         self._scorers: dict[str, Scorer] = {}  # by model name: the version in service (scoring thread only)
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=depth)
         self._results: queue.Queue[Scored] = queue.Queue()
@@ -192,7 +230,8 @@ class ScoreStage:
         while (batch := self._queue.get()) is not None:
             t0 = time.perf_counter()
             try:
-                result = Scored(batch, self.scorer(batch.model).score(batch.inputs()), None, 0.0)
+                scores, maps = self.scorer(batch.model).score_and_map(batch.inputs())
+                result = Scored(batch, scores, None, 0.0, maps=maps)
             except Exception as exc:  # a model that raises must not stop the stream or lose records
                 result = Scored(batch, None, exc, 0.0)
             result.seconds = time.perf_counter() - t0
@@ -206,7 +245,7 @@ class ScoreStage:
         scorer = self._scorers.get(name)
         if scorer is None or scorer.model is not model:
             try:
-                scorer = scorer_for(model, self.max_batch, self.io_binding)
+                scorer = scorer_for(model, self.max_batch, self.io_binding, self.explain)
             except Exception as exc:
                 log.error("%s: could not make its scorer; its records are dead-lettered: %s", model.key, exc)
                 scorer = BrokenScorer(model, exc)

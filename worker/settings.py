@@ -208,6 +208,12 @@ class WorkerSettings(BaseSettings):
         "through fixed device buffers. Ignored, with a log line, on the CPU",
     )
     cuda_device_id: int = Field(0, ge=0, description="CUDA only: which GPU (the CUDA provider's device_id)")
+    explain: bool = Field(
+        True,
+        description="image alerts carry an anomaly map (where the error lies, and the box around the most "
+        "anomalous region: docs/wire-format.md#anomaly-maps), from models whose graph computes one; "
+        "--no-explain: alerts without it, and the maps are not read back from the graph",
+    )
     cuda_mem_limit_bytes: int = Field(
         0,
         ge=0,

@@ -1,41 +1,59 @@
 """ONNX export of the image VAE: the score is computed inside the graph, from the latent mean.
 
 Three graphs go into a bundle, each with a dynamic batch axis and named tensors:
-  model.onnx    images (B, H, W) -> score (B), reconstruction (B, H, W)
+  model.onnx    images (B, H, W) -> score (B), reconstruction (B, H, W), anomaly_map (B, h, w)
   encoder.onnx  images (B, H, W) -> mu (B, Z), logvar (B, Z)
   decoder.onnx  z (B, Z)         -> reconstruction (B, H, W)
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from schemas import MODEL_FILE
+from schemas.outputs import pool_size
 from training.core.export import check_parity, export_graph
 from training.images.loss import anomaly_score
 from training.images.mnist import scale_pixels
 from training.images.models import VAE
 
 SCORE_INPUT = "images"
-SCORE_OUTPUTS = ("score", "reconstruction")
+SCORE_OUTPUTS = ("score", "reconstruction", "anomaly_map")
+
+
+def anomaly_map_shape(image_shape: tuple[int, int]) -> tuple[int, int]:
+    """The anomaly map's cells: the image itself up to 32x32, larger ones pooled (schemas.outputs)."""
+    k = pool_size(image_shape)
+    return math.ceil(image_shape[0] / k), math.ceil(image_shape[1] / k)
 
 
 class ScoreGraph(nn.Module):
-    """images -> (score, reconstruction); deterministic: the decoder sees the latent mean."""
+    """images -> (score, reconstruction, anomaly_map); deterministic: the decoder sees the latent mean.
+
+    The anomaly map is the signed residual, image minus reconstruction, averaged over square cells
+    of pool_size(image) pixels a side: the worker publishes it on alerts (worker/explain.py), so it
+    is computed in the batch that computes the score, on the device that runs it."""
 
     def __init__(self, vae: VAE, score_function: str) -> None:
         super().__init__()
         self.vae = vae
         self.score_function = score_function
+        self.pool = pool_size(vae.image_shape)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, _ = self.vae.encode(images)
         logits = self.vae.decode(mu)
-        return anomaly_score(logits, images, self.score_function), torch.sigmoid(logits)
+        reconstruction = torch.sigmoid(logits)
+        residual = images - reconstruction
+        if self.pool > 1:
+            residual = F.avg_pool2d(residual.unsqueeze(1), self.pool, ceil_mode=True).squeeze(1)
+        return anomaly_score(logits, images, self.score_function), reconstruction, residual
 
 
 class EncoderGraph(nn.Module):
@@ -74,7 +92,7 @@ def export_bundle_graphs(vae: VAE, score_function: str, folder: Path) -> dict[st
 @torch.no_grad()
 def torch_scores(vae: VAE, score_function: str, images: np.ndarray) -> np.ndarray:
     """The reference the ONNX graph must match: ScoreGraph in torch, float32 images in [0, 1]."""
-    score, _ = ScoreGraph(vae.cpu().eval(), score_function)(torch.from_numpy(images.astype(np.float32)))
+    score, *_ = ScoreGraph(vae.cpu().eval(), score_function)(torch.from_numpy(images.astype(np.float32)))
     return score.numpy()
 
 

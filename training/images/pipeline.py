@@ -18,7 +18,7 @@ from training.core.onnx_scoring import cpu_session, run_batched
 from training.core.steps import write_bundle
 from training.images import report
 from training.images.evaluate import detection_metrics, one_vs_rest_auroc
-from training.images.export import SCORE_INPUT, SCORE_OUTPUTS, check_image_parity, export_bundle_graphs
+from training.images.export import SCORE_INPUT, anomaly_map_shape, check_image_parity, export_bundle_graphs
 from training.images.fit import fit
 from training.images.loss import SCORE_DESCRIPTIONS, SCORE_FUNCTIONS
 from training.images.mnist import MnistSplit, load_split, scale_pixels
@@ -159,7 +159,7 @@ def calibrate_graph(
 
 def image_outputs(session: ort.InferenceSession, images_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(scores as float64, reconstructions) of uint8 images, pre-processed as the worker does."""
-    scores, recons = run_batched(session, scale_pixels(images_u8), SCORE_OUTPUTS)
+    scores, recons = run_batched(session, scale_pixels(images_u8), ("score", "reconstruction"))
     return scores.astype(np.float64), recons
 
 
@@ -215,6 +215,7 @@ def build_manifest(
         outputs={
             "score": TensorSpec(name="score", shape=[]),
             "reconstruction": TensorSpec(name="reconstruction", shape=[h, w]),
+            "anomaly_map": TensorSpec(name="anomaly_map", shape=list(anomaly_map_shape((h, w)))),
         },
         preprocessing=ImagePreprocessing(record_shape=[h, w]),
         score=ScoreSpec(function=score_fn, description=SCORE_DESCRIPTIONS[score_fn]),

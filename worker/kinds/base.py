@@ -60,6 +60,13 @@ class RecordKind(ABC):
         """Fields of the item's alert beyond the common ones (a score message keeps those it has)."""
         return {}
 
+    def alert_fields(
+        self, item: Item, verdicts: Verdicts, i: int, maps: np.ndarray | None
+    ) -> dict[str, object]:
+        """Fields only the item's alert carries (never a score message): what explains it. `maps`: the
+        batch's anomaly maps from the graph, if it computes them and --explain is on."""
+        return {}
+
     def keep_partitions(self, kept: set[tuple[str, int]]) -> None:  # noqa: B027 - most kinds keep nothing
         """After a rebalance: drop what is kept for partitions no longer assigned here."""
 

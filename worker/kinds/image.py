@@ -1,19 +1,35 @@
 """Image records: the pixels, checked against the model's record shape, are the model input; an image
-alerts at score >= the model's threshold. Outputs carry no fields beyond the common ones."""
+alerts at score >= the model's threshold. An alert carries its anomaly map where the graph computes one
+(worker/explain.py); score messages carry no fields beyond the common ones."""
 
 from __future__ import annotations
+
+import logging
+import math
 
 import numpy as np
 
 from schemas import ImageRecord, Reason, Rejection
 from worker.batch import Item
 from worker.decide import Verdicts, against_threshold
+from worker.explain import anomaly_map
 from worker.kafka.protocol import Consumed
 from worker.kinds.base import RecordKind
+from worker.serving.registry import LoadedModel
+from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
 
 
 class ImageKind(RecordKind):
     name = "image"
+
+    def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
+        super().__init__(model, settings)
+        spec, (h, w) = model.map_output, model.record_shape
+        # Image pixels per map cell side: the pooling the graph applied (1 up to 32 x 32).
+        self.cell = max(math.ceil(h / spec.shape[0]), math.ceil(w / spec.shape[1])) if spec else 1
+        self._map_failed = False
 
     def prepare(self, message: Consumed, record: ImageRecord, record_id: str) -> Item | Rejection:
         if tuple(record.shape) != self.model.record_shape:
@@ -26,3 +42,16 @@ class ImageKind(RecordKind):
 
     def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
         return against_threshold(self.model.manifest, scores)
+
+    def alert_fields(
+        self, item: Item, verdicts: Verdicts, i: int, maps: np.ndarray | None
+    ) -> dict[str, object]:
+        if maps is None:
+            return {}
+        try:
+            return {"anomaly_map": anomaly_map(maps[i], self.cell, self.model.record_shape)}
+        except (ValueError, IndexError) as exc:  # the alert goes out without its map, never lost for it
+            if not self._map_failed:
+                log.warning("%s: alerts go out without anomaly maps: %s", self.model.key, exc)
+                self._map_failed = True
+            return {}

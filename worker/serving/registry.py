@@ -11,7 +11,8 @@ import onnxruntime as ort
 
 from schemas import MANIFEST_FILE, MetricPreprocessing, ModelManifest
 from schemas.detect import StateFile
-from schemas.manifest import ManifestError, bundle_path
+from schemas.manifest import ManifestError, TensorSpec, bundle_path
+from schemas.outputs import MAX_MAP_SIDE
 from schemas.repository import (
     BundleIncomplete,
     RepositoryError,
@@ -23,6 +24,8 @@ from worker.serving.device import CPU, CUDA, CudaOptions, Provider, choose_provi
 from worker.serving.policy import chosen_folders
 
 log = logging.getLogger(__name__)
+
+MAP_ROLE = "anomaly_map"  # the manifest's name for the graph output an alert's anomaly map comes from
 
 
 class BundleError(RuntimeError):
@@ -49,6 +52,11 @@ class LoadedModel:
     @property
     def record_shape(self) -> tuple[int, ...]:
         return tuple(self.manifest.preprocessing.record_shape)
+
+    @property
+    def map_output(self) -> TensorSpec | None:
+        """The graph's anomaly map (image bundles exported since it exists; checked at load), if any."""
+        return self.manifest.outputs.get(MAP_ROLE)
 
 
 def load_bundle(folder: Path, providers: list[Provider], intra_op_threads: int = 0) -> LoadedModel:
@@ -127,6 +135,13 @@ def _check_graph(session: ort.InferenceSession, manifest: ModelManifest, folder:
     outputs = {o.name for o in session.get_outputs()}
     if manifest.outputs["score"].name not in outputs:
         raise BundleError(f"{folder}: the graph has no score output {manifest.outputs['score'].name!r}")
+    if (spec := manifest.outputs.get(MAP_ROLE)) is not None:
+        if spec.name not in outputs:
+            raise BundleError(f"{folder}: the manifest names an anomaly map output {spec.name!r} that the "
+                              "graph does not have")  # fmt: skip
+        if manifest.kind != "image" or len(spec.shape) != 2 or max(spec.shape) > MAX_MAP_SIDE:
+            raise BundleError(f"{folder}: an anomaly map belongs to an image model and has at most "
+                              f"{MAX_MAP_SIDE} cells a side, not {spec.shape} ({manifest.kind})")  # fmt: skip
 
 
 def _warm_up(model: LoadedModel) -> None:
