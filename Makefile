@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint demo train train-kpi bench gpu-check chaos fuzz kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint prom-check prometheus demo train train-kpi bench gpu-check chaos fuzz kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -40,8 +40,21 @@ kafka-status:  ## is the local Kafka running? (says so either way; kafka.sh stat
 lint: $(VENV)/.installed  ## ruff
 	$(PY) -m ruff check .
 
-test: setup lint  ## the whole suite, Kafka integration tests included (they start their own broker)
+test: setup lint  ## the whole suite, Kafka integration tests included (they start their own broker), then prom-check
 	$(PY) -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory prom-check
+
+prom-check: setup prometheus  ## every alert rule and dashboard query, evaluated by a real Prometheus scraping a running worker
+	$(PY) -m tooling.promcheck
+
+# Debian's prometheus package (server and promtool), installed when neither is on PATH.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "prom-check needs Prometheus: install Debian's package as root (apt-get install prometheus)" \
+	       "or put the prometheus and promtool binaries on PATH" >&2; exit 2; fi; \
+	echo "installing Debian's prometheus package (server and promtool)"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
 test-all: setup lint  ## the suite including the slow quality runs
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -69,6 +69,7 @@ class StreamDemoSettings(BaseSettings):
     kpi_seed: int = Field(11, description="seed of the generated series")
     kpi_stream_days: float = Field(3.0, gt=0, description="last days of each series to stream")
     kpi_rate: float = Field(3000.0, gt=0, description="KPI points per second")
+    figures_dir: Path = Field(REPO / ".demo", description="where the demo writes its pictures (PNG)")
     swap_records: int = Field(
         2000,
         ge=0,
@@ -78,7 +79,7 @@ class StreamDemoSettings(BaseSettings):
 
     # Relative paths given by flag or variable are from the current directory, resolved here once, so the
     # checks in this process and the training / worker subprocesses (run in REPO) see the same folders.
-    absolute_paths = field_validator("model_repository", "data_dir", "kpi_data_dir")(absolute)
+    absolute_paths = field_validator("model_repository", "data_dir", "kpi_data_dir", "figures_dir")(absolute)
 
 
 
@@ -256,6 +257,27 @@ def summary(out: Outputs, digits: dict[str, int], sent_at: dict[str, float], n_s
         )
 
 
+def explain_one(s: StreamDemoSettings, bundle: Bundle, out: Outputs) -> None:
+    """The most anomalous image alert with its anomaly map: image, reconstruction and map in the terminal
+    and as a PNG."""
+    from demo import explain
+
+    mapped = [a for a in out.alerts if a.get("anomaly_map") and a["record_id"].startswith("mnist-test/")]
+    if not mapped:
+        print(f"\nno image alert carries an anomaly map ({bundle.folder} was exported before maps existed: "
+              "'make train' exports one that has them)")  # fmt: skip
+        return
+    alert = max(mapped, key=lambda a: a["score"])
+    image = load_split("test", s.data_dir).images[int(alert["record_id"].split("/")[1])]
+    recon = explain.reconstruction(bundle.folder, image)
+    print(f"\nwhy {alert['record_id']} alerted (score {alert['score']:.1f}, the highest): its anomaly map")
+    for line in explain.terminal_lines(image, recon, alert["anomaly_map"]):
+        print(line)
+    title = f"{alert['record_id']}, score {alert['score']:.1f}"
+    png = explain.write_png(image, recon, alert["anomaly_map"], title, s.figures_dir / "image-alert.png")
+    print(f"  the same as a picture: {png}")
+
+
 def stream_kpi(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], out: Outputs) -> int:
     """Stream the KPI points, wait for their outputs, print the KPI summary; returns outputs expected."""
     from training.kpi.offline import predict_alerts
@@ -349,6 +371,7 @@ def run(s: StreamDemoSettings) -> int:
         while out.count() < expected and time.monotonic() < deadline:
             time.sleep(0.2)
         summary(out, digits, sent_at, len(messages))
+        explain_one(s, image_bundle, out)
         if s.swap_records:
             expected += hot_swap(s, image_bundle, topics, out)
         if kpi_bundle is not None:

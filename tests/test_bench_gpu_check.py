@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bench.common import REPO
-from tests.metric_bundles import write_last_point_bundle
+from tooling.metric_bundles import write_last_point_bundle
 
 
 def test_gpu_check_quick_runs_on_the_cpu_and_writes_json(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from schemas import image_message
-from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import copy_bundle
 from tests.worker_harness import WorkerThread, read_topic, wait_for, worker_settings
 from tooling.kafka import create_topic, produce
+from tooling.metric_bundles import write_last_point_bundle
 from worker.settings import WorkerSettings
 from worker.source import RECORD_OVERHEAD, build_clients, max_output_bytes
 

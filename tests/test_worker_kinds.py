@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from schemas import MetricPoint, Reason, Rejection, metric_message
-from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import message
+from tooling.metric_bundles import write_last_point_bundle
 from worker.batch import Item
 from worker.kinds import KINDS, Held, kinds_for
 from worker.kinds.image import ImageKind

@@ -16,8 +16,8 @@ import pytest
 import tests.worker_harness as harness
 from schemas import metric_message
 from schemas.manifest import SeriesStats
-from tests.metric_bundles import write_last_point_bundle
 from tests.worker_harness import WorkerThread, end_offsets, produce, wait_for, worker_settings
+from tooling.metric_bundles import write_last_point_bundle
 from worker.app import Worker
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """Metric points through the worker on the real broker: windows, alerts, late and duplicate points,
-eviction, restarts. A hand-built bundle (tests/metric_bundles.py) makes the alerts predictable."""
+eviction, restarts. A hand-built bundle (tooling/metric_bundles.py) makes the alerts predictable."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from schemas import AnomalyAlert, ScoreMessage, metric_message
 from schemas.detect import PARTS, DetectorParams
 from schemas.manifest import SeriesStats
-from tests.metric_bundles import write_last_point_bundle
 from tests.worker_harness import WorkerThread, committed, end_offsets, produce, read_json, worker_settings
+from tooling.metric_bundles import write_last_point_bundle
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.metric_bundles import write_last_point_bundle
+from tooling.metric_bundles import write_last_point_bundle
 from worker.batch import Batch, Batcher, Item
 from worker.score import BoundScorer, RunScorer, ScoreStage, score_batch, scorer_for
 from worker.serving.device import CPU, CUDA

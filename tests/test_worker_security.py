@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.kafka_secure import PASSWORD, USER, SecureKafka, secure_broker
-from tests.metric_bundles import write_last_point_bundle
 from tooling.broker import BrokerError
+from tooling.metric_bundles import write_last_point_bundle
 from tooling.process import PACKAGE_ROOT
 from worker.settings import WorkerSettings
 

@@ -1,7 +1,7 @@
 """Model versions into service without a restart (worker/serving/policy.py and watch.py; worker/swaps.py),
 without a broker:
 the version policy, the watcher's look at the repository, and the loop's side of a swap. On small
-hand-built metric bundles (tests/metric_bundles.py), so nothing is trained here."""
+hand-built metric bundles (tooling/metric_bundles.py), so nothing is trained here."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from schemas import metric_message
 from schemas.detect import DetectorParams
 from schemas.repository import bundle_folders, copy_as_version
 from schemas.settings import describe_errors
-from tests.metric_bundles import write_last_point_bundle
 from tests.worker_fakes import flip_a_byte, message, rewrite_manifest
+from tooling.metric_bundles import write_last_point_bundle
 from worker.batch import Batcher, Item
 from worker.decode import decode_message
 from worker.kinds import kinds_for

@@ -103,6 +103,10 @@ class MetricKind(RecordKind):
     def report(self, metrics: Metrics) -> None:
         """The windows' running totals into the Prometheus metrics: what changed since the last report."""
         key, store = self.model.key, self.windows
+        # Made at 0 before the first eviction or reset: a dashboard shows 0, not "no data", and an
+        # increase() sees the first one.
+        metrics.series_evicted.labels(model=key)
+        metrics.series_resets.labels(model=key)
         metrics.series_active.labels(model=key).set(len(store))
         metrics.series_warming.labels(model=key).set(store.warming)
         now = Counter({o.value: n for o, n in store.outcomes.items()})

@@ -1,4 +1,5 @@
-"""A small hand-built metric bundle for tests of the worker's window mechanics (not of model quality).
+"""A small hand-built metric bundle for the tests of the worker's window mechanics and for prom-check
+(not for model quality).
 
 Its graph scores a window by how far the last point lies from the mean of the others:
 score = (x[-1] - mean(x[:-1]))^2 on scaled values (its detector's vae part). Real, exported
