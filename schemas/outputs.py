@@ -40,6 +40,15 @@ class ScoredOutput(BaseModel):
         None, description="Metric records: series plus sorted labels (the Kafka key)."
     )
     value: float | None = Field(None, description="Metric records: value of the window's last point.")
+    expected: float | None = Field(
+        None, description="Metric records: the value the detector expected for the point (the seasonal "
+        "prediction where a season is in use, else the median of the window's past), in the series' units",
+    )
+    lower: float | None = Field(
+        None, description="Metric records: the normal band's low end: values from lower to upper are "
+        "ordinary for this series now: within the detector's running 99th percentile of its own deviations",
+    )
+    upper: float | None = Field(None, description="Metric records: the normal band's high end")
     detector: Literal[PARTS] | None = Field(  # type: ignore[valid-type]
         None,
         description="Metric records: the part that gave the score: vae (the model's reconstruction error "

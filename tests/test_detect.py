@@ -309,3 +309,29 @@ def test_a_primed_series_that_restarts_on_an_outlier_raises_no_drift_or_far_aler
     [d], _ = replay([points(restart)], p, StateFile(["s"], states))
     parts = [PARTS[k] for k in d.part[:200][d.alert[:200]]]
     assert "drift" not in parts and "far" not in parts
+
+
+def test_the_band_holds_ordinary_values_and_not_a_step_and_follows_a_daily_peak() -> None:
+    rng = np.random.default_rng(21)
+    t = np.arange(12 * DAY)
+    x = 100 + 80 * np.exp(-(((t % DAY) - 150) ** 2) / (2 * 12.0**2)) + rng.normal(0, 2, t.size)
+    x[10 * DAY + 40 : 10 * DAY + 60] += 25  # a step of 12 noise units, away from the peak
+    d, _ = run(x)
+    last = x[W - 1 :]
+    known = np.isfinite(d.lower)
+    assert known[4 * DAY :].all()
+    assert np.all((d.lower[known] <= d.expected[known]) & (d.expected[known] <= d.upper[known]))
+    inside = (last >= d.lower) & (last <= d.upper)
+    ordinary = np.ones(len(last), bool)
+    ordinary[: 4 * DAY] = False
+    ordinary[10 * DAY + 40 - W + 1 : 10 * DAY + 80 - W + 1] = False
+    assert inside[ordinary].mean() >= 0.95
+    assert not inside[10 * DAY + 40 - W + 1]  # the step's first point is outside
+    peak = [i for i in range(6 * DAY, 7 * DAY) if (i + W - 1) % DAY == 150]
+    assert all(d.expected[i] > 150 for i in peak)  # at the daily peak, the season expects the peak
+
+
+def test_a_warming_point_has_no_band() -> None:
+    d, _ = run(np.random.default_rng(5).normal(10, 1, 200), DetectorParams(warmup=50))
+    assert np.isnan(d.lower[:50]).all() and np.isnan(d.expected[:50]).all()
+    assert np.isfinite(d.lower[60:]).all() and (d.lower[60:] < d.upper[60:]).all()

@@ -61,7 +61,7 @@ def test_a_metric_point_is_held_until_its_window_is_full_then_keyed_and_describe
     assert fields == {
         "series_key": 'cpu{host="a"}', "series": "cpu", "labels": {"host": "a"}, "value": 5.0, "window": W,
         "detector": d.part, "detector_score": d.part_score, "detector_threshold": d.part_threshold,
-        "ts": T0 + timedelta(minutes=W - 1),
+        "ts": T0 + timedelta(minutes=W - 1), "expected": d.expected, "lower": d.lower, "upper": d.upper,
     }  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from datetime import UTC
 import numpy as np
 import pytest
 
-from schemas import AnomalyAlert, metric_message
+from schemas import AnomalyAlert, ScoreMessage, metric_message
 from tests.kpi_helpers import train_tiny_kpi_bundle
 from tests.worker_harness import WorkerThread, produce, read_json, worker_settings
 from training.kpi.offline import predict_alerts
@@ -87,6 +87,15 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
             time.sleep(0.2)
         w.stop()
     alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]
+    scores = [ScoreMessage.model_validate(m) for m in read_json(kafka_bootstrap, topics["scores"])]
+
+    # Past warm-up the outputs say what was expected and the normal band; the spike is outside it.
+    banded = [o for o in alerts + scores if o.lower is not None]
+    assert len(banded) >= 0.9 * len([o for o in alerts + scores if o.score > 0])
+    assert all(o.lower <= o.expected <= o.upper for o in banded)
+    [spike] = [a for a in alerts if a.series_key == stream[0].name and a.ts == stream[0].timestamps[SPIKE_AT]]
+    assert not spike.lower <= spike.value <= spike.upper
+    assert np.mean([m.lower <= m.value <= m.upper for m in scores if m.lower is not None]) >= 0.95
 
     streamed = sorted((a.series_key, a.ts.astimezone(UTC).timestamp()) for a in alerts)
     assert streamed == sorted((e.series, e.timestamp_s) for e in expected)

@@ -61,6 +61,9 @@ class Decision:
     part_threshold: float  # the raw score at which that part alone would have alerted
     alert: bool
     warming: bool
+    expected: float | None = None  # the band (Decisions): None where unknown
+    lower: float | None = None
+    upper: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,11 @@ class Decisions:
     part_threshold: np.ndarray
     alert: np.ndarray
     warming: np.ndarray
+    # The band (series' units; NaN where unknown): the value expected and the range around it that the
+    # level part (or the season, where one is in use) accepts without alerting on its own.
+    expected: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
 
     def __len__(self) -> int:
         return len(self.score)
@@ -82,7 +90,7 @@ class Decisions:
         return Decision(
             float(self.score[i]), float(self.threshold[i]), PARTS[int(self.part[i])],
             float(self.part_score[i]), float(self.part_threshold[i]), bool(self.alert[i]),
-            bool(self.warming[i]),
+            bool(self.warming[i]), *(_known(getattr(self, f)[i]) for f in ("expected", "lower", "upper")),
         )  # fmt: skip
 
     @classmethod
@@ -119,6 +127,7 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     surprise = np.full((len(PARTS), n), -np.inf)
     raw = np.zeros((len(PARTS), n))
     part_thr = np.full((len(PARTS), n), np.inf)
+    band_thr = np.full((len(PARTS), n), np.inf)
 
     # level: the point against its window's past, on a scale no smaller than the series' typical one;
     # after a flat past, against the series' largest recent step (unknown before its first change)
@@ -163,7 +172,7 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
             active = seen >= 4 * p.drift_fast
         elif part == "far":
             active = seen >= 2 * p.warmup
-        s, thr = _tail(st, i, part, raw[k], active, alpha, threshold, p)
+        s, thr, band_thr[k] = _tail(st, i, part, raw[k], active, alpha, threshold, p)
         surprise[k] = np.where(active, s, -np.inf)
         part_thr[k] = thr
 
@@ -217,6 +226,7 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
     st[:, Col.STEP_MAX] = np.where(unusual, step_max * decay_step, st[:, Col.STEP_MAX])
 
     states.scalars[rows] = st
+    expected, lower, upper = _band(last, center, denom, has_season, residual, season_scale, band_thr, warming)
     k = np.minimum(part.astype(np.intp), PART_INDEX["flat"])  # spike: filled in below
     with np.errstate(all="ignore"):
         part_score = np.where(spike, np.abs(last - center), raw[k, cols])
@@ -229,7 +239,34 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
         part_threshold=np.where(spike, part_threshold, np.minimum(part_threshold, MAX_RAW)),
         alert=alert,
         warming=warming,
+        expected=expected,
+        lower=lower,
+        upper=upper,
     )
+
+
+def _known(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _band(
+    last: np.ndarray, center: np.ndarray, denom: np.ndarray, has_season: np.ndarray, residual: np.ndarray,
+    season_scale: np.ndarray, band_thr: np.ndarray, warming: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """What the point was expected to be, and the range around it that the part judging the point's
+    value accepts: the seasonal prediction and the season's scale where a season is in use, else the
+    window's median and the level part's scale; the half-width is that part's tail quantile
+    (tail_quantile, 99 % by default) of the series' own recent raw scores (`band_thr`), in those
+    scales: the band holds what the series' ordinary points reach."""
+    with np.errstate(all="ignore"):
+        expected = np.where(has_season, last - residual, center)
+        scale = np.where(has_season, season_scale, denom)
+        k = np.where(has_season, band_thr[PART_INDEX["season"]], band_thr[PART_INDEX["level"]])
+        half = k * scale
+    known = ~warming & np.isfinite(expected) & np.isfinite(half) & (scale > 0)
+    nan = np.full(len(last), np.nan)
+    return (np.where(known, expected, nan), np.where(known, expected - half, nan),
+            np.where(known, expected + half, nan))  # fmt: skip
 
 
 def _plain_level(st: np.ndarray, last: np.ndarray, floor: np.ndarray, p: DetectorParams) -> np.ndarray:
@@ -365,9 +402,9 @@ def _far(st: np.ndarray, y: np.ndarray, seen: np.ndarray, p: DetectorParams) -> 
 def _tail(
     st: np.ndarray, i: int, part: str, raw: np.ndarray, active: np.ndarray, alpha: np.ndarray,
     threshold: np.ndarray, p: DetectorParams,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(surprise, the raw score that reaches `threshold`) of each row's raw score of one part; then
-    learn it.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(surprise, the raw score that reaches `threshold`, the raw score at the tail quantile) of each
+    row's raw score of one part; then learn it.
 
     Peaks over threshold (SPOT-like, with an exponential tail): above its tail_quantile t, a part's
     log-scores are taken to fall off as exp(-(y - t) / b), b their mean excess over t, so
@@ -391,7 +428,8 @@ def _tail(
     st[:, qc] = np.where(active, moved, t)
     with np.errstate(over="ignore"):
         at_threshold = np.exp(np.minimum(t + b * LN10 * (threshold - base), 700.0)) - EPS[part]
-    return surprise, at_threshold
+        at_band = np.exp(np.minimum(t, 700.0)) - EPS[part]  # the part's tail quantile itself
+    return surprise, at_threshold, at_band
 
 
 def _flat(st: np.ndarray, step: np.ndarray, s_w: np.ndarray, last: np.ndarray, threshold: np.ndarray,

@@ -62,5 +62,6 @@ def replay(
 
 _DTYPES = {
     "score": np.float64, "threshold": np.float64, "part": np.int8, "part_score": np.float64,
-    "part_threshold": np.float64, "alert": bool, "warming": bool,
+    "part_threshold": np.float64, "alert": bool, "warming": bool, "expected": np.float64,
+    "lower": np.float64, "upper": np.float64,
 }  # fmt: skip

@@ -75,7 +75,7 @@ class MetricKind(RecordKind):
         fields: dict[str, object] = dict(
             series_key=point.series_key, value=point.value, series=point.series, labels=point.labels,
             window=len(item.row), detector=d.part, detector_score=d.part_score,
-            detector_threshold=d.part_threshold,
+            detector_threshold=d.part_threshold, expected=d.expected, lower=d.lower, upper=d.upper,
         )  # fmt: skip
         if point.ts is None:  # the alert names the point's grid time
             fields["ts"] = datetime.fromtimestamp(window_of(item).slot_ts, UTC)
@@ -170,6 +170,6 @@ def decide_windows(store: SeriesWindows, windows: list[Window], scores: np.ndarr
     n = len(gone)
     warming = Decisions(
         np.zeros(n), np.full(n, params.threshold), np.full(n, PARTS.index("vae"), np.int8),
-        np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool),
+        np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool), *np.full((3, n), np.nan),
     )  # fmt: skip
     return Decisions.concat([made, warming], np.concatenate([at, gone]))
