@@ -1,5 +1,6 @@
-"""One image alert, explained: its image, the model's reconstruction and the anomaly map the alert carries,
-in the terminal (shaded characters, the region boxed) and as a PNG beside them."""
+"""Alerts, explained. One image alert: its image, the model's reconstruction and the anomaly map the alert
+carries, in the terminal (shaded characters, the region boxed) and as a PNG. One KPI alert: its series
+with the expected value and the normal band its outputs carry, as a PNG."""
 
 from __future__ import annotations
 
@@ -86,6 +87,41 @@ def write_png(image_u8: np.ndarray, recon: np.ndarray, published: dict, title: s
                                edgecolor="cyan", linewidth=1.5))  # fmt: skip
     fig.suptitle(f"{title}: region {region['width']}x{region['height']} at ({region['x']}, {region['y']}), "
                  f"{region['error_share']:.0%} of the error", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_band_png(outputs: list[dict], alert: dict, path: Path, days: float = 1.0) -> Path:
+    """A series' values around `alert` (the last `days` before it and a few hours after), the expected
+    value and the band from its score and alert messages, the alerts marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from datetime import datetime
+
+    import matplotlib.pyplot as plt
+
+    def when(o: dict) -> float:
+        return datetime.fromisoformat(o["ts"].replace("Z", "+00:00")).timestamp()
+
+    at = when(alert)
+    near = sorted((o for o in outputs if at - days * 86400 <= when(o) <= at + 0.25 * days * 86400), key=when)
+    t = np.array([(when(o) - at) / 3600 for o in near])
+    value = np.array([o["value"] for o in near])
+    band = np.array([[o.get(k) if o.get(k) is not None else np.nan for k in ("expected", "lower", "upper")]
+                     for o in near])  # fmt: skip
+    alerted = np.array(["severity" in o for o in near])
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    ax.fill_between(t, band[:, 1], band[:, 2], color="tab:blue", alpha=0.18, label="normal band")
+    ax.plot(t, band[:, 0], color="tab:blue", lw=0.8, ls="--", label="expected")
+    ax.plot(t, value, color="black", lw=0.8, label="value")
+    ax.scatter(t[alerted], value[alerted], color="tab:red", zorder=3, s=18, label="alert")
+    ax.set_xlabel("hours from the alert")
+    ax.set_title(f"{alert['series_key']}: alert by {alert.get('detector')} at {alert['ts'][:16]}", fontsize=9)
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

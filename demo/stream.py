@@ -195,10 +195,12 @@ class Outputs:
         if out.get("kind") == "metric":
             self.metric_alerts.append(out)
             if len(self.metric_alerts) <= SHOWN_ALERTS:
+                band = (f"  band {out['lower']:.1f} .. {out['upper']:.1f}" if out.get("lower") is not None
+                        else "")  # fmt: skip
                 print(
                     f"  ALERT  {out['series_key']:<12} {out['ts'][:16]}  value {out['value']:8.1f}  "
                     f"score {out['score']:6.2f} >= {out['threshold']:.2f}  by {out.get('detector', '?'):<5}  "
-                    f"severity {out['severity']:.2f}"
+                    f"severity {out['severity']:.2f}{band}"
                 )
             elif len(self.metric_alerts) == SHOWN_ALERTS + 1:
                 print("  ... (more KPI alerts; the summary counts them all)")
@@ -295,7 +297,24 @@ def stream_kpi(s: StreamDemoSettings, bundle: Bundle, topics: dict[str, str], ou
         time.sleep(0.2)
     offline = {(a.series, a.timestamp_s) for a in predict_alerts(bundle.folder, streamed_csv)}
     kpi.summary(points, window, out.metric_alerts, offline)
+    explain_kpi(s, out)
     return expected
+
+
+def explain_kpi(s: StreamDemoSettings, out: Outputs) -> None:
+    """The most severe KPI alert's series with its expected value and band, as a PNG."""
+    from demo import explain
+
+    banded = [a for a in out.metric_alerts if a.get("lower") is not None]
+    if not banded:
+        return
+    alert = max(banded, key=lambda a: a["severity"])
+    series = [o for o in out.scores + out.metric_alerts if o.get("series_key") == alert["series_key"]]
+    png = explain.write_band_png(series, alert, s.figures_dir / "kpi-alert.png")
+    band = f"{alert['lower']:.1f} .. {alert['upper']:.1f}"
+    print(f"\nthe most severe KPI alert, {alert['series_key']} at {alert['ts'][:16]}: value "
+          f"{alert['value']:.1f}, expected {alert['expected']:.1f}, band {band} (by {alert['detector']}); "
+          f"the series with its band: {png}")  # fmt: skip
 
 
 def version_in_service(s: StreamDemoSettings, name: str) -> str | None:
