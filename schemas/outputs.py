@@ -66,6 +66,12 @@ def pool_size(image_shape: tuple[int, ...]) -> int:
     return max(1, math.ceil(max(image_shape[0], image_shape[1]) / MAX_MAP_SIDE))
 
 
+def map_shape(image_shape: tuple[int, ...]) -> tuple[int, int]:
+    """The anomaly map's cells (down, across) for an image of this shape: pooled by pool_size."""
+    k = pool_size(image_shape)
+    return math.ceil(image_shape[0] / k), math.ceil(image_shape[1] / k)
+
+
 class AnomalyRegion(BaseModel):
     """The box around an image's most anomalous region, in the image's pixels (0, 0 at the top left)."""
 

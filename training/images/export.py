@@ -8,7 +8,6 @@ Three graphs go into a bundle, each with a dynamic batch axis and named tensors:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +24,6 @@ from training.images.models import VAE
 
 SCORE_INPUT = "images"
 SCORE_OUTPUTS = ("score", "reconstruction", "anomaly_map")
-
-
-def anomaly_map_shape(image_shape: tuple[int, int]) -> tuple[int, int]:
-    """The anomaly map's cells: the image itself up to 32x32, larger ones pooled (schemas.outputs)."""
-    k = pool_size(image_shape)
-    return math.ceil(image_shape[0] / k), math.ceil(image_shape[1] / k)
 
 
 class ScoreGraph(nn.Module):

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import torch
 
 from schemas import MODEL_FILE, Calibration, ImagePreprocessing, ModelManifest, ScoreSpec, TensorSpec
+from schemas.outputs import map_shape
 from schemas.repository import refuse_existing
 from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import calibrate
@@ -18,7 +19,7 @@ from training.core.onnx_scoring import cpu_session, run_batched
 from training.core.steps import write_bundle
 from training.images import report
 from training.images.evaluate import detection_metrics, one_vs_rest_auroc
-from training.images.export import SCORE_INPUT, anomaly_map_shape, check_image_parity, export_bundle_graphs
+from training.images.export import SCORE_INPUT, check_image_parity, export_bundle_graphs
 from training.images.fit import fit
 from training.images.loss import SCORE_DESCRIPTIONS, SCORE_FUNCTIONS
 from training.images.mnist import MnistSplit, load_split, scale_pixels
@@ -215,7 +216,7 @@ def build_manifest(
         outputs={
             "score": TensorSpec(name="score", shape=[]),
             "reconstruction": TensorSpec(name="reconstruction", shape=[h, w]),
-            "anomaly_map": TensorSpec(name="anomaly_map", shape=list(anomaly_map_shape((h, w)))),
+            "anomaly_map": TensorSpec(name="anomaly_map", shape=list(map_shape((h, w)))),
         },
         preprocessing=ImagePreprocessing(record_shape=[h, w]),
         score=ScoreSpec(function=score_fn, description=SCORE_DESCRIPTIONS[score_fn]),

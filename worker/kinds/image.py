@@ -5,11 +5,11 @@ alerts at score >= the model's threshold. An alert carries its anomaly map where
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
 from schemas import ImageRecord, Reason, Rejection
+from schemas.outputs import pool_size
 from worker.batch import Item
 from worker.decide import Verdicts, against_threshold
 from worker.explain import anomaly_map
@@ -26,9 +26,7 @@ class ImageKind(RecordKind):
 
     def __init__(self, model: LoadedModel, settings: WorkerSettings) -> None:
         super().__init__(model, settings)
-        spec, (h, w) = model.map_output, model.record_shape
-        # Image pixels per map cell side: the pooling the graph applied (1 up to 32 x 32).
-        self.cell = max(math.ceil(h / spec.shape[0]), math.ceil(w / spec.shape[1])) if spec else 1
+        self.cell = pool_size(model.record_shape)  # the graph's pooling: the registry checked its map shape
         self._map_failed = False
 
     def prepare(self, message: Consumed, record: ImageRecord, record_id: str) -> Item | Rejection:

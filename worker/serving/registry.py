@@ -12,7 +12,7 @@ import onnxruntime as ort
 from schemas import MANIFEST_FILE, MetricPreprocessing, ModelManifest
 from schemas.detect import StateFile
 from schemas.manifest import ManifestError, TensorSpec, bundle_path
-from schemas.outputs import MAX_MAP_SIDE
+from schemas.outputs import map_shape
 from schemas.repository import (
     BundleIncomplete,
     RepositoryError,
@@ -139,9 +139,11 @@ def _check_graph(session: ort.InferenceSession, manifest: ModelManifest, folder:
         if spec.name not in outputs:
             raise BundleError(f"{folder}: the manifest names an anomaly map output {spec.name!r} that the "
                               "graph does not have")  # fmt: skip
-        if manifest.kind != "image" or len(spec.shape) != 2 or max(spec.shape) > MAX_MAP_SIDE:
-            raise BundleError(f"{folder}: an anomaly map belongs to an image model and has at most "
-                              f"{MAX_MAP_SIDE} cells a side, not {spec.shape} ({manifest.kind})")  # fmt: skip
+        shape = tuple(manifest.preprocessing.record_shape)
+        if manifest.kind != "image" or tuple(spec.shape) != map_shape(shape):
+            want = list(map_shape(shape))
+            raise BundleError(f"{folder}: an anomaly map belongs to an image model, {want} cells for "
+                              f"{list(shape)} images, not {spec.shape} ({manifest.kind})")  # fmt: skip
 
 
 def _warm_up(model: LoadedModel) -> None:
