@@ -315,6 +315,8 @@ def explain_kpi(s: StreamDemoSettings, out: Outputs) -> None:
     print(f"\nthe most severe KPI alert, {alert['series_key']} at {alert['ts'][:16]}: value "
           f"{alert['value']:.1f}, expected {alert['expected']:.1f}, band {band} (by {alert['detector']}); "
           f"the series with its band: {png}")  # fmt: skip
+    if alert.get("evidence"):
+        print(f"  why: {alert['evidence']['summary']}")
 
 
 def version_in_service(s: StreamDemoSettings, name: str) -> str | None:

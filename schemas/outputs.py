@@ -106,6 +106,33 @@ class AnomalyMap(BaseModel):
     region: AnomalyRegion
 
 
+class Evidence(BaseModel):
+    """Why a metric alert fired, in numbers: what the firing part measured the point against (fields
+    that do not apply to the part are absent)."""
+
+    part: Literal[PARTS]  # type: ignore[valid-type]
+    summary: str = Field(..., description="The same in one sentence, for a human")
+    reference: float | None = Field(
+        None, description="What the point was measured against, in the series' units: level, vae: the "
+        "median of the window's past; season: the seasonal prediction; drift: the long mean (the "
+        "short mean is `deviations` units away); far: the series' long-run level; flat: the stuck "
+        "value; spike: the window's median",
+    )
+    scale: float | None = Field(
+        None, description="The part's unit of deviation, in the series' units (spike: the recent range)"
+    )
+    deviations: float | None = Field(None, description="How many `scale`s the point is from `reference`")
+    span_points: int | None = Field(
+        None, description="level, vae, spike: the points the median and scale are taken over"
+    )
+    span_s: float | None = Field(None, description="The same in seconds of the series' grid")
+    period: Literal["day", "week"] | None = Field(None, description="season: the season in use")
+    run: int | None = Field(None, description="flat: the points the value has not changed for")
+    longest_run: int | None = Field(
+        None, description="flat: the longest recent run of the series it is judged against"
+    )
+
+
 class AnomalyAlert(ScoredOutput):
     """Published to the alerts topic for every record scored at or above the threshold.
 
@@ -131,6 +158,7 @@ class AnomalyAlert(ScoredOutput):
         None, description="Image alerts: where the error lies (absent if the model's graph has no "
         "anomaly_map output, or with --no-explain)",
     )
+    evidence: Evidence | None = Field(None, description="Metric alerts: the firing part's numbers")
 
 
 class ScoreMessage(ScoredOutput):
@@ -143,7 +171,8 @@ def output_json(output: type[ScoredOutput], fields: dict[str, object]) -> bytes:
     dict, in a third of the time (the worker writes one per scored record). Fields the output does
     not have are left out, the others go in the model's order."""
     names = _FIELD_ORDER.get(output) or _FIELD_ORDER.setdefault(output, tuple(output.model_fields))
-    return to_json({k: v for k in names if (v := fields.get(k)) is not None}, inf_nan_mode="null")
+    return to_json({k: v for k in names if (v := fields.get(k)) is not None}, inf_nan_mode="null",
+                   exclude_none=True)  # fmt: skip
 
 
 _FIELD_ORDER: dict[type[ScoredOutput], tuple[str, ...]] = {}

@@ -34,12 +34,14 @@ def test_detector_decisions_bring_their_own_scores_and_thresholds() -> None:
         part=np.array([PARTS.index("vae"), PARTS.index("level")], np.int8), part_score=np.array([0.1, 9.0]),
         part_threshold=np.array([1.0, 4.0]), alert=np.array([False, True]), warming=np.array([False, False]),
         expected=np.array([np.nan, 10.0]), lower=np.array([np.nan, 8.0]), upper=np.array([np.nan, 12.0]),
+        reference=np.array([np.nan, 10.0]), unit=np.array([np.nan, 0.5]), period_s=np.full(2, np.nan),
+        longest_run=np.full(2, np.nan),
     )  # fmt: skip
     v = from_detector(m, decisions)
     assert v.scores.tolist() == [1.0, 8.0] and v.thresholds.tolist() == [2.0, 2.0]
     assert v.alerts.tolist() == [False, True] and v.decisions is decisions
     assert v.decisions[1] == Decision(score=8.0, threshold=2.0, part="level", part_score=9.0,
                                       part_threshold=4.0, alert=True, warming=False, expected=10.0,
-                                      lower=8.0, upper=12.0)  # fmt: skip
+                                      lower=8.0, upper=12.0, reference=10.0, unit=0.5)  # fmt: skip
     assert v.decisions[0].expected is None and v.decisions[0].upper is None  # unknown: left out of outputs
     assert math.isnan(v.severities[0]) and v.severities[1] == ratio_severity(8.0, 2.0) == 0.875

@@ -87,7 +87,8 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
             time.sleep(0.2)
         w.stop()
     alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]
-    scores = [ScoreMessage.model_validate(m) for m in read_json(kafka_bootstrap, topics["scores"])]
+    published_scores = read_json(kafka_bootstrap, topics["scores"])
+    scores = [ScoreMessage.model_validate(m) for m in published_scores]
 
     # Past warm-up the outputs say what was expected and the normal band; the spike is outside it.
     banded = [o for o in alerts + scores if o.lower is not None]
@@ -96,6 +97,10 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
     [spike] = [a for a in alerts if a.series_key == stream[0].name and a.ts == stream[0].timestamps[SPIKE_AT]]
     assert not spike.lower <= spike.value <= spike.upper
     assert np.mean([m.lower <= m.value <= m.upper for m in scores if m.lower is not None]) >= 0.95
+    # Every alert says why in the firing part's numbers; a score message never carries them.
+    assert all(a.evidence and a.evidence.part == a.detector and a.evidence.summary for a in alerts)
+    assert spike.evidence.reference is not None and spike.evidence.scale > 0
+    assert published_scores and all("evidence" not in m for m in published_scores)
 
     streamed = sorted((a.series_key, a.ts.astimezone(UTC).timestamp()) for a in alerts)
     assert streamed == sorted((e.series, e.timestamp_s) for e in expected)

@@ -72,6 +72,7 @@ class Window:
     slot_ts: float  # grid time of the last point, seconds since the epoch
     row: int  # the series' row of the detector's state
     generation: int  # of that row when the window was made: it changes if the series is evicted
+    interval_s: float  # the series' grid interval
 
 
 class SeriesWindows:
@@ -211,7 +212,7 @@ class SeriesWindows:
             return PointOutcome.WARMING
         ring = self._values[s.row]
         raw = np.concatenate((ring[s.head :], ring[: s.head]))  # oldest first (half the time of a gather)
-        return Window(raw, s.last_slot * s.interval_s, s.row, int(self._generation[s.row]))
+        return Window(raw, s.last_slot * s.interval_s, s.row, int(self._generation[s.row]), s.interval_s)
 
     def _size(self, key: str) -> int:
         return self.bytes_per_series() + len(key)  # the key's characters: bytes for the usual ASCII

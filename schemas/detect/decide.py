@@ -64,6 +64,10 @@ class Decision:
     expected: float | None = None  # the band (Decisions): None where unknown
     lower: float | None = None
     upper: float | None = None
+    reference: float | None = None  # the evidence (Decisions): None where unknown
+    unit: float | None = None
+    period_s: float | None = None
+    longest_run: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,16 @@ class Decisions:
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    # The firing part's evidence (NaN where it has none): the value it measured the point against and
+    # its unit of deviation, in the series' units (level: the window's median and scale; season: the
+    # seasonal prediction and scale; drift: the long mean and spread, the short mean being part_score
+    # units away; far: the long-run level and spread; flat: the stuck value; spike: the window's median
+    # and its recent range); the period of the season in use (seconds); the longest recent run (points)
+    # a flat run is judged against.
+    reference: np.ndarray
+    unit: np.ndarray
+    period_s: np.ndarray
+    longest_run: np.ndarray
 
     def __len__(self) -> int:
         return len(self.score)
@@ -90,7 +104,7 @@ class Decisions:
         return Decision(
             float(self.score[i]), float(self.threshold[i]), PARTS[int(self.part[i])],
             float(self.part_score[i]), float(self.part_threshold[i]), bool(self.alert[i]),
-            bool(self.warming[i]), *(_known(getattr(self, f)[i]) for f in ("expected", "lower", "upper")),
+            bool(self.warming[i]), *(_known(getattr(self, f)[i]) for f in _OPTIONAL),
         )  # fmt: skip
 
     @classmethod
@@ -104,6 +118,9 @@ class Decisions:
             arranged[order] = values
             out[name] = arranged
         return cls(**out)
+
+
+_OPTIONAL = ("expected", "lower", "upper", "reference", "unit", "period_s", "longest_run")
 
 
 def _halflife_rate(halflife: float) -> float:
@@ -160,8 +177,17 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
         raw[PART_INDEX["season"]] = np.where(has_season, np.abs(residual) / season_scale, 0.0)
     y = np.where(has_season, last - profile_now, last)  # the point with its season taken out
 
-    raw[PART_INDEX["drift"]] = _drift(st, y, alpha, p)
-    raw[PART_INDEX["far"]] = _far(st, y, seen, p)
+    # What each part measures the point against, and its unit, in the series' units (the evidence).
+    ref = np.full((len(PARTS), n), np.nan)
+    unit = np.full((len(PARTS), n), np.nan)
+    ref[PART_INDEX["vae"]], unit[PART_INDEX["vae"]] = center, denom
+    ref[PART_INDEX["level"]], unit[PART_INDEX["level"]] = center, denom
+    season_back = np.where(has_season, profile_now, 0.0)  # the season taken out is put back
+    ref[PART_INDEX["season"]] = np.where(has_season, last - residual, np.nan)
+    unit[PART_INDEX["season"]] = np.where(has_season, season_scale, np.nan)
+    raw[PART_INDEX["drift"]], drift_ref, unit[PART_INDEX["drift"]] = _drift(st, y, alpha, p)
+    raw[PART_INDEX["far"]], far_ref, unit[PART_INDEX["far"]] = _far(st, y, seen, p)
+    ref[PART_INDEX["drift"]], ref[PART_INDEX["far"]] = drift_ref + season_back, far_ref + season_back
 
     for i, part in enumerate(TAIL_PARTS):
         k = PART_INDEX[part]
@@ -177,7 +203,8 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
         part_thr[k] = thr
 
     k_flat = PART_INDEX["flat"]
-    surprise[k_flat], part_thr[k_flat], raw[k_flat] = _flat(st, step, s_w, last, threshold, p)
+    surprise[k_flat], part_thr[k_flat], raw[k_flat], longest_run = _flat(st, step, s_w, last, threshold, p)
+    ref[k_flat] = last
 
     if p.season_cap < np.inf and has_season.any():
         cap = np.maximum(surprise[PART_INDEX["season"]], 0.0) + p.season_cap
@@ -227,10 +254,13 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
 
     states.scalars[rows] = st
     expected, lower, upper = _band(last, center, denom, has_season, residual, season_scale, band_thr, warming)
+    ref[PART_INDEX["spike"]], unit[PART_INDEX["spike"]] = center, recent_range
     k = np.minimum(part.astype(np.intp), PART_INDEX["flat"])  # spike: filled in below
     with np.errstate(all="ignore"):
         part_score = np.where(spike, np.abs(last - center), raw[k, cols])
         part_threshold = np.where(spike, p.spike_ratio * recent_range, part_thr[k, cols])
+    periods = np.array([period for period, _ in SEASONS.values()] + [np.nan])
+    fired = part.astype(np.intp)
     return Decisions(
         score=score,
         threshold=threshold,
@@ -242,6 +272,10 @@ def decide(states: StateMatrices, rows: np.ndarray, x: PointInputs, p: DetectorP
         expected=expected,
         lower=lower,
         upper=upper,
+        reference=ref[fired, cols],
+        unit=unit[fired, cols],
+        period_s=periods[np.where(has_season, chosen, -1)],
+        longest_run=np.where(fired == k_flat, longest_run, np.nan),
     )
 
 
@@ -368,8 +402,11 @@ def _seasons(
     return chosen, residual, np.maximum(scale_now, 1e-12), profile_now
 
 
-def _drift(st: np.ndarray, y: np.ndarray, alpha: np.ndarray, p: DetectorParams) -> np.ndarray:
-    """A short mean against a long one, in units of the series' spread around the long one."""
+def _drift(
+    st: np.ndarray, y: np.ndarray, alpha: np.ndarray, p: DetectorParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A short mean against a long one, in units of the series' spread around the long one: (that
+    score, the long mean, the spread)."""
     fast, slow, spread = st[:, Col.DRIFT_FAST], st[:, Col.DRIFT_SLOW], st[:, Col.DRIFT_SCALE]
     fast = np.where(np.isnan(fast), y, fast)
     slow = np.where(np.isnan(slow), y, slow)
@@ -380,13 +417,17 @@ def _drift(st: np.ndarray, y: np.ndarray, alpha: np.ndarray, p: DetectorParams) 
         spread = np.where(spread > 0, spread + alpha * (np.minimum(dev, 10.0 * spread + 1e-12) - spread), dev)
         out = np.where(spread > 0, np.abs(fast - slow) / spread, 0.0)
     st[:, Col.DRIFT_FAST], st[:, Col.DRIFT_SLOW], st[:, Col.DRIFT_SCALE] = fast, slow, spread
-    return np.nan_to_num(out, nan=0.0, posinf=MAX_RAW)
+    return np.nan_to_num(out, nan=0.0, posinf=MAX_RAW), slow, spread
 
 
-def _far(st: np.ndarray, y: np.ndarray, seen: np.ndarray, p: DetectorParams) -> np.ndarray:
-    """The point against the series' long-run level and spread: a robust rolling z-score that adapts."""
+def _far(
+    st: np.ndarray, y: np.ndarray, seen: np.ndarray, p: DetectorParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The point against the series' long-run level and spread, a robust rolling z-score that adapts:
+    (that score, the level and the spread it was measured with)."""
     level, spread = st[:, Col.FAR_LEVEL], st[:, Col.FAR_SCALE]
     level = np.where(np.isnan(level), y, level)
+    measured_with = level, np.where(spread > 0, spread, np.nan)
     with np.errstate(all="ignore"):
         out = np.where(spread > 0, np.abs(y - level) / spread, 0.0)
         rate = np.maximum(_halflife_rate(p.far_halflife), 1.0 / (seen + 2.0))
@@ -396,7 +437,7 @@ def _far(st: np.ndarray, y: np.ndarray, seen: np.ndarray, p: DetectorParams) -> 
         spread = np.where(spread > 0, spread + rate * (np.minimum(dev, HUBER * spread) - spread), dev)
     st[:, Col.FAR_LEVEL] = np.where(np.isfinite(level), level, st[:, Col.FAR_LEVEL])
     st[:, Col.FAR_SCALE] = np.where(np.isfinite(spread), spread, st[:, Col.FAR_SCALE])
-    return np.nan_to_num(out, nan=0.0, posinf=MAX_RAW)
+    return np.nan_to_num(out, nan=0.0, posinf=MAX_RAW), *measured_with
 
 
 def _tail(
@@ -433,9 +474,9 @@ def _tail(
 
 
 def _flat(st: np.ndarray, step: np.ndarray, s_w: np.ndarray, last: np.ndarray, threshold: np.ndarray,
-          p: DetectorParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """(surprise, the run length that reaches `threshold`, run length) of the run of equal values
-    ending here.
+          p: DetectorParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(surprise, the run length that reaches `threshold`, run length, the longest recent run it is
+    judged against) of the run of equal values ending here.
 
     Runs are judged against the longest of the series' recent runs, not a mean: runs of equal values
     are heavy-tailed (a count idles at 0 for a while every night). In the other parts' units: 0 at the
@@ -452,6 +493,7 @@ def _flat(st: np.ndarray, step: np.ndarray, s_w: np.ndarray, last: np.ndarray, t
     ended = np.where(same, 0.0, st[:, Col.RUN])
     changes = np.minimum(st[:, Col.CHANGES] + (~same), 1e9)
     longest = np.maximum(st[:, Col.LONGEST_RUN], 1.0)
+    judged_against = longest
     run_thr = np.maximum(float(p.flat_min_run), p.flat_ratio * longest)
     surprise = p.threshold * np.log(run * p.flat_ratio / run_thr) / math.log(p.flat_ratio)
     longest = np.where(ended > 0, np.maximum(longest, np.minimum(ended, run_thr)), longest)
@@ -459,7 +501,7 @@ def _flat(st: np.ndarray, step: np.ndarray, s_w: np.ndarray, last: np.ndarray, t
     st[:, Col.RUN], st[:, Col.CHANGES] = run, changes
     judged = (changes >= p.flat_min_changes) & (last > floor + tol)
     at_threshold = run_thr * p.flat_ratio ** ((threshold - p.threshold) / p.threshold)
-    return np.where(judged, surprise, -np.inf), at_threshold, run
+    return np.where(judged, surprise, -np.inf), at_threshold, run, judged_against
 
 
 def _after_alert(st: np.ndarray, alert: np.ndarray, part: np.ndarray) -> None:

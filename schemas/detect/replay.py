@@ -63,5 +63,6 @@ def replay(
 _DTYPES = {
     "score": np.float64, "threshold": np.float64, "part": np.int8, "part_score": np.float64,
     "part_threshold": np.float64, "alert": bool, "warming": bool, "expected": np.float64,
-    "lower": np.float64, "upper": np.float64,
+    "lower": np.float64, "upper": np.float64, "reference": np.float64, "unit": np.float64,
+    "period_s": np.float64, "longest_run": np.float64,
 }  # fmt: skip

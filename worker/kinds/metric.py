@@ -9,6 +9,7 @@ the detector part that fired.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -20,12 +21,15 @@ from schemas.manifest import MetricPreprocessing
 from schemas.records import in_ts_range
 from worker.batch import Item
 from worker.decide import Verdicts, from_detector
+from worker.evidence import evidence
 from worker.kafka.protocol import Consumed
 from worker.kinds.base import Held, RecordKind
 from worker.metrics import Metrics
 from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
 from worker.windows import PointOutcome, SeriesWindows, Window
+
+log = logging.getLogger(__name__)
 
 
 class MetricKind(RecordKind):
@@ -40,6 +44,7 @@ class MetricKind(RecordKind):
         self.windows.primed = model.primed
         self.max_key_bytes = settings.max_series_key_bytes
         self._reported: Counter[str] = Counter()  # the windows' running totals, as last reported
+        self._evidence_failed = False
 
     def prepare(self, message: Consumed, point: MetricPoint, record_id: str) -> Item | Held | Rejection:
         key = point.series_key
@@ -80,6 +85,20 @@ class MetricKind(RecordKind):
         if point.ts is None:  # the alert names the point's grid time
             fields["ts"] = datetime.fromtimestamp(window_of(item).slot_ts, UTC)
         return fields
+
+    def alert_fields(
+        self, item: Item, verdicts: Verdicts, i: int, maps: np.ndarray | None
+    ) -> dict[str, object]:
+        assert verdicts.decisions is not None
+        window = window_of(item)
+        try:
+            return {"evidence": evidence(verdicts.decisions[i], item.record.value, len(window.raw),
+                                         window.interval_s)}  # fmt: skip
+        except (ValueError, TypeError, OverflowError) as exc:  # the alert goes out without it, never lost
+            if not self._evidence_failed:
+                log.warning("%s: an alert goes out without its evidence: %s", self.model.key, exc)
+                self._evidence_failed = True
+            return {}
 
     def carry_over(self, previous: RecordKind) -> str | None:
         """The series' windows and detector state go on with the new version when its windows are
@@ -170,6 +189,6 @@ def decide_windows(store: SeriesWindows, windows: list[Window], scores: np.ndarr
     n = len(gone)
     warming = Decisions(
         np.zeros(n), np.full(n, params.threshold), np.full(n, PARTS.index("vae"), np.int8),
-        np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool), *np.full((3, n), np.nan),
+        np.zeros(n), np.full(n, np.inf), np.zeros(n, bool), np.ones(n, bool), *np.full((7, n), np.nan),
     )  # fmt: skip
     return Decisions.concat([made, warming], np.concatenate([at, gone]))
