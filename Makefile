@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all lint prom-check prometheus demo train train-kpi bench gpu-check chaos fuzz kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: help setup test test-all lint prom-check rule-test prometheus demo train train-kpi bench gpu-check chaos fuzz kafka-jars kafka-up kafka-down kafka-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -40,12 +40,16 @@ kafka-status:  ## is the local Kafka running? (says so either way; kafka.sh stat
 lint: $(VENV)/.installed  ## ruff
 	$(PY) -m ruff check .
 
-test: setup lint  ## the whole suite, Kafka integration tests included (they start their own broker), then prom-check
+test: setup lint prometheus  ## the whole suite, Kafka integration tests included (they start their own broker), then prom-check
 	$(PY) -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory prom-check
 
-prom-check: setup prometheus  ## every alert rule and dashboard query, evaluated by a real Prometheus scraping a running worker
+prom-check: setup rule-test  ## the rule unit tests, then every alert rule and dashboard query, evaluated by a real Prometheus scraping a running worker
 	$(PY) -m tooling.promcheck
+
+rule-test: prometheus  ## promtool: lint the rules and run their unit tests (deploy/prometheus/tests/, seconds, no worker)
+	promtool check rules --lint=all deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/tests/*.test.yml
 
 # Debian's prometheus package (server and promtool), installed when neither is on PATH.
 prometheus:

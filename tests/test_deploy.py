@@ -77,6 +77,11 @@ def queries() -> dict[str, str]:
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             found[f"dashboard.json: {panel['title']} {target['refId']}"] = target["expr"]
+    for annotation in dashboard["annotations"]["list"]:
+        found[f"dashboard.json: annotation {annotation['name']}"] = annotation["expr"]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            found[f"dashboard.json: variable {variable['name']}"] = variable["definition"]
     return found
 
 
@@ -276,6 +281,9 @@ def test_every_deployment_probes_start_up_liveness_and_readiness() -> None:
             assert probe["httpGet"]["port"] in ports
         # Generous: a slow first start is waited for, not killed (the kubelet defaults are 10 s x 3).
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, d["metadata"]["labels"]
+        # A start is Ready in 1-4 s, a join takes 3 s (docs/deploy.md#pod-start): readiness looks
+        # often, and one rebalance does not mark a pod not ready.
+        assert ready["periodSeconds"] <= 5 < ready["periodSeconds"] * ready["failureThreshold"]
 
 
 def test_home_is_writable_on_a_read_only_root() -> None:

@@ -295,6 +295,12 @@ def test_evaluate_bundle_reproduces_the_training_figures(tiny_kpi) -> None:
     manifest, ev = evaluate_kpi_bundle(trained.folder)
     for key, value in ev.metrics().items():
         assert value == pytest.approx(manifest.metrics[key], abs=1e-9), key
+    # The detector's normal band on the same points: the evaluation says how well it fits.
+    band = ev.band
+    assert band is not None and band.normal_points > 500 and band.windows > 0
+    assert 0.9 <= band.inside_share <= 1.0 and 0 < band.windows_outside <= band.windows
+    assert sum(n for _, n in band.per_kind.values()) == band.windows
+    assert "normal band: holds" in ev.verdict() and ev.as_json()["band"]["windows"] == band.windows
 
 
 def test_train_refuses_an_existing_bundle_folder_and_csv_without_data(tiny_kpi) -> None:

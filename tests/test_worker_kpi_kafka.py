@@ -4,10 +4,12 @@ not, and the streamed alerts exactly the ones the offline evaluation predicts.""
 from __future__ import annotations
 
 import time
+import urllib.request
 from datetime import UTC
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import AnomalyAlert, ScoreMessage, metric_message
 from tests.kpi_helpers import train_tiny_kpi_bundle
@@ -78,13 +80,17 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
             keys.append(k)
             values.append(v)
     expected = predict_alerts(bundle.folder, stream_csv)
-    settings = worker_settings(kafka_bootstrap, bundle.folder.parent.parent, topics)
+    exported = stream[0].name
+    settings = worker_settings(kafka_bootstrap, bundle.folder.parent.parent, topics, export_series=exported)
     with WorkerThread(settings) as w:
         produce(kafka_bootstrap, topics["input"], values, keys)
         n_scored = sum(len(s.values) - 31 for s in stream)
         deadline = time.monotonic() + 60
         while scored(w) < n_scored and time.monotonic() < deadline:
             time.sleep(0.2)
+        time.sleep(0.5)  # the gauges are brought up to date after each poll
+        with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/metrics", timeout=10) as reply:
+            families = {f.name: f for f in text_string_to_metric_families(reply.read().decode())}
         w.stop()
     alerts = [AnomalyAlert.model_validate(a) for a in read_json(kafka_bootstrap, topics["alerts"])]
     published_scores = read_json(kafka_bootstrap, topics["scores"])
@@ -101,6 +107,18 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
     assert all(a.evidence and a.evidence.part == a.detector and a.evidence.summary for a in alerts)
     assert spike.evidence.reference is not None and spike.evidence.scale > 0
     assert published_scores and all("evidence" not in m for m in published_scores)
+
+    # --export-series: the chosen series' last point and band on /metrics, its alerts counted; no other.
+    def gauge(name: str) -> dict[str, float]:
+        return {m.labels["series"]: m.value for m in families[f"anomaly_worker_series_{name}"].samples
+                if m.name.endswith(name) or m.name.endswith(name + "_total")}  # fmt: skip
+
+    last = max((o for o in alerts + scores if o.series_key == exported), key=lambda o: o.ts)
+    assert gauge("value") == {exported: last.value}
+    assert gauge("lower") == {exported: last.lower} and gauge("upper") == {exported: last.upper}
+    assert gauge("expected") == {exported: last.expected}
+    alerted = len([a for a in alerts if a.series_key == exported])
+    assert alerted and gauge("alerts") == {exported: alerted}
 
     streamed = sorted((a.series_key, a.ts.astimezone(UTC).timestamp()) for a in alerts)
     assert streamed == sorted((e.series, e.timestamp_s) for e in expected)

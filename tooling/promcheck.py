@@ -8,8 +8,12 @@ deploy/prometheus/rules.yml. Then it fails on:
 
 - `promtool check config` or `promtool check rules` errors;
 - a rule whose evaluation reports an error (/api/v1/rules), or a recording rule with no data;
-- a dashboard query (deploy/grafana/dashboard.json, $__rate_interval as 30s) that errors or returns
-  nothing, unless EMPTY_BY_DESIGN says why it is empty on a healthy worker.
+- a dashboard query or annotation query (deploy/grafana/dashboard.json, $__rate_interval as 30s, a
+  variable as "All") that errors or returns nothing, unless EMPTY_BY_DESIGN says why it is empty on a
+  healthy worker; a dashboard variable (label_values) without values.
+
+The worker exports a few of the metric series (--export-series), so the "Exported series" panel and
+its alert annotations are checked with data too.
 
 Prints one line per query and what it returned; exits 1 on any failure, 2 when Prometheus is missing.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -42,16 +47,39 @@ REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboard.json"
 RATE_INTERVAL = "30s"
+EXPORTED = "check_1*,check_3"  # check_1, check_10 .. check_19 and check_3; at most 5 of them
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # Dashboard queries with no series on a healthy worker that has taken traffic, and why.
 EMPTY_BY_DESIGN: dict[str, str] = {}
 
 
 def dashboard_queries() -> dict[str, str]:
-    """Every dashboard target's expression by '<panel title> <refId>', Grafana's variables filled in."""
+    """Every dashboard target's and annotation's expression by '<panel title> <refId>' (or 'annotation
+    <name>'), Grafana's variables filled in (a query variable as its "All": .*)."""
     dashboard = json.loads(DASHBOARD.read_text())
-    return {f"{panel['title']} {target['refId']}": target["expr"].replace("$__rate_interval", RATE_INTERVAL)
-            for panel in dashboard["panels"] for target in panel.get("targets", [])}  # fmt: skip
+    found = {f"{panel['title']} {target['refId']}": target["expr"]
+             for panel in dashboard["panels"] for target in panel.get("targets", [])}  # fmt: skip
+    annotations = dashboard["annotations"]["list"]
+    found.update({f"annotation {a['name']}": a["expr"] for a in annotations if "expr" in a})
+    return {where: fill_variables(expr, dashboard) for where, expr in found.items()}
+
+
+def fill_variables(expr: str, dashboard: dict) -> str:
+    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            expr = expr.replace(f"${variable['name']}", variable.get("allValue") or ".*")
+    return expr
+
+
+def dashboard_variables() -> dict[str, tuple[str, str]]:
+    """Each query variable's label_values(metric, label), as (metric, label) by variable name."""
+    out = {}
+    for variable in json.loads(DASHBOARD.read_text())["templating"]["list"]:
+        if variable["type"] == "query":
+            metric, label = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", variable["definition"]).groups()
+            out[variable["name"]] = metric, label
+    return out
 
 
 def api(port: int, path: str, **params: str) -> dict:
@@ -143,6 +171,11 @@ def check_rules(port: int) -> list[str]:
 
 def check_dashboard(port: int) -> list[str]:
     failures = []
+    for name, (metric, label) in dashboard_variables().items():
+        values = api(port, f"label/{label}/values", **{"match[]": metric})["data"]
+        print(f"  dashboard variable ${name:<51} {len(values)} values")
+        if not values:
+            failures.append(f"dashboard variable ${name}: label_values({metric}, {label}) has no values")
     for where, expr in dashboard_queries().items():
         reply = api(port, "query", query=expr)
         if reply.get("status") != "success":
@@ -182,7 +215,8 @@ def run(seconds: float) -> list[str]:
             bootstrap_servers=bootstrap, input_topics=f"{topics['images']},{topics['metrics']}",
             alerts_topic=topics["alerts"], dead_letter_topic=topics["dead"], scores_topic=topics["scores"],
             group_id="prom-check", model_repository=repo, default_model="check-images",
-            metrics_port=worker_port, device="cpu", log_level="WARNING",
+            metrics_port=worker_port, device="cpu", log_level="WARNING", export_series=EXPORTED,
+            export_series_max=5,
         )  # fmt: skip
         worker = start_worker_process(settings)
         wait_ready(worker_port, worker)

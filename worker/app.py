@@ -144,8 +144,12 @@ class Worker:
             self._report_kinds()
         for batch in self.batcher.due():
             self.scoring.submit(batch)
+        published = False
         for result in self.scoring.completed():
             self._publish(result)
+            published = True
+        if published:  # what was decided since the poll (exported series) shows without another poll
+            self._report_kinds()
         if self.checkpoint.due():
             self.commit(wait=False)
         self.summary.tick()

@@ -103,12 +103,18 @@ class Metrics(NamedTuple):
     model_threshold: Gauge
     model_version: Gauge
     model_versions_refused: Counter
+    model_newest_version_refused: Gauge
     version_policy_refused: Counter
     metric_points: Counter
     series_active: Gauge
     series_warming: Gauge
     series_evicted: Counter
     series_resets: Counter
+    series_value: Gauge
+    series_expected: Gauge
+    series_lower: Gauge
+    series_upper: Gauge
+    series_alerts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -200,6 +206,14 @@ class Metrics(NamedTuple):
                 ["model"],
                 registry=registry,
             ),
+            model_newest_version_refused=Gauge(
+                p + "model_newest_version_refused",
+                "1 while a version of the model newer than the one in service (any, for a model not "
+                "served), among those its version policy allows, was refused and its folder is still "
+                "there; else 0",
+                ["model"],
+                registry=registry,
+            ),
             version_policy_refused=Counter(
                 p + "version_policy_refused_total",
                 "Changes of --version-policy-file refused while running (unreadable, or naming a model "
@@ -232,6 +246,27 @@ class Metrics(NamedTuple):
                 p + "series_window_resets_total",
                 "Windows restarted by a gap of reset_gap or more missing points",
                 ["model"],
+                registry=registry,
+            ),
+            # --export-series: each chosen series' last scored point, what was expected and its band.
+            **{
+                f"series_{field}": Gauge(
+                    p + f"series_{field}",
+                    f"Series chosen by --export-series: {words} of the last scored point",
+                    ["model", "series"],
+                    registry=registry,
+                )
+                for field, words in (
+                    ("value", "the value"),
+                    ("expected", "the value the detector expected (NaN while warming up)"),
+                    ("lower", "the normal band's low end (NaN while warming up)"),
+                    ("upper", "the normal band's high end (NaN while warming up)"),
+                )
+            },
+            series_alerts=Counter(
+                p + "series_alerts_total",
+                "Series chosen by --export-series: alerts published (a dashboard's annotations)",
+                ["model", "series"],
                 registry=registry,
             ),
         )

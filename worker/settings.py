@@ -185,6 +185,20 @@ class WorkerSettings(BaseSettings):
         description="longest series key (name and labels, as in alerts' series_key); a point with a "
         "longer one is dead-lettered (too_large)",
     )
+    export_series: str = Field(
+        "",
+        description="metric series whose value, expected value and band go to /metrics as gauges "
+        "(anomaly_worker_series_value, _expected, _lower, _upper, and _alerts_total), for a dashboard to "
+        "draw: comma-separated shell-style patterns matched against the series key (name{labels}, as in "
+        "alerts' series_key), e.g. 'checkout.*,api.latency_p99{host=\"a\"}'; empty: none",
+    )
+    export_series_max: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="most series --export-series exports per metric model (the first that match); the "
+        "rest are not exported, with a warning: each exported series is 5 time series in Prometheus",
+    )
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when a GPU is present, else CPU"
     )

@@ -97,6 +97,9 @@ class SeriesWindows:
     def __len__(self) -> int:
         return len(self._series)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._series
+
     def push(
         self,
         key: str,

@@ -291,7 +291,8 @@ def _band(
     value accepts: the seasonal prediction and the season's scale where a season is in use, else the
     window's median and the level part's scale; the half-width is that part's tail quantile
     (tail_quantile, 99 % by default) of the series' own recent raw scores (`band_thr`), in those
-    scales: the band holds what the series' ordinary points reach."""
+    scales: the band holds what the series' ordinary points reach. (Narrower bands extrapolated from
+    it with the tail's mean excess are not calibrated: docs/kpi.md#the-band.)"""
     with np.errstate(all="ignore"):
         expected = np.where(has_season, last - residual, center)
         scale = np.where(has_season, season_scale, denom)

@@ -28,6 +28,7 @@ from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import score_summary
 from training.core.onnx_scoring import cpu_session
 from training.core.steps import write_bundle
+from training.kpi.band import BandCoverage, band_coverage
 from training.kpi.evaluate import (
     Detection,
     DetectorReport,
@@ -57,6 +58,8 @@ from training.kpi.windows import (
 )
 from training.settings import BenchmarkSettings, KpiTrainSettings
 
+LEARN_FRACTION = 0.15  # NAB's rule: a detector may learn from the first 15% of each series only
+
 PARITY_WINDOWS = 2000
 SCORE_FUNCTION = "last_point_squared_error"
 BASELINES = ("zscore", "hampel")
@@ -69,6 +72,7 @@ class KpiEvaluation:
     reports: list[DetectorReport]
     scored: dict[str, list[Scored]]
     what: str  # which part of which series was evaluated
+    band: BandCoverage | None = None  # the detector's normal band on the same points
 
     @property
     def detector(self) -> Detection:
@@ -78,6 +82,10 @@ class KpiEvaluation:
         return format_comparison(self.reports, self.what)
 
     def verdict(self) -> str:
+        band = [self.band.line()] if self.band is not None and self.band.normal_points else []
+        return "\n".join([self._comparison(), *band])
+
+    def _comparison(self) -> str:
         ours, others = self.reports[0], [r for r in self.reports[1:] if r.name in BASELINES]
         if not np.isfinite(ours.nab["standard"]):  # no labelled anomaly in what was evaluated
             return (f"no labelled anomalies in {self.what}: nothing to compare the detectors on (a "
@@ -113,7 +121,7 @@ class KpiEvaluation:
 
     def as_json(self) -> dict[str, object]:
         return {"evaluated": self.what, "detectors": [r.as_dict() for r in self.reports],
-                "verdict": self.verdict()}  # fmt: skip
+                "verdict": self.verdict(), "band": self.band.as_dict() if self.band else None}  # fmt: skip
 
 
 @dataclass
@@ -175,7 +183,11 @@ def evaluate_series(
         f"test parts of {len(series)} series" if test_only
         else f"every point of {len(series)} series after NAB's probationary 15%"
     )  # fmt: skip
-    return KpiEvaluation(reports, scored, what)
+    ours = scored["detector"]
+    starts = [s.val_end if test_only else int(LEARN_FRACTION * len(s.grid)) for s in series]
+    band = band_coverage(series, [x.ends for x in ours], [x.lower for x in ours], [x.upper for x in ours],
+                         starts)  # fmt: skip
+    return KpiEvaluation(reports, scored, what, band)
 
 
 def calibration_of(series: list[SeriesData], ours: list[Scored], params: DetectorParams) -> Calibration:
@@ -371,7 +383,6 @@ def build_manifest(
     )
 
 
-LEARN_FRACTION = 0.15  # NAB's rule: a detector may learn from the first 15% of each series only
 
 
 def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelManifest, KpiEvaluation]:

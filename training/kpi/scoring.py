@@ -49,6 +49,8 @@ class Scored:
     parts: np.ndarray | None = None  # the detector: index into schemas.detect.PARTS per point
     model_scores: np.ndarray | None = None  # the detector: the graph's raw score per point
     alert_flags: np.ndarray | None = None  # the detector's own verdicts (a spike alerts at any score)
+    lower: np.ndarray | None = None  # the detector: its normal band per point (NaN where unknown)
+    upper: np.ndarray | None = None
 
     @property
     def alerts(self) -> np.ndarray:
@@ -89,7 +91,7 @@ def detect_all(
     points = [r.points(s.key, s.interval_s) for s, r in zip(series, raws, strict=True)]
     decisions, _ = replay(points, params, primed)
     return [
-        Scored(r.ends, d.score, d.threshold, d.part, r.model, d.alert)
+        Scored(r.ends, d.score, d.threshold, d.part, r.model, d.alert, d.lower, d.upper)
         for r, d in zip(raws, decisions, strict=True)
     ]
 

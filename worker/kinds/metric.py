@@ -25,6 +25,7 @@ from worker.evidence import evidence
 from worker.kafka.protocol import Consumed
 from worker.kinds.base import Held, RecordKind
 from worker.metrics import Metrics
+from worker.series_export import SeriesExport
 from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
 from worker.windows import PointOutcome, SeriesWindows, Window
@@ -45,6 +46,7 @@ class MetricKind(RecordKind):
         self.max_key_bytes = settings.max_series_key_bytes
         self._reported: Counter[str] = Counter()  # the windows' running totals, as last reported
         self._evidence_failed = False
+        self.export = SeriesExport(settings.export_series, settings.export_series_max, model.manifest.name)
 
     def prepare(self, message: Consumed, point: MetricPoint, record_id: str) -> Item | Held | Rejection:
         key = point.series_key
@@ -70,6 +72,8 @@ class MetricKind(RecordKind):
         assert isinstance(prepared, WindowFeatures)
         # In the order the windows were made: each decision updates its series' state.
         decisions = decide_windows(self.windows, [window_of(item) for item in items], scores, prepared)
+        if self.export:
+            self.export.record([item.record.series_key for item in items], prepared.last, decisions)
         return from_detector(self.model.manifest, decisions)
 
     def output_key(self, item: Item) -> str:
@@ -105,6 +109,8 @@ class MetricKind(RecordKind):
         made the same way (window_differences); its detector parameters apply from the next point,
         and the state's score statistics keep adapting as they always do."""
         assert isinstance(previous, MetricKind)
+        self.export = previous.export  # the series chosen stay chosen (a series not held leaves)
+        self.export.model_name = self.model.manifest.name
         why = window_differences(previous.model.manifest.preprocessing, self.model.manifest.preprocessing)
         if why:
             return why
@@ -128,6 +134,8 @@ class MetricKind(RecordKind):
         metrics.series_resets.labels(model=key)
         metrics.series_active.labels(model=key).set(len(store))
         metrics.series_warming.labels(model=key).set(store.warming)
+        if self.export:
+            self.export.report(metrics, store)
         now = Counter({o.value: n for o, n in store.outcomes.items()})
         now.update(evicted=store.evicted, resets=store.resets)
         before, self._reported = self._reported, now

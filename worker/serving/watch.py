@@ -8,7 +8,11 @@ Two halves, one on each side of a queue:
   the manifest and its checksum, every file's sha256, the graph's shapes, a session on the configured
   device, a warm-up batch with finite scores). A version passes, and is queued ready to serve, or is
   refused: logged once with the file and the reason (again only if its files change), counted in
-  `model_versions_refused_total`, and the running version stays. A folder is looked at once its
+  `model_versions_refused_total`, and the running version stays. `model_newest_version_refused` is 1
+  while a refused version newer than the one in service is still there (the alert's condition: it
+  holds until the folder is fixed or removed, or a newer version passes). Both series of a model are
+  made at 0 when its folder is first seen, a look before any of its versions can be judged, so a
+  first version refused counts as an increase. A folder is looked at once its
   files have stayed the same for one interval, so a bundle copied in file by file is not judged
   half-copied (training renames a finished bundle into place, and hidden folders are never looked at).
 - `ModelSwaps` (worker/swaps.py), on the loop's thread, once per turn: each ready version goes into
@@ -80,6 +84,9 @@ class RepositoryWatcher:
         self._seen: dict[Path, Fingerprint | None] = {}  # each candidate's files at the last look
         self._refused: dict[Path, Fingerprint | None] = {}  # and as they were when refused
         self._said: set[tuple[str, ...]] = set()  # warnings given once
+        self._models: set[str] = set()  # every model seen, each with its refusal series
+        for name in self._serving:
+            self._first_seen(name)
         self._ready: queue.SimpleQueue[LoadedModel] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,6 +131,8 @@ class RepositoryWatcher:
             self._once(("repository", str(exc)), "model repository: %s; no version changes until it is "
                        "fixed", exc)  # fmt: skip
             return []
+        for name in sorted({f.parent.name for f in folders}):
+            self._first_seen(name)
         self._reread_policy(folders)
         passed = []
         candidates = candidate_folders(folders, self.policy)
@@ -146,7 +155,26 @@ class RepositoryWatcher:
         for marks in (self._seen, self._refused):  # forget folders that are gone
             for gone in [f for f in marks if f not in present]:
                 del marks[gone]
+        for name in self._models:
+            refused = self._newer_refused(candidates.get(name, []), self._serving.get(name))
+            self.metrics.model_newest_version_refused.labels(model=name).set(int(refused))
         return passed
+
+    def _first_seen(self, name: str) -> None:
+        """A model's refusal series, made at 0: a series first scraped at 1 has no increase, so the
+        first refusal of a new model would go unseen by increase() and rate()."""
+        if name not in self._models:
+            self._models.add(name)
+            self.metrics.model_versions_refused.labels(model=name)
+            self.metrics.model_newest_version_refused.labels(model=name).set(0)
+
+    def _newer_refused(self, options: list[Path], current: LoadedModel | None) -> bool:
+        """Whether a version its policy prefers to the one in service (`options` best first; every
+        one for a model not served, or whose folder is gone) was refused and is still there. A refused
+        folder being rewritten stays refused until it passes: the alert does not blink meanwhile."""
+        if current is not None and current.folder in options:
+            options = options[: options.index(current.folder)]
+        return any(folder in self._refused for folder in options)
 
     def _best(self, name: str, options: list[Path], current: LoadedModel | None) -> LoadedModel | None:
         """The first of `options` (best first) that passes, unless the one in service comes first or
