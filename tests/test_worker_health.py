@@ -120,6 +120,13 @@ def test_the_routes_answer_as_before(start) -> None:
     health.last_loop -= 120
     assert get(server, "/healthz")[0] == 503
     assert get(server, "/nowhere")[0] == 404
+    hung = Health(load_timeout_s=600)
+    assert hung.alive() == (True, "starting")
+    hung.created -= 601  # the models have been loading for ten minutes: a restart is the only help
+    ok, why = hung.alive()
+    assert not ok and "have not loaded in 601 s" in why and "--model-load-timeout-s" in why
+    hung.models_loaded = True  # loaded in time, then waiting for Kafka: start-up, never cut short
+    assert hung.alive() == (True, "starting")
     assert raw(server, b"POST /metrics HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 501 ")
     assert raw(server, b"GET / HTTP/1.0 extra\r\n\r\n").startswith(b"HTTP/1.0 400 ")
 

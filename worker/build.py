@@ -37,7 +37,7 @@ def build_worker(s: WorkerSettings, registry: CollectorRegistry | None = None) -
     """A worker ready to run(): the metrics server up (unless --metrics-port 0), models loaded and
     checked, clients connected, topics checked. `registry`: where its metrics go (default: a new one)."""
     metrics, registry = new_metrics(registry)
-    health = Health()
+    health = Health(load_timeout_s=s.model_load_timeout_s)
     if s.metrics_port:  # first, so /healthz and /readyz answer while the models load
         server = serve(s.metrics_host, s.metrics_port, registry, health)
         log.info(

@@ -30,7 +30,7 @@ TEXT = "text/plain; charset=utf-8"
 class Health:
     """State the loop updates and the HTTP thread reads (simple attribute writes: no lock needed)."""
 
-    def __init__(self, stall_after_s: float = 60.0) -> None:
+    def __init__(self, stall_after_s: float = 60.0, load_timeout_s: float = 600.0) -> None:
         self.models_loaded = False
         self.partitions_assigned = False
         self.stopping = False
@@ -44,6 +44,11 @@ class Health:
         self.last_loop: float | None = None
         self.last_commit: float | None = None  # or the last time there was nothing to commit
         self.stall_after_s = stall_after_s
+        # Loading the models needs nothing outside the pod (unlike waiting for Kafka): one that takes
+        # this long is hung (a device that never answers, storage that never returns), and only a
+        # restart helps.
+        self.created = time.monotonic()
+        self.load_timeout_s = load_timeout_s
 
     def beat(self) -> None:
         self.last_loop = time.monotonic()
@@ -56,6 +61,9 @@ class Health:
     def alive(self) -> tuple[bool, str]:
         """Unhealthy (so an orchestrator restarts us) if the loop or the commits are stuck."""
         now = time.monotonic()
+        if not self.models_loaded and now - self.created > self.load_timeout_s:
+            return False, (f"the models have not loaded in {now - self.created:.0f} s "
+                           f"(--model-load-timeout-s {self.load_timeout_s:g})")  # fmt: skip
         if self.last_loop is None:
             return True, "starting"
         if now - self.last_loop > self.stall_after_s:

@@ -163,6 +163,13 @@ class WorkerSettings(BaseSettings):
         "pinned, or an older one when the newest folder is removed); each is checked like a bundle at "
         "start and refused, the running version staying, if it fails; 0 = load at start only",
     )
+    model_load_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="/healthz turns 503 (so an orchestrator restarts the worker) if loading the models "
+        "at start takes longer than this: a hung load (a device or storage that never answers); "
+        "waiting for Kafka afterwards is never cut short",
+    )
     max_batch: int = Field(256, ge=1, le=65536, description="most records per inference call")
     max_wait_ms: int = Field(
         10, ge=0, description="longest a record waits for its batch to fill (under load, batches fill sooner)"
