@@ -148,8 +148,9 @@ class Worker:
         for result in self.scoring.completed():
             self._publish(result)
             published = True
-        if published:  # what was decided since the poll (exported series) shows without another poll
-            self._report_kinds()
+        if published:  # what was just decided shows without waiting for a poll that brings records
+            for kind in self.kinds.values():
+                kind.after_publish(self.metrics)
         if self.checkpoint.due():
             self.commit(wait=False)
         self.summary.tick()

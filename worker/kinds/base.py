@@ -78,3 +78,7 @@ class RecordKind(ABC):
 
     def report(self, metrics: Metrics) -> None:  # noqa: B027 - most kinds have no metrics of their own
         """Bring the kind's own metrics up to date (after each poll, and after a rebalance)."""
+
+    def after_publish(self, metrics: Metrics) -> None:  # noqa: B027 - most kinds have nothing to add
+        """After a turn of the loop published outputs: metrics that must not wait for the next poll
+        (cheap: at most once per turn)."""

@@ -125,6 +125,10 @@ class MetricKind(RecordKind):
         # they were (the revocation committed exactly up to them).
         self.windows.drop_partitions(kept)
 
+    def after_publish(self, metrics: Metrics) -> None:
+        if self.export:  # the exported series' last points, as soon as they are decided
+            self.export.report(metrics, self.windows)
+
     def report(self, metrics: Metrics) -> None:
         """The windows' running totals into the Prometheus metrics: what changed since the last report."""
         key, store = self.model.key, self.windows
@@ -134,8 +138,7 @@ class MetricKind(RecordKind):
         metrics.series_resets.labels(model=key)
         metrics.series_active.labels(model=key).set(len(store))
         metrics.series_warming.labels(model=key).set(store.warming)
-        if self.export:
-            self.export.report(metrics, store)
+        self.after_publish(metrics)
         now = Counter({o.value: n for o, n in store.outcomes.items()})
         now.update(evicted=store.evicted, resets=store.resets)
         before, self._reported = self._reported, now
