@@ -12,7 +12,7 @@ import pytest
 from schemas import AnomalyAlert, image_message
 from schemas.outputs import AnomalyMap, pool_size
 from tests.worker_fakes import RecordingSink, decoded
-from worker.explain import anomaly_map, best_box, decode_map
+from worker.explain import anomaly_map, anomaly_maps, best_box, decode_map
 from worker.kinds import kinds_for
 from worker.metrics import new_metrics
 from worker.publish import Publisher
@@ -34,6 +34,21 @@ def test_best_box_grows_from_its_seed_to_the_planted_box_and_never_loses_sum() -
         assert best_box(gain, seed) == (r, c, bh, bw)
         box = best_box(rng.normal(size=(h, w)), seed)  # noise: some box, inside the map, at least the seed's
         assert box[2] >= 1 and box[3] >= 1 and box[0] + box[2] <= h and box[1] + box[3] <= w
+
+
+def test_a_batch_of_maps_made_at_once_is_each_map_made_alone() -> None:
+    """The worker makes a batch's alert maps in one go (boxes grown in lockstep, each stopping when it
+    holds): the same maps, box for box, as one at a time, with patches of every size and sign,
+    a map of zeros and one with NaN."""
+    rng = np.random.default_rng(4)
+    residuals = rng.normal(0, 0.05, (60, 28, 28)).astype(np.float32)
+    for m in residuals:
+        side = int(rng.integers(2, 14))
+        r, c = (int(v) for v in rng.integers(0, 28 - side, 2))
+        m[r : r + side, c : c + side] += rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.9)
+    residuals[7] = 0.0
+    residuals[8, 3, 3] = np.nan
+    assert anomaly_maps(residuals, 1, (28, 28)) == [anomaly_map(m, 1, (28, 28)) for m in residuals]
 
 
 def test_a_bright_patch_is_the_region_and_the_map_is_bytes_scaled_to_its_largest_cell() -> None:

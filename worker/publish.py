@@ -82,13 +82,14 @@ class Publisher:
     ) -> int:
         """An alert for each alerting record, a score message for the rest (with a scores topic); a
         dead letter for a record whose output cannot be made (OUTPUT_FAILED). Returns the alerts sent.
-        `maps`: the records' anomaly maps from the graph, for their alerts (kind.alert_fields)."""
+        `maps`: the records' anomaly maps from the graph, for their alerts (kind.explain)."""
         # Most records are not anomalies: with no scores topic they need no Python work at all.
         send = range(len(items)) if self.scores_topic else np.flatnonzero(verdicts.alerts).tolist()
+        explained = kind.explain(verdicts, maps) if verdicts.alerts.any() else None
         alerts = 0
         for i in send:
             try:
-                self._send_outcome(kind, items[i], verdicts, i, detected_at, maps)
+                self._send_outcome(kind, items[i], verdicts, i, detected_at, explained)
             except (OutputRefused, ValueError, TypeError, OverflowError, OSError) as exc:
                 # Tied to this one record (a timestamp out of datetime's range, an output over the
                 # limit): it must not stop the partition.
@@ -101,7 +102,7 @@ class Publisher:
 
     def _send_outcome(
         self, kind: RecordKind, item: Item, verdicts: Verdicts, i: int, detected_at: datetime,
-        maps: np.ndarray | None,
+        explained: dict[int, dict[str, object]] | None,
     ) -> None:  # fmt: skip
         m = kind.model.manifest
         fields = dict(
@@ -118,7 +119,7 @@ class Publisher:
         # Built from validated records and a validated manifest: serialised, not re-validated.
         if verdicts.alerts[i]:
             fields.update(severity=float(verdicts.severities[i]), detected_at=detected_at)
-            fields.update(kind.alert_fields(item, verdicts, i, maps))
+            fields.update(kind.alert_fields(item, verdicts, i, explained))
             output, topic = AnomalyAlert, self.alerts_topic
         else:
             output, topic = ScoreMessage, self.scores_topic

@@ -60,11 +60,17 @@ class RecordKind(ABC):
         """Fields of the item's alert beyond the common ones (a score message keeps those it has)."""
         return {}
 
+    def explain(self, verdicts: Verdicts, maps: np.ndarray | None) -> dict[int, dict[str, object]] | None:
+        """What explains each alert of a scored batch, made once for all of them (by batch position);
+        None: nothing. `maps`: the batch's anomaly maps from the graph, if it computes them and
+        --explain is on. Never raises for one record: an alert goes out without its explanation."""
+        return None
+
     def alert_fields(
-        self, item: Item, verdicts: Verdicts, i: int, maps: np.ndarray | None
+        self, item: Item, verdicts: Verdicts, i: int, explained: dict[int, dict[str, object]] | None
     ) -> dict[str, object]:
-        """Fields only the item's alert carries (never a score message): what explains it. `maps`: the
-        batch's anomaly maps from the graph, if it computes them and --explain is on."""
+        """Fields only the item's alert carries (never a score message): what explains it (`explained`:
+        what explain() made for the batch)."""
         return {}
 
     def keep_partitions(self, kept: set[tuple[str, int]]) -> None:  # noqa: B027 - most kinds keep nothing

@@ -12,7 +12,7 @@ from schemas import ImageRecord, Reason, Rejection
 from schemas.outputs import pool_size
 from worker.batch import Item
 from worker.decide import Verdicts, against_threshold
-from worker.explain import anomaly_map
+from worker.explain import anomaly_maps
 from worker.kafka.protocol import Consumed
 from worker.kinds.base import RecordKind
 from worker.serving.registry import LoadedModel
@@ -41,15 +41,21 @@ class ImageKind(RecordKind):
     def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
         return against_threshold(self.model.manifest, scores)
 
-    def alert_fields(
-        self, item: Item, verdicts: Verdicts, i: int, maps: np.ndarray | None
-    ) -> dict[str, object]:
+    def explain(self, verdicts: Verdicts, maps: np.ndarray | None) -> dict[int, dict[str, object]] | None:
         if maps is None:
-            return {}
-        try:
-            return {"anomaly_map": anomaly_map(maps[i], self.cell, self.model.record_shape)}
-        except (ValueError, IndexError) as exc:  # the alert goes out without its map, never lost for it
+            return None
+        alerts = np.flatnonzero(verdicts.alerts)
+        try:  # all the batch's alerts at once: the array work is done once
+            return dict(zip(alerts.tolist(), anomaly_maps(maps[alerts], self.cell, self.model.record_shape),
+                            strict=True))  # fmt: skip
+        except (ValueError, IndexError) as exc:  # the alerts go out without their maps, never lost for it
             if not self._map_failed:
                 log.warning("%s: alerts go out without anomaly maps: %s", self.model.key, exc)
                 self._map_failed = True
-            return {}
+            return None
+
+    def alert_fields(
+        self, item: Item, verdicts: Verdicts, i: int, explained: dict[int, dict[str, object]] | None
+    ) -> dict[str, object]:
+        found = explained.get(i) if explained else None
+        return {"anomaly_map": found} if found is not None else {}

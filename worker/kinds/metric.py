@@ -91,7 +91,7 @@ class MetricKind(RecordKind):
         return fields
 
     def alert_fields(
-        self, item: Item, verdicts: Verdicts, i: int, maps: np.ndarray | None
+        self, item: Item, verdicts: Verdicts, i: int, explained: dict[int, dict[str, object]] | None
     ) -> dict[str, object]:
         assert verdicts.decisions is not None
         window = window_of(item)
