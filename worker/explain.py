@@ -21,14 +21,13 @@ import numpy as np
 REGION_LEVEL = 0.3  # cells below this share of the strongest departure count against a box
 
 
-def _best_runs(running: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _best_runs(running: np.ndarray, rows: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[start, end) of each row's run of largest sum, given the running sums of its profile (a 0 first):
     the end where the sum over the lowest point before it is largest, the start where that low was
-    first reached."""
+    first reached. `rows`: arange(k); `positions`: arange(running.shape[1])."""
     lowest = np.minimum.accumulate(running, axis=1)
-    rows = np.arange(len(running))
     end = (running[:, 1:] - lowest[:, :-1]).argmax(axis=1)
-    low = (running == lowest[rows, end][:, None]) & (np.arange(running.shape[1]) <= end[:, None])
+    low = (running == lowest[rows, end][:, None]) & (positions <= end[:, None])
     return low.argmax(axis=1), end + 1
 
 
@@ -44,16 +43,16 @@ def best_boxes(gain: np.ndarray, seeds: np.ndarray, rounds: int = 8) -> np.ndarr
     k, h, w = gain.shape
     prefix = np.zeros((k, h + 1, w + 1))
     np.cumsum(np.cumsum(gain, axis=1), axis=2, out=prefix[:, 1:, 1:])
-    at = np.arange(k)
-    box = np.stack([seeds[:, 0], seeds[:, 0] + 1, seeds[:, 1], seeds[:, 1] + 1])  # r0, r1, c0, c1
+    at, down, across = np.arange(k), np.arange(h + 1), np.arange(w + 1)
+    r0, c0 = seeds[:, 0], seeds[:, 1]
+    r1, c1 = r0 + 1, c0 + 1
     for _ in range(rounds):
-        c0, c1 = _best_runs(prefix[at, box[1], :] - prefix[at, box[0], :])
-        r0, r1 = _best_runs(prefix[at, :, c1] - prefix[at, :, c0])
-        grown = np.stack([r0, r1, c0, c1])
-        if (grown == box).all():
+        nc0, nc1 = _best_runs(prefix[at, r1, :] - prefix[at, r0, :], at, across)
+        nr0, nr1 = _best_runs(prefix[at, :, nc1] - prefix[at, :, nc0], at, down)
+        if (nr0 == r0).all() and (nr1 == r1).all() and (nc0 == c0).all() and (nc1 == c1).all():
             break
-        box = grown  # one that held computes the same box again
-    return np.stack([box[0], box[2], box[1] - box[0], box[3] - box[2]], axis=1)
+        r0, r1, c0, c1 = nr0, nr1, nc0, nc1  # one that held computes the same box again
+    return np.stack([r0, c0, r1 - r0, c1 - c0], axis=1)
 
 
 def best_box(gain: np.ndarray, seed: tuple[int, int], rounds: int = 8) -> tuple[int, int, int, int]:
