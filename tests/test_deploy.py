@@ -19,6 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from tooling.promcheck import dashboard_expressions
 from worker.metrics import new_metrics
 from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
@@ -73,12 +74,8 @@ def queries() -> dict[str, str]:
             for key, text in rule.get("annotations", {}).items():  # templates may `query` too
                 if "query" in text:
                     found[f"rules.yml: {rule['alert']} {key}"] = text
+    found.update({f"dashboard.json: {where}": expr for where, expr in dashboard_expressions().items()})
     dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            found[f"dashboard.json: {panel['title']} {target['refId']}"] = target["expr"]
-    for annotation in dashboard["annotations"]["list"]:
-        found[f"dashboard.json: annotation {annotation['name']}"] = annotation["expr"]
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             found[f"dashboard.json: variable {variable['name']}"] = variable["definition"]

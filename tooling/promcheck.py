@@ -53,15 +53,21 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 EMPTY_BY_DESIGN: dict[str, str] = {}
 
 
-def dashboard_queries() -> dict[str, str]:
-    """Every dashboard target's and annotation's expression by '<panel title> <refId>' (or 'annotation
-    <name>'), Grafana's variables filled in (a query variable as its "All": .*)."""
+def dashboard_expressions() -> dict[str, str]:
+    """Every PromQL expression of the dashboard as written: each panel target's by '<panel title>
+    <refId>', each annotation's by 'annotation <name>' (tests/test_deploy.py checks their names too)."""
     dashboard = json.loads(DASHBOARD.read_text())
     found = {f"{panel['title']} {target['refId']}": target["expr"]
              for panel in dashboard["panels"] for target in panel.get("targets", [])}  # fmt: skip
     annotations = dashboard["annotations"]["list"]
     found.update({f"annotation {a['name']}": a["expr"] for a in annotations if "expr" in a})
-    return {where: fill_variables(expr, dashboard) for where, expr in found.items()}
+    return found
+
+
+def dashboard_queries() -> dict[str, str]:
+    """dashboard_expressions() with Grafana's variables filled in (a query variable as its "All": .*)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    return {where: fill_variables(expr, dashboard) for where, expr in dashboard_expressions().items()}
 
 
 def fill_variables(expr: str, dashboard: dict) -> str:
