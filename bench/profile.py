@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 
 from bench.common import REPO, cpu_seconds, cpus, start_worker
-from bench.run import latest_bundle, mnist_messages, produce_all
+from bench.run import latest_bundle, mnist_messages, produce_all, realistic_messages
 from tooling.broker import LocalKafka, free_port_block
 from tooling.kafka import STORED_PLAIN, create_topic
 from tooling.process import metric_total, wait_ready
@@ -119,6 +119,9 @@ def main() -> int:
     p.add_argument("--transport", default="kafka-python", choices=["kafka-python", "confluent"])
     p.add_argument("--records", type=int, default=50_000, help="MNIST records to drain (20,000 distinct)")
     p.add_argument("--max-batch", type=int, default=256)
+    p.add_argument("--anomaly-share", type=float, default=None,
+                   help="drain the realistic stream of (c5) instead (MNIST 1s and 4s with this share of 5s, "
+                        "e.g. 0.05) rather than (c)'s, where a quarter are anomalies")  # fmt: skip
     p.add_argument("--rate-hz", type=int, default=250, help="py-spy's samples per second")
     p.add_argument("--idle", action="store_true",
                    help="sample waiting threads too: where each thread waits (its shares then add up to "
@@ -132,8 +135,11 @@ def main() -> int:
     bundle = latest_bundle(args.model_repository, "mnist-vae", "image")
     if bundle is None:
         p.error(f"no mnist-vae bundle in {args.model_repository}: run 'make train' first")
-    distinct, _ = mnist_messages(20_000)
-    messages = [distinct[i % len(distinct)] for i in range(args.records)]
+    if args.anomaly_share is None:
+        distinct, _ = mnist_messages(20_000)
+        messages = [distinct[i % len(distinct)] for i in range(args.records)]
+    else:
+        messages = realistic_messages(args.records, args.anomaly_share)
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:

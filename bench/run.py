@@ -133,7 +133,7 @@ def scoring_rate(bundle: Path, messages: list[bytes], max_batch: int, threads: i
 
 
 def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, cpu: CpuPerRecord | None = None,
-                      **extra: object) -> float:  # fmt: skip
+                      busy: list[float] | None = None, **extra: object) -> float:  # fmt: skip
     """Records/s while the worker drains a full topic, from the broker's append times of its alerts.
 
     The records are shuffled, so alerts are spread evenly through the drain: the rate is
@@ -141,7 +141,10 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, cpu: CpuPe
     only twice a second, to know when the worker is done: scraping it often costs the worker
     GIL time and would slow what is measured. `cpu`, if given, is told the CPU time the worker
     process and the broker spent per record, from the first record consumed until all are scored
-    (up to half a second of the idle worker after the last one counts too).
+    (up to half a second of the idle worker after the last one counts too). `busy`, if given, is
+    told the share of the drain the scoring thread spent in its scoring calls (from the worker's
+    anomaly_worker_inference_seconds, read once at the end): near 1, the scoring is the bound;
+    well below, the scoring thread waited for batches, or for a core.
     """
     port = free_port_block(1)
     alerts = create_topic(bootstrap, f"bench-alerts-{uuid.uuid4().hex[:8]}", 1,
@@ -160,13 +163,17 @@ def worker_drain_rate(bootstrap: str, repo: Path, topic: str, n: int, cpu: CpuPe
             time.sleep(0.5)
         if cpu is not None:
             cpu.add(cpu_seconds([proc.pid]) - cpu0[0], cpu_seconds(cpu.broker_pids) - cpu0[1], n)
+        scoring_s = metric_total(port, "anomaly_worker_inference_seconds_sum")
     finally:
         proc.terminate()
         proc.wait(60)
     stamps = append_times(bootstrap, alerts)
     if len(stamps) < 2 or stamps[-1] == stamps[0]:
         raise RuntimeError(f"{len(stamps)} alerts: too few to time the drain (use more --records)")
-    return n * (len(stamps) - 1) / len(stamps) / ((stamps[-1] - stamps[0]) / 1000.0)
+    rate = n * (len(stamps) - 1) / len(stamps) / ((stamps[-1] - stamps[0]) / 1000.0)
+    if busy is not None:
+        busy.append(scoring_s / (n / rate))
+    return rate
 
 
 @dataclass
@@ -336,17 +343,18 @@ def stage_p99s(figures: committed.Figures, transport: str, stages: dict[str, tup
                     higher_is_better=False)  # fmt: skip
 
 
-def cpu_line(transport: str, cpu: CpuPerRecord, drained: float, args: argparse.Namespace) -> str:
-    """(c)'s CPU per record, and the drain rate the machine's cores would allow at it."""
+def cpu_line(transport: str, cpu: CpuPerRecord, drained: float, args: argparse.Namespace,
+             stage: str = "c") -> str:  # fmt: skip
+    """A drain's CPU per record, and the drain rate the machine's cores would allow at it."""
     worker = float(np.median(cpu.worker_us))
-    args.figures.add(f"c cpu {transport}", f"(c) worker process CPU per record, {transport}", worker,
-                     "us", higher_is_better=False)  # fmt: skip
+    args.figures.add(f"{stage} cpu {transport}", f"({stage}) worker process CPU per record, {transport}",
+                     worker, "us", higher_is_better=False)  # fmt: skip
     if not cpu.broker_pids:
-        return f"(c) CPU per record: worker process {worker:.0f} us (the broker's is not known here)"
+        return f"({stage}) CPU per record: worker process {worker:.0f} us (the broker's is not known here)"
     broker, bound = float(np.median(cpu.broker_us)), cpu.bound(cpus())
-    return (f"(c) CPU per record: worker process {worker:.0f} us, broker {broker:.0f} us; at these the "
-            f"{cpus()} CPUs allow at most {bound:,.0f} records/s, and (c) drained at {drained / bound:.0%} "
-            "of that")  # fmt: skip
+    return (f"({stage}) CPU per record: worker process {worker:.0f} us, broker {broker:.0f} us; at these the "
+            f"{cpus()} CPUs allow at most {bound:,.0f} records/s, and ({stage}) drained at "
+            f"{drained / bound:.0%} of that")  # fmt: skip
 
 
 def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
@@ -375,17 +383,19 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
     produce_all(bootstrap, small, messages[: args.batch1_records])
     model = f"{bundle.parent.name}:{bundle.name}"
     repo = args.model_repository
-    results, latencies, cpu = {}, {}, {}
+    results, latencies, cpu, cpu5, busy5 = {}, {}, {}, {}, {}
     for transport in args.transports.split(","):
         a = median_of(f"a {transport}", partial(bare_consume_rate, bootstrap, topic, args.records, transport))
         cpu[transport] = CpuPerRecord(args.broker_pids)
         c = median_of(f"c {transport}", partial(
             worker_drain_rate, bootstrap, repo, topic, args.records, cpu=cpu[transport],
             max_batch=args.max_batch, default_model=model, transport=transport))  # fmt: skip
+        cpu5[transport], busy5[transport] = CpuPerRecord(args.broker_pids), []
         for explain in (True, False):
             median_of(f"c5{'' if explain else '-nox'} {transport}", partial(
                 worker_drain_rate, bootstrap, repo, realistic, args.records, max_batch=args.max_batch,
-                default_model=model, transport=transport, explain=explain))  # fmt: skip
+                default_model=model, transport=transport, explain=explain,
+                **({"cpu": cpu5[transport], "busy": busy5[transport]} if explain else {})))  # fmt: skip
         if transport == "confluent":  # exactly-once needs it
             median_of("c-eos", partial(
                 worker_drain_rate, bootstrap, repo, topic, args.records, max_batch=args.max_batch,
@@ -431,6 +441,9 @@ def image_bench(bootstrap: str, bundle: Path, args: argparse.Namespace) -> None:
         print(f"\n{transport}: anomaly maps on the alerts cost {cost:.1f}% of the drain on the 5% stream "
               f"((c5) {explained:,.0f} vs (c5-nox) {unexplained:,.0f} records/s; target at most 10%){maps}")
         print(f"\n{transport}: " + cpu_line(transport, cpu[transport], c, args))
+        busy = float(np.median(busy5[transport]))
+        print(f"{transport}: " + cpu_line(transport, cpu5[transport], explained, args, "c5")
+              + f"; the scoring thread was in its scoring calls {busy:.0%} of the drain")
         args.figures.add(f"e p50 {transport}", f"(e) produce -> output p50, {transport}", p50, "ms",
                          higher_is_better=False)  # fmt: skip
         args.figures.add(f"e p99 {transport}", f"(e) produce -> output p99, {transport}", p99, "ms",

@@ -133,9 +133,11 @@ class ImageRecord(BaseModel):
 
     # The decoded pixels live in a plain slot, not a pydantic private attribute: with one,
     # pydantic runs an extra hook on every validation that costs more than the decode itself
-    # at worker rates (py-spy). A copy or an unpickled record does not carry the slot, so
-    # `pixels` decodes again there.
-    __slots__ = ("_pixel_array",)
+    # at worker rates (py-spy). They are kept as the bytes sent: the worker turns a whole batch
+    # of them into its model input in a few numpy calls (worker/batch.py), where an array per
+    # image cost the loop's thread several numpy calls a record. A copy or an unpickled record
+    # does not carry the slot, so the pixels are decoded again there.
+    __slots__ = ("_pixel_bytes",)
 
     @model_validator(mode="after")
     def _decode_pixels(self) -> ImageRecord:
@@ -145,7 +147,7 @@ class ImageRecord(BaseModel):
             raise PydanticCustomError(
                 "bad_base64", _BASE64_RULES, {"problem": _base64_problem(self.data, exc)}
             ) from None
-        dtype, scale = PIXEL_DTYPES[self.dtype]
+        dtype, _ = PIXEL_DTYPES[self.dtype]
         expected = math.prod(self.shape) * dtype.itemsize
         if len(raw) != expected:
             raise PydanticCustomError(
@@ -153,24 +155,29 @@ class ImageRecord(BaseModel):
                 "data holds {got} bytes but shape {shape} of {dtype} needs {expected}",
                 {"got": len(raw), "shape": self.shape, "dtype": self.dtype, "expected": expected},
             )
-        pixels = np.frombuffer(raw, dtype=dtype).reshape(self.shape)
         if self.dtype == "float32":
+            pixels = np.frombuffer(raw, dtype=dtype)
             if not np.isfinite(pixels).all():
                 raise PydanticCustomError("non_finite", "pixels contain NaN or infinity", {})
             if pixels.min(initial=0.0) < 0.0 or pixels.max(initial=0.0) > 1.0:
                 raise PydanticCustomError("out_of_range", "float32 pixels must lie in [0, 1]", {})
-        else:
-            pixels = np.multiply(pixels, np.float32(scale), dtype=np.float32)
-        object.__setattr__(self, "_pixel_array", pixels)  # the model is frozen
+        object.__setattr__(self, "_pixel_bytes", raw)  # the model is frozen
         return self
 
     @property
-    def pixels(self) -> np.ndarray:
-        """The image as float32 in [0, 1], in the record's shape (read-only)."""
+    def pixel_bytes(self) -> bytes:
+        """The pixels as sent, checked: `dtype` elements, little-endian, row-major in `shape`."""
         try:
-            return self._pixel_array
+            return self._pixel_bytes
         except AttributeError:  # a copy: the slot is not copied
-            return self._decode_pixels()._pixel_array
+            return self._decode_pixels()._pixel_bytes
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The image as float32 in [0, 1], in the record's shape."""
+        dtype, scale = PIXEL_DTYPES[self.dtype]
+        pixels = np.frombuffer(self.pixel_bytes, dtype=dtype).reshape(self.shape)
+        return pixels if self.dtype == "float32" else np.multiply(pixels, np.float32(scale), dtype=np.float32)
 
 
 MISPLACED_TIME = ("timestamp", "time", "datetime", "date")

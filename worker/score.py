@@ -221,6 +221,7 @@ class ScoreStage:
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
+        batch.seal()
         batch.submitted_at = time.time()
         with self._lock:
             self._in_flight.append(batch)

@@ -10,7 +10,8 @@ import numpy as np
 
 from schemas import ImageRecord, Reason, Rejection
 from schemas.outputs import pool_size
-from worker.batch import Item
+from schemas.records import PIXEL_DTYPES
+from worker.batch import Item, RowFormat
 from worker.decide import Verdicts, against_threshold
 from worker.explain import anomaly_maps
 from worker.kafka.protocol import Consumed
@@ -19,6 +20,12 @@ from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+# An image's row is the bytes its record carried; the batch scales uint8 ones to [0, 1] as it makes them rows.
+ROW_FORMATS: dict[str, RowFormat] = {
+    name: (dtype, None if scale == 1.0 else np.float32(scale))
+    for name, (dtype, scale) in PIXEL_DTYPES.items()
+}
 
 
 class ImageKind(RecordKind):
@@ -36,7 +43,8 @@ class ImageKind(RecordKind):
                 f"image shape {record.shape} does not match model {self.model.key}'s input "
                 f"{list(self.model.record_shape)}",
             )
-        return Item(message=message, record=record, record_id=record_id, row=record.pixels)
+        return Item(message=message, record=record, record_id=record_id, row=record.pixel_bytes,
+                    row_format=ROW_FORMATS[record.dtype])  # fmt: skip
 
     def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
         return against_threshold(self.model.manifest, scores)
