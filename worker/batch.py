@@ -86,7 +86,7 @@ class Batch:
     buffers: RowBuffers | None = None
     # Rows given as bytes, by format: their places and their bytes, made rows all at once by seal().
     # One join and one numpy call a batch, where an array per image cost the loop's thread several
-    # numpy calls per record (py-spy: about 8 us of its 43 us a record).
+    # numpy calls per record (py-spy: about 5 us of its 40 us a record).
     _packed: dict[RowFormat, tuple[list[int], list[bytes]]] = field(default_factory=dict)
 
     @property
@@ -120,9 +120,9 @@ class Batch:
 
     def seal(self) -> None:
         """Make the rows given as bytes rows of the batch, all at once: on the loop's thread, as the
-        batch goes to be scored. (On the scoring thread each numpy call there is one more wait for
-        the GIL, up to the interpreter's switch interval of 5 ms while the loop runs Python: measured,
-        the scoring thread then idled more than the loop saved.)"""
+        batch goes to be scored. (Made on the scoring thread instead, where each numpy call must
+        take the GIL back from the loop, the drain fell by a tenth in the measurements of
+        docs/results.md#on-the-realistic-stream-what-holds-the-drain-back.)"""
         if not self._packed:
             return
         rows = self._rows[: len(self.items)]
