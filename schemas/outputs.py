@@ -49,6 +49,11 @@ class ScoredOutput(BaseModel):
         "ordinary for this series now: within the detector's running 99th percentile of its own deviations",
     )
     upper: float | None = Field(None, description="Metric records: the normal band's high end")
+    reconstructed: float | None = Field(
+        None, description="Metric records: the value the model's VAE rebuilds for the point from its window "
+        "(the decoder at the latent mean), in the series' units; only from bundles whose graph computes it, "
+        "and not with --no-explain",
+    )
     detector: Literal[PARTS] | None = Field(  # type: ignore[valid-type]
         None,
         description="Metric records: the part that gave the score: vae (the model's reconstruction error "

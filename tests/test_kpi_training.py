@@ -140,16 +140,18 @@ def test_graph_has_a_dynamic_batch_and_matches_torch(exported) -> None:
 
     model, path, windows = exported
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    [inp], [out] = sess.get_inputs(), sess.get_outputs()
+    [inp], [out, rebuilt] = sess.get_inputs(), sess.get_outputs()
     assert inp.name == "window" and isinstance(inp.shape[0], str) and inp.shape[1:] == [16]
-    assert out.name == "score"
+    assert out.name == "score" and rebuilt.name == "reconstruction"
     for n in (1, 7, 300):
-        [scores] = sess.run(["score"], {"window": windows[:n]})
-        assert scores.shape == (n,)
+        scores, last = sess.run(["score", "reconstruction"], {"window": windows[:n]})
+        assert scores.shape == last.shape == (n,)
     with torch.no_grad():
         mu, _ = model.encode(torch.from_numpy(windows))
         expected = ((model.decode(mu) - torch.from_numpy(windows))[:, -2:] ** 2).mean(dim=1).numpy()
+        expected_last = model.decode(mu)[:, -1].numpy()
     np.testing.assert_allclose(torch_window_scores(model, windows), expected, rtol=1e-6)
+    np.testing.assert_allclose(last, expected_last, rtol=1e-4, atol=1e-5)  # the graph's, as torch's
     assert check_window_parity(model, path, windows) <= 1e-4
 
 
@@ -362,3 +364,31 @@ def test_without_labels_the_comparison_gives_alert_rates_not_detection_figures()
     text = format_comparison([r], "test")
     assert "no labelled anomalies" in text and "NAB" not in text and "F1" not in text
     assert "5.00" in text  # 10 alerts over 2 series-days
+
+
+def test_the_graph_rebuilds_each_windows_last_point_and_the_worker_reads_it_in_series_units(tiny_kpi) -> None:
+    """The exported graph's second output, the VAE's value for the window's last point, read by the
+    worker's scorer beside the score and scaled back: on the normal points of the training series it
+    lies near the value (within a few of the window's own scales), and nowhere is it NaN."""
+    import csv as csv_module
+
+    from worker.kinds.metric import reconstructed_values
+    from worker.score import RunScorer
+    from worker.serving.registry import ModelRegistry
+
+    trained, csv = tiny_kpi
+    assert trained.manifest.outputs["reconstruction"].shape == []
+    [model] = list(ModelRegistry.load(trained.folder.parent.parent, "cpu", None, None))
+    with open(csv, newline="") as f:
+        rows = [r for r in csv_module.DictReader(f) if r["series"] == "kpi_0000"]
+    values = np.array([float(r["value"]) for r in rows])
+    normal = np.array([r["label"] == "0" for r in rows])
+    ends = np.flatnonzero(normal[31:]) + 31
+    features = window_features(windows_ending_at(values, ends, 32), trained.manifest.preprocessing.clip)
+    scores, rebuilt = RunScorer(model, 256, explain=True).score_and_map(features.z)
+    assert rebuilt is not None and rebuilt.shape == scores.shape == (len(ends),)
+    values_back = reconstructed_values(features, rebuilt)
+    assert np.isfinite(values_back).all()
+    off = np.abs(values_back - values[ends]) / features.scale
+    assert np.median(off) < 2.0, f"the rebuilt last points are a median {np.median(off):.2f} scales off"
+    assert RunScorer(model, 256, explain=False).score_and_map(features.z)[1] is None  # --no-explain

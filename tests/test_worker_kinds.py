@@ -99,3 +99,18 @@ def test_window_differences_name_what_makes_a_window_mean_something_else() -> No
     assert window_differences(old, old.model_copy()) is None
     new = old.model_copy(update={"window": 16, "clip": 10.0})
     assert window_differences(old, new) == "window 32 -> 16; clip 20.0 -> 10.0"
+
+
+def test_the_graphs_reconstruction_goes_out_in_the_series_units(metric_kind) -> None:
+    """What the VAE rebuilds for the last point (scaled as the model sees windows) is scaled back."""
+    for m in range(W - 1):  # later than the series' points of the tests before (one module-wide kind)
+        prepared(metric_kind, 10.0 + m, 1000 + m, 100 + m)
+    item = prepared(metric_kind, 20.0, 1000 + W - 1, 100 + W - 1)
+    assert isinstance(item, Item)
+    _, features = metric_kind.model_inputs(item.row[None, :])
+    verdicts = metric_kind.decide([item], np.array([0.1]), features, np.array([0.5], np.float32))
+    fields = metric_kind.output_fields(item, verdicts, 0)
+    assert fields["reconstructed"] == pytest.approx(features.center[0] + 0.5 * features.scale[0])
+    assert features.scale[0] > 0 and fields["reconstructed"] != fields["value"]
+    no_value = metric_kind.decide([item], np.array([0.1]), features, np.array([np.inf], np.float32))
+    assert "reconstructed" not in metric_kind.output_fields(item, no_value, 0)  # not finite: left out

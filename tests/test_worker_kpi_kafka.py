@@ -103,6 +103,8 @@ def test_a_trained_kpi_model_alerts_as_the_offline_evaluation_predicts(
     [spike] = [a for a in alerts if a.series_key == stream[0].name and a.ts == stream[0].timestamps[SPIKE_AT]]
     assert not spike.lower <= spike.value <= spike.upper
     assert np.mean([m.lower <= m.value <= m.upper for m in scores if m.lower is not None]) >= 0.95
+    # The VAE's own value for each point, from the graph's second output, on scores and alerts alike.
+    assert all(o.reconstructed is not None and np.isfinite(o.reconstructed) for o in alerts + scores)
     # Every alert says why in the firing part's numbers; a score message never carries them.
     assert all(a.evidence and a.evidence.part == a.detector and a.evidence.summary for a in alerts)
     assert spike.evidence.reference is not None and spike.evidence.scale > 0

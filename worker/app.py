@@ -207,7 +207,7 @@ class Worker:
                 )
         else:
             kind = batch.kind  # of the version that formed the batch: the one its outputs name
-            verdicts = kind.decide(items, result.scores, batch.prepared)
+            verdicts = kind.decide(items, result.scores, batch.prepared, result.maps)
             alerts = self.publisher.outcomes(kind, items, verdicts, datetime.now(UTC), result.maps)
             self._count_scored(result, alerts, back_at)
         self.scoring.finish(batch)

@@ -34,6 +34,9 @@ class Verdicts:
     alerts: np.ndarray  # bool
     severities: np.ndarray  # float64; NaN where no alert
     decisions: Decisions | None = None  # metric points: the detector's (which part fired, ...)
+    # Metric points: the value the model's VAE rebuilds for each point, in the series' units (NaN where
+    # it is not finite); None where the graph has no such output or --no-explain.
+    reconstructed: np.ndarray | None = None
 
 
 def against_threshold(manifest: ModelManifest, scores: np.ndarray) -> Verdicts:

@@ -1,4 +1,6 @@
-"""ONNX export of the window VAE: window [B, W] -> score [B], computed in the graph from the latent mean.
+"""ONNX export of the window VAE: window [B, W] -> score [B] and reconstruction [B], both computed in the
+graph from the latent mean; the reconstruction is the decoder's value for the window's last point, in
+the scaled units of the input (the worker scales it back to the series' units).
 
 The input is the scaled, clipped float32 window exactly as `schemas.detect.window_features` gives
 it; the worker adds nothing but the batch axis.
@@ -19,6 +21,7 @@ from training.kpi.scoring import SCORE_BATCH
 
 INPUT = "window"
 OUTPUT = "score"
+RECONSTRUCTION = "reconstruction"
 
 
 class WindowScoreGraph(nn.Module):
@@ -26,13 +29,14 @@ class WindowScoreGraph(nn.Module):
         super().__init__()
         self.vae = vae
 
-    def forward(self, window: torch.Tensor) -> torch.Tensor:
-        return self.vae.score(window)
+    def forward(self, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, _ = self.vae.encode(window)
+        return self.vae.score(window), self.vae.decode(mu)[:, -1]
 
 
 def export_window_graph(vae: WindowVAE, path: Path) -> None:
     vae = vae.cpu().eval()
-    export_graph(WindowScoreGraph(vae), torch.randn(2, vae.window), path, [INPUT], [OUTPUT])
+    export_graph(WindowScoreGraph(vae), torch.randn(2, vae.window), path, [INPUT], [OUTPUT, RECONSTRUCTION])
 
 
 def check_window_parity(vae: WindowVAE, onnx_path: Path, windows: np.ndarray) -> float:

@@ -322,7 +322,7 @@ def build_manifest(
     summary: dict[str, object],
     files: dict[str, str],
 ) -> ModelManifest:
-    from training.kpi.export import INPUT, OUTPUT
+    from training.kpi.export import INPUT, OUTPUT, RECONSTRUCTION
 
     stats = {x.key: SeriesStats(interval_s=x.interval_s) for x in series}
     return new_manifest(
@@ -331,7 +331,10 @@ def build_manifest(
         files,
         kind="metric",
         input=TensorSpec(name=INPUT, shape=[cfg.window]),
-        outputs={"score": TensorSpec(name=OUTPUT, shape=[])},
+        outputs={
+            "score": TensorSpec(name=OUTPUT, shape=[]),
+            "reconstruction": TensorSpec(name=RECONSTRUCTION, shape=[]),
+        },
         preprocessing=MetricPreprocessing(
             window=cfg.window,
             interval_s=most_common_interval(series),

@@ -48,9 +48,12 @@ class RecordKind(ABC):
         return rows, None
 
     @abstractmethod
-    def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
+    def decide(
+        self, items: list[Item], scores: np.ndarray, prepared: object, explaining: np.ndarray | None = None
+    ) -> Verdicts:
         """Alert or not, per scored item, in the batch's order (worker/decide.py); `prepared`: what
-        model_inputs() returned beside the input."""
+        model_inputs() returned beside the input; `explaining`: the graph's output read beside the
+        score (LoadedModel.map_output), if any."""
 
     def output_key(self, item: Item) -> str:
         """The Kafka key of the item's alert or score message."""

@@ -46,8 +46,10 @@ class ImageKind(RecordKind):
         return Item(message=message, record=record, record_id=record_id, row=record.pixel_bytes,
                     row_format=ROW_FORMATS[record.dtype])  # fmt: skip
 
-    def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
-        return against_threshold(self.model.manifest, scores)
+    def decide(
+        self, items: list[Item], scores: np.ndarray, prepared: object, explaining: np.ndarray | None = None
+    ) -> Verdicts:
+        return against_threshold(self.model.manifest, scores)  # the maps go to the alerts (explain)
 
     def explain(self, verdicts: Verdicts, maps: np.ndarray | None) -> dict[int, dict[str, object]] | None:
         if maps is None:

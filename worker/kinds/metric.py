@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -68,13 +69,18 @@ class MetricKind(RecordKind):
         features = window_features(rows, self.model.manifest.preprocessing.clip)
         return features.z, features
 
-    def decide(self, items: list[Item], scores: np.ndarray, prepared: object) -> Verdicts:
+    def decide(
+        self, items: list[Item], scores: np.ndarray, prepared: object, explaining: np.ndarray | None = None
+    ) -> Verdicts:
         assert isinstance(prepared, WindowFeatures)
         # In the order the windows were made: each decision updates its series' state.
         decisions = decide_windows(self.windows, [window_of(item) for item in items], scores, prepared)
         if self.export:
             self.export.record([item.record.series_key for item in items], prepared.last, decisions)
-        return from_detector(self.model.manifest, decisions)
+        verdicts = from_detector(self.model.manifest, decisions)
+        if explaining is not None and explaining.shape == (len(items),):
+            verdicts = replace(verdicts, reconstructed=reconstructed_values(prepared, explaining))
+        return verdicts
 
     def output_key(self, item: Item) -> str:
         return item.record.series_key
@@ -86,6 +92,8 @@ class MetricKind(RecordKind):
             window=len(item.row), detector=d.part, detector_score=d.part_score,
             detector_threshold=d.part_threshold, expected=d.expected, lower=d.lower, upper=d.upper,
         )  # fmt: skip
+        if verdicts.reconstructed is not None and np.isfinite(rebuilt := verdicts.reconstructed[i]):
+            fields["reconstructed"] = float(rebuilt)
         if point.ts is None:  # the alert names the point's grid time
             fields["ts"] = datetime.fromtimestamp(window_of(item).slot_ts, UTC)
         return fields
@@ -180,6 +188,15 @@ def window_differences(old: MetricPreprocessing, new: MetricPreprocessing) -> st
 def window_of(item: Item) -> Window:
     assert isinstance(item.context, Window)
     return item.context
+
+
+def reconstructed_values(features: WindowFeatures, rebuilt: np.ndarray) -> np.ndarray:
+    """The graph's reconstruction of each window's last point, back in the series' units: the model
+    sees the window scaled by its own past (schemas.detect.window_features), so the value is
+    centre + scale x the rebuilt scaled value. NaN where that is not finite."""
+    with np.errstate(all="ignore"):  # a scale near float64's largest overflows: NaN, left out
+        values = features.center + features.scale * rebuilt.astype(np.float64)
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def decide_windows(store: SeriesWindows, windows: list[Window], scores: np.ndarray,

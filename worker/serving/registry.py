@@ -26,6 +26,9 @@ from worker.serving.policy import chosen_folders
 log = logging.getLogger(__name__)
 
 MAP_ROLE = "anomaly_map"  # the manifest's name for the graph output an alert's anomaly map comes from
+RECONSTRUCTION_ROLE = "reconstruction"  # a metric graph's: the window's last point as the VAE rebuilds it
+# The graph output read beside the score (where --explain is on), by record kind.
+EXPLAIN_ROLES = {"image": MAP_ROLE, "metric": RECONSTRUCTION_ROLE}
 
 
 class BundleError(RuntimeError):
@@ -55,8 +58,10 @@ class LoadedModel:
 
     @property
     def map_output(self) -> TensorSpec | None:
-        """The graph's anomaly map (image bundles exported since it exists; checked at load), if any."""
-        return self.manifest.outputs.get(MAP_ROLE)
+        """The graph output read beside the score, if the bundle has it (checked at load): an image's
+        anomaly map, or a metric window's reconstructed last point (bundles exported since each
+        exists; older ones score without it)."""
+        return self.manifest.outputs.get(EXPLAIN_ROLES.get(self.manifest.kind, MAP_ROLE))
 
 
 def load_bundle(folder: Path, providers: list[Provider], intra_op_threads: int = 0) -> LoadedModel:
@@ -135,6 +140,10 @@ def _check_graph(session: ort.InferenceSession, manifest: ModelManifest, folder:
     outputs = {o.name for o in session.get_outputs()}
     if manifest.outputs["score"].name not in outputs:
         raise BundleError(f"{folder}: the graph has no score output {manifest.outputs['score'].name!r}")
+    rebuilt = manifest.outputs.get(RECONSTRUCTION_ROLE) if manifest.kind == "metric" else None
+    if rebuilt is not None and (rebuilt.name not in outputs or rebuilt.shape != []):
+        raise BundleError(f"{folder}: the manifest names a reconstruction output {rebuilt.name!r} of "
+                          f"shape {rebuilt.shape}: the graph must have it, one value a window (shape [])")
     if (spec := manifest.outputs.get(MAP_ROLE)) is not None:
         if spec.name not in outputs:
             raise BundleError(f"{folder}: the manifest names an anomaly map output {spec.name!r} that the "
