@@ -317,6 +317,8 @@ def explain_kpi(s: StreamDemoSettings, out: Outputs) -> None:
           f"the series with its band: {png}")  # fmt: skip
     if alert.get("evidence"):
         print(f"  why: {alert['evidence']['summary']}")
+    if alert.get("reconstructed") is not None:  # bundles whose graph rebuilds the point
+        print(f"  the model itself rebuilds {alert['reconstructed']:.1f} for the point from its window")
 
 
 def version_in_service(s: StreamDemoSettings, name: str) -> str | None:
