@@ -318,7 +318,8 @@ def explain_kpi(s: StreamDemoSettings, out: Outputs) -> None:
     if alert.get("evidence"):
         print(f"  why: {alert['evidence']['summary']}")
     if alert.get("reconstructed") is not None:  # bundles whose graph rebuilds the point
-        print(f"  the model itself rebuilds {alert['reconstructed']:.1f} for the point from its window")
+        print(f"  the model itself rebuilds {alert['reconstructed']:.1f} for the point from its window "
+              "(its view, not what was expected: docs/kpi.md#the-band)")
 
 
 def version_in_service(s: StreamDemoSettings, name: str) -> str | None:
