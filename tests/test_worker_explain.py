@@ -78,7 +78,7 @@ def test_a_map_of_nan_or_nothing_still_makes_a_valid_map() -> None:
 
 def test_the_graph_computes_image_minus_reconstruction_and_io_binding_reads_the_same(tiny_models) -> None:
     model = tiny_models.resolve(None)
-    assert model.map_output is not None and model.map_output.shape == [28, 28]
+    assert model.explain_output is not None and model.explain_output.shape == [28, 28]
     x = np.random.default_rng(2).random((37, 28, 28), dtype=np.float32)
     [reconstruction] = model.session.run(["reconstruction"], {"images": x})
     for scorer in (RunScorer(model, 16, explain=True), BoundScorer(model, 16, explain=True)):

@@ -61,14 +61,15 @@ def _checked(model: LoadedModel, scores: np.ndarray, n: int) -> np.ndarray:
 class RunScorer:
     """Plain session.run() per slice. The slice loop is shared: the other scorers differ only in
     `_run`, how one slice of at most --max-batch rows is run. With `explain` and a graph that has
-    an anomaly map, each slice's maps come back too (a copy of n x map cells, a few percent of
-    the scores' own cost: worker/explain.py reads them for alerts only)."""
+    an explaining output (LoadedModel.explain_output), each slice's comes back too: an image's
+    anomaly map (a copy of n x map cells, a few percent of the scores' own cost: worker/explain.py
+    reads them for alerts only), or a metric window's reconstructed last point (one value each)."""
 
     def __init__(self, model: LoadedModel, max_batch: int, explain: bool = False) -> None:
         self.model, self.max_batch = model, max_batch
         self.input_name = model.manifest.input.name
         self.score_name = model.manifest.outputs["score"].name
-        spec = model.map_output if explain else None
+        spec = model.explain_output if explain else None
         self.map_name = spec.name if spec is not None else None
         self.map_shape = tuple(spec.shape) if spec is not None else ()
 

@@ -53,7 +53,7 @@ class RecordKind(ABC):
     ) -> Verdicts:
         """Alert or not, per scored item, in the batch's order (worker/decide.py); `prepared`: what
         model_inputs() returned beside the input; `explaining`: the graph's output read beside the
-        score (LoadedModel.map_output), if any."""
+        score (LoadedModel.explain_output), if any."""
 
     def output_key(self, item: Item) -> str:
         """The Kafka key of the item's alert or score message."""

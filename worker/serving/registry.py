@@ -57,7 +57,7 @@ class LoadedModel:
         return tuple(self.manifest.preprocessing.record_shape)
 
     @property
-    def map_output(self) -> TensorSpec | None:
+    def explain_output(self) -> TensorSpec | None:
         """The graph output read beside the score, if the bundle has it (checked at load): an image's
         anomaly map, or a metric window's reconstructed last point (bundles exported since each
         exists; older ones score without it)."""
