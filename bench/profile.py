@@ -44,6 +44,7 @@ STAGES: list[tuple[str, str]] = [
     ("client: produce", "kafka/producer/"),
     ("client: fetch and parse", "kafka/consumer/"),
     ("client: fetch and parse", "kafka/record/"),
+    ("client: fetch and parse", "worker/kafka/records.py"),  # the worker's reader of kafka-python's batches
     ("client: network", "kafka/client_async.py"),
     ("client: network", "kafka/conn.py"),
     ("client: network", "kafka/protocol/"),

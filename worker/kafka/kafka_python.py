@@ -45,6 +45,7 @@ from worker.kafka.protocol import (
     log_failed_commit,
     unreachable,
 )
+from worker.kafka.records import read_batches_whole
 from worker.kafka.unpack import UnpackBudgetSpent, start_poll, unpack_within_limits
 from worker.settings import WorkerSettings
 
@@ -102,6 +103,7 @@ def _connection_errors_said_once() -> Iterator[None]:
 def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
     read_header_keys_leniently()
     unpack_within_limits()
+    read_batches_whole()
     with _connection_errors_said_once():
         return _build(s)
 
