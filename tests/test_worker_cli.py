@@ -136,3 +136,25 @@ def test_a_stop_while_waiting_for_kafka_is_one_line_and_exit_0(tiny_bundle, sign
     assert out.strip().splitlines()[-1].endswith(
         f"{signal.Signals(signum).name} while starting: stopped before consuming anything"
     ), out
+
+
+def test_the_worker_sets_the_gil_switch_interval_it_is_given(monkeypatch) -> None:
+    import sys
+
+    from worker import cli
+
+    seen: list[float] = []
+
+    def stop_at_build(settings: WorkerSettings) -> None:
+        seen.append(sys.getswitchinterval())
+        raise cli.StopDuringStartup("stopped by the test")
+
+    monkeypatch.setattr(cli, "build_worker", stop_at_build)
+    monkeypatch.setattr(cli, "install_startup_signals", lambda: None)
+    before = sys.getswitchinterval()
+    try:
+        for settings in (WorkerSettings(), WorkerSettings(gil_switch_interval_ms=2.0)):
+            assert cli.run(settings) == 0
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == pytest.approx([0.0005, 0.002])  # the default, 0.5 ms; then as given
