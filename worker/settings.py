@@ -222,7 +222,7 @@ class WorkerSettings(BaseSettings):
         description="how long a thread waiting for Python's GIL waits before the running one must hand "
         "it over (Python's own default: 5). The scoring thread needs the GIL twice a batch, to take the "
         "batch and after onnxruntime returns: at 5 ms it waited about a fifth of its time, and 0.5 ms "
-        "drained 4-13 % faster with kafka-python and 10 % with confluent (docs/results.md)",
+        "drained 4-9 % faster with kafka-python (confluent: no clear effect) (docs/results.md)",
     )
     io_binding: Literal["auto", "on", "off"] = Field(
         "auto",
