@@ -172,3 +172,20 @@ def test_a_header_key_that_is_not_utf8_is_read_leniently_by_both() -> None:
     raw = built([(b"a", b"1", []), (b"b", b"2", [(NotUtf8("h"), b"v")]), (b"c", b"3", [])])
     theirs, ours = (read_with(reader, raw) for reader in READERS)
     assert ours == theirs and ours[0][1].headers == [("\ufffd\ufffd", b"v")]
+
+
+def test_the_whole_batch_reader_is_installed_on_the_kafka_python_it_knows(monkeypatch) -> None:
+    monkeypatch.setattr(Fetcher.PartitionRecords, "_unpack_records", records_module._kafka_python_reader)
+    assert records_module.read_batches_whole()
+    assert Fetcher.PartitionRecords._unpack_records is records_module._unpack_records
+
+
+def test_another_kafka_python_keeps_its_own_reader(monkeypatch, caplog) -> None:
+    def changed(self, tp, records, key_deserializer, value_deserializer, extra=None):
+        yield from ()
+
+    monkeypatch.setattr(records_module, "_kafka_python_reader", changed)
+    monkeypatch.setattr(Fetcher.PartitionRecords, "_unpack_records", changed)
+    assert not records_module.read_batches_whole()
+    assert Fetcher.PartitionRecords._unpack_records is changed
+    assert "its own record reader is kept" in caplog.text

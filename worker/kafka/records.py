@@ -19,8 +19,11 @@ kafka-python does, and a consumer with deserializers keeps kafka-python's reader
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Iterator
 
+import kafka
 from kafka.consumer.fetcher import READ_COMMITTED, ConsumerRecord, Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
@@ -28,12 +31,24 @@ from kafka.record.memory_records import MemoryRecords
 from kafka.record.util import decode_varint
 from kafka.structs import TopicPartition
 
+log = logging.getLogger(__name__)
+
 _kafka_python_reader = Fetcher.PartitionRecords._unpack_records
 
 
-def read_batches_whole() -> None:
-    """Make kafka-python's consumer read record batches with `_unpack_records` below (idempotent)."""
+def read_batches_whole() -> bool:
+    """Make kafka-python's consumer read record batches with `_unpack_records` below (idempotent).
+    Only on the kafka-python this was written against (2.3: the reader's parameters, the batch's
+    slots); on another it keeps its own reader, with a warning, and this returns False."""
+    params = list(inspect.signature(_kafka_python_reader).parameters)
+    if params != ["self", "tp", "records", "key_deserializer", "value_deserializer"] or not {
+        "_buffer", "_pos"
+    } <= set(DefaultRecordBatch.__slots__):
+        log.warning("kafka-python %s: its own record reader is kept (worker/kafka/records.py knows 2.3)",
+                    kafka.__version__)  # fmt: skip
+        return False
     Fetcher.PartitionRecords._unpack_records = _unpack_records
+    return True
 
 
 def batch_records(batch: DefaultRecordBatch, topic: str, partition: int, leader_epoch: int) -> list | None:
