@@ -189,3 +189,24 @@ def test_another_kafka_python_keeps_its_own_reader(monkeypatch, caplog) -> None:
     assert not records_module.read_batches_whole()
     assert Fetcher.PartitionRecords._unpack_records is changed
     assert "its own record reader is kept" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "batch_hex",
+    [  # a record's attributes as a two-byte varint (0x80 0x00); found by a differential fuzz
+        "000000000000000000000039000000050288b439d50000000000000000018bcfe568000000018bcfe5680a"
+        "ffffffffffffffffffffffffffff000000010e80000002000100",  # another record if read as one byte
+        "0000000000000000000000380000000502ebe56c3e0000000000000000018bcfe568000000018bcfe5680a"
+        "ffffffffffffffffffffffffffff000000010c800000010100",  # kafka-python refuses it; valid CRC
+    ],
+)
+def test_attributes_longer_than_one_byte_are_left_to_kafka_python(batch_hex: str) -> None:
+    raw = bytes.fromhex(batch_hex)
+    got = []
+    for reader in READERS:
+        part = partition_records(reader, raw)
+        try:
+            got.append(([tuple(r) for r in part.take()], part.next_fetch_offset))
+        except CorruptRecordError as exc:
+            got.append(("refused", unreadable_record(exc)[:2]))
+    assert got[1] == got[0]
