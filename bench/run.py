@@ -36,6 +36,7 @@ from bench import figures as committed
 from bench import hostile, kpi, plots
 from bench.common import REPO, append_times, cpu_seconds, cpus, start_worker
 from bench.latency import latency, percentiles, stage_line
+from bench.machine import python_speed
 from schemas import MANIFEST_FILE, ModelManifest, image_message
 from schemas.repository import latest_bundle_folder
 from tooling.broker import LocalKafka, free_port_block
@@ -257,7 +258,10 @@ def main() -> int:
             print(f"bench: no {kind} bundle {repo / name}/<version>; run '{make}' first", file=sys.stderr)
             return 1
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    args.figures = committed.Figures()
+    speed = python_speed()  # before the broker starts: the machine as quiet as it will be
+    print(f"this machine runs Python at {speed:.2f} M steps/s (bench/machine.py): figures are marked against "
+          "committed ones of a machine of similar speed", flush=True)  # fmt: skip
+    args.figures = committed.Figures(speed)
     # A throwaway broker: its logs hold every record produced (~300 MB a run), so its folder goes at the end.
     broker = None if external else LocalKafka(home=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:

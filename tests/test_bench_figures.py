@@ -48,3 +48,42 @@ def test_without_a_baseline_it_says_how_to_make_one(tmp_path: Path) -> None:
     now.add("c", "(c) drain", 1, "records/s")
     assert load(tmp_path / "none.json") is None
     assert "--save-baseline" in now.compared(None)[0]
+
+
+def test_between_machines_of_different_speeds_only_ratios_are_marked(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    fast = Figures(speed=6.0)
+    fast.add("c", "(c) drain", 20_000, "records/s")
+    fast.add("c/b", "(c) / (b)", 90, "%")
+    fast.save(path)
+    half_as_fast = Figures(speed=3.0)
+    half_as_fast.add("c", "(c) drain", 10_000, "records/s")  # the machine, not the code
+    half_as_fast.add("c/b", "(c) / (b)", 70, "%")  # a ratio of one run: still a drop
+    lines = half_as_fast.compared(load(path))
+    by_label = {line.split("  ")[1].strip(): line for line in lines[1:]}
+    assert "DROP" not in by_label["(c) drain"]
+    assert by_label["(c) drain"].endswith("(not marked: a machine 0.50 x as fast as the baseline's)")
+    assert by_label["(c) / (b)"].endswith("-22%   DROP")
+    assert "3.00 M steps/s" in lines[0]
+    same_speed = Figures(speed=5.5)
+    same_speed.add("c", "(c) drain", 10_000, "records/s")
+    assert same_speed.compared(load(path))[1].endswith("-50%   DROP")
+
+
+def test_the_speed_is_kept_with_each_figure_a_partial_run_saves(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    first = Figures(speed=6.0)
+    first.add("c", "(c) drain", 20_000, "records/s")
+    first.save(path)
+    second = Figures(speed=3.0)
+    second.add("g", "(g) windows/s", 5_000, "windows/s")
+    second.save(path)
+    saved = load(path)
+    assert saved is not None
+    assert {k: f.speed for k, f in saved.figures.items()} == {"c": 6.0, "g": 3.0}
+
+
+def test_the_machines_python_speed_is_measured() -> None:
+    from bench.machine import python_speed
+
+    assert python_speed(steps=20_000, runs=2) > 0
