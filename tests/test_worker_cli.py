@@ -138,23 +138,36 @@ def test_a_stop_while_waiting_for_kafka_is_one_line_and_exit_0(tiny_bundle, sign
     ), out
 
 
-def test_the_worker_sets_the_gil_switch_interval_it_is_given(monkeypatch) -> None:
+def test_the_gil_switch_interval_suits_the_kinds_served_unless_given() -> None:
+    from worker.cli import gil_switch_interval_ms
+
+    assert gil_switch_interval_ms(None, {"image"}) == 0.5  # the scoring thread is the bound
+    assert gil_switch_interval_ms(None, {"image", "metric"}) == 0.5
+    assert gil_switch_interval_ms(None, {"metric"}) == 5.0  # the loop's Python is: Python's own
+    assert gil_switch_interval_ms(2.0, {"image"}) == 2.0
+    assert gil_switch_interval_ms(2.0, {"metric"}) == 2.0
+
+
+def test_the_worker_sets_the_gil_switch_interval_before_it_consumes(monkeypatch) -> None:
     import sys
+    from types import SimpleNamespace
 
     from worker import cli
 
     seen: list[float] = []
 
-    def stop_at_build(settings: WorkerSettings) -> None:
-        seen.append(sys.getswitchinterval())
-        raise cli.StopDuringStartup("stopped by the test")
+    def built(settings: WorkerSettings) -> SimpleNamespace:
+        model = SimpleNamespace(manifest=SimpleNamespace(kind="metric"))
+        return SimpleNamespace(models=[model], committed_at_stop=True,
+                               run=lambda: seen.append(sys.getswitchinterval()))  # fmt: skip
 
-    monkeypatch.setattr(cli, "build_worker", stop_at_build)
+    monkeypatch.setattr(cli, "build_worker", built)
     monkeypatch.setattr(cli, "install_startup_signals", lambda: None)
+    monkeypatch.setattr(cli, "install_signals", lambda worker: None)
     before = sys.getswitchinterval()
     try:
         for settings in (WorkerSettings(), WorkerSettings(gil_switch_interval_ms=2.0)):
             assert cli.run(settings) == 0
     finally:
         sys.setswitchinterval(before)
-    assert seen == pytest.approx([0.0005, 0.002])  # the default, 0.5 ms; then as given
+    assert seen == pytest.approx([0.005, 0.002])  # a metric model alone: Python's 5 ms; then as given

@@ -51,18 +51,32 @@ def install_startup_signals() -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+IMAGE_SWITCH_INTERVAL_MS = 0.5
+PYTHON_SWITCH_INTERVAL_MS = 5.0
+
+
+def gil_switch_interval_ms(given: float | None, kinds: set[str]) -> float:
+    """--gil-switch-interval-ms, or what suits the kinds served (docs/results.md#the-gil-switch-interval):
+    images are bound by the scoring thread, which takes the GIL back after each onnxruntime call and
+    drained faster with a short wait for it; metric points are bound by the loop's Python, which a
+    short interval interrupts more often, and scored more windows/s at Python's own 5 ms."""
+    if given is not None:
+        return given
+    return IMAGE_SWITCH_INTERVAL_MS if "image" in kinds else PYTHON_SWITCH_INTERVAL_MS
+
+
 def run(s: WorkerSettings) -> int:
     for line in s.start_warnings():
         log.warning("%s", line)
-    # The scoring thread takes the GIL back after each onnxruntime call: a shorter wait for it there
-    # (the interpreter's whole) is what the drain measured faster with (--gil-switch-interval-ms)
-    sys.setswitchinterval(s.gil_switch_interval_ms / 1000)
     install_startup_signals()  # until the worker's own: a stop before it consumed anything
     try:
         worker = build_worker(s)
     except StopDuringStartup as exc:
         log.info("%s while starting: stopped before consuming anything", exc)
         return 0
+    interval_ms = gil_switch_interval_ms(s.gil_switch_interval_ms, {m.manifest.kind for m in worker.models})
+    sys.setswitchinterval(interval_ms / 1000)
+    log.info("GIL switch interval %g ms", interval_ms)
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()

@@ -215,14 +215,16 @@ class WorkerSettings(BaseSettings):
         description="onnxruntime threads per inference; 1 suits one worker per core "
         "(measured faster on 2 cores: the consume loop keeps the other), 0 = all cores",
     )
-    gil_switch_interval_ms: float = Field(
-        0.5,
+    gil_switch_interval_ms: float | None = Field(
+        None,
         gt=0,
         le=100,
         description="how long a thread waiting for Python's GIL waits before the running one must hand "
-        "it over (Python's own default: 5). The scoring thread needs the GIL twice a batch, to take the "
-        "batch and after onnxruntime returns: at 5 ms it waited about a fifth of its time, and 0.5 ms "
-        "drained 4-9 % faster with kafka-python (confluent: no clear effect) (docs/results.md)",
+        "it over. Unset: 0.5 while the worker serves an image model, else Python's own 5. The scoring "
+        "thread needs the GIL twice a batch, to take the batch and after onnxruntime returns: at 5 ms it "
+        "waited about a fifth of its time, and 0.5 ms drained images 4-9 % faster with kafka-python "
+        "(confluent: no clear effect); the metric path, Python on the loop's thread, scored 15-66 % "
+        "more windows/s at 5 ms (docs/results.md)",
     )
     io_binding: Literal["auto", "on", "off"] = Field(
         "auto",
