@@ -99,8 +99,9 @@ def run(bootstrap: str, repo: Path, bundle: Path, n_series: int, scored_steps: i
     scores = create_topic(bootstrap, f"bench-kpi-scores-{uuid.uuid4().hex[:8]}", 1, append_time)
     port = free_port_block(1)
     model = f"{manifest.name}:{manifest.version}"
+    # the metric model alone, as a metrics worker runs (its GIL switch interval: worker/cli.py)
     proc = start_worker(bootstrap, repo, topic, alerts, port, scores_topic=scores, default_model=model,
-                        max_series=n_series)  # fmt: skip
+                        models=manifest.name, max_series=n_series)  # fmt: skip
     try:
         wait_ready(port, proc)
         rss0 = rss_bytes(proc.pid)
