@@ -148,18 +148,25 @@ def test_the_gil_switch_interval_suits_the_kinds_served_unless_given() -> None:
     assert gil_switch_interval_ms(2.0, {"metric"}) == 2.0
 
 
-def test_the_worker_sets_the_gil_switch_interval_before_it_consumes(monkeypatch) -> None:
+def test_the_worker_sets_the_gil_switch_interval_and_freezes_its_start_up_before_it_consumes(
+    monkeypatch,
+) -> None:
+    import gc
     import sys
     from types import SimpleNamespace
 
     from worker import cli
 
     seen: list[float] = []
+    frozen: list[int] = []
+
+    def consume() -> None:
+        seen.append(sys.getswitchinterval())
+        frozen.append(gc.get_freeze_count())
 
     def built(settings: WorkerSettings) -> SimpleNamespace:
         model = SimpleNamespace(manifest=SimpleNamespace(kind="metric"))
-        return SimpleNamespace(models=[model], committed_at_stop=True,
-                               run=lambda: seen.append(sys.getswitchinterval()))  # fmt: skip
+        return SimpleNamespace(models=[model], committed_at_stop=True, run=consume)
 
     monkeypatch.setattr(cli, "build_worker", built)
     monkeypatch.setattr(cli, "install_startup_signals", lambda: None)
@@ -170,4 +177,6 @@ def test_the_worker_sets_the_gil_switch_interval_before_it_consumes(monkeypatch)
             assert cli.run(settings) == 0
     finally:
         sys.setswitchinterval(before)
+        gc.unfreeze()
     assert seen == pytest.approx([0.005, 0.002])  # a metric model alone: Python's 5 ms; then as given
+    assert all(n > 1000 for n in frozen), frozen  # start-up's objects: out of later collections

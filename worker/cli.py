@@ -7,6 +7,7 @@ cannot give); the traceback goes to the debug log.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -65,6 +66,15 @@ def gil_switch_interval_ms(given: float | None, kinds: set[str]) -> float:
     return IMAGE_SWITCH_INTERVAL_MS if "image" in kinds else PYTHON_SWITCH_INTERVAL_MS
 
 
+def freeze_startup_objects() -> None:
+    """Keep what start-up made (modules, sessions, clients: most of the process's objects) out of every
+    later garbage collection. A full collection holds the GIL, and so every thread, while it walks
+    every tracked object: 20-30 ms here at start (60,000 objects), 100-200 ms on a busy machine, a
+    stall of every record in flight; after the freeze it walks only what was made since."""
+    gc.collect()  # the garbage of start-up is freed, not frozen
+    gc.freeze()
+
+
 def run(s: WorkerSettings) -> int:
     for line in s.start_warnings():
         log.warning("%s", line)
@@ -77,6 +87,7 @@ def run(s: WorkerSettings) -> int:
     interval_ms = gil_switch_interval_ms(s.gil_switch_interval_ms, {m.manifest.kind for m in worker.models})
     sys.setswitchinterval(interval_ms / 1000)
     log.info("GIL switch interval %g ms", interval_ms)
+    freeze_startup_objects()
     install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()
