@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from training.core.fit import FitConfig, FitResult, seed_everything
 from training.core.onnx_scoring import cpu_session, run_batched
 from training.core.steps import write_bundle
 from training.images import report
-from training.images.evaluate import detection_metrics, one_vs_rest_auroc
+from training.images.evaluate import detection_metrics, detects, one_vs_rest_auroc
 from training.images.export import SCORE_INPUT, check_image_parity, export_bundle_graphs
 from training.images.fit import fit
 from training.images.loss import SCORE_DESCRIPTIONS, SCORE_FUNCTIONS
@@ -173,7 +174,8 @@ def evaluate_graph(model_path: Path, threshold: float, digits: Digits) -> Evalua
     test_scores, _ = image_outputs(session, test.images)
     metrics = detection_metrics(scores, proto.labels, threshold)
     per_digit = one_vs_rest_auroc(test_scores, test.labels, normal)
-    metrics["auroc_one_vs_rest_mean"] = float(np.mean(list(per_digit.values())))
+    if per_digit:  # the test set may hold no label but the normal ones (a user's own images)
+        metrics["auroc_one_vs_rest_mean"] = float(np.mean(list(per_digit.values())))
     return Evaluation(metrics, per_digit, scores, proto.labels, proto.description, proto, test_scores)
 
 
@@ -188,7 +190,8 @@ def write_figures(folder: Path, model: VAE, ev: Evaluation, digits: Digits) -> N
         proto.images[n_idx] / 255.0, n_rec, proto.images[a_idx] / 255.0, a_rec, folder / "reconstructions.png"
     )
     report.score_histogram(ev.scores, ev.labels, ev.metrics["threshold"], folder / "score_histogram.png")
-    report.roc(ev.scores, ev.labels, ev.metrics["roc_auc_scores"], folder / "roc_curve.png")
+    if detects(ev.metrics):  # a ROC curve needs anomalies too
+        report.roc(ev.scores, ev.labels, ev.metrics["roc_auc_scores"], folder / "roc_curve.png")
     with torch.no_grad():
         mu, _ = model.encode(torch.from_numpy(test.images[:5000].astype(np.float32) / 255.0))
     report.latent_pca(mu.numpy(), test.labels[:5000], digits.normal, folder / "latent_pca.png")
@@ -242,8 +245,14 @@ def build_manifest(
             "seconds": round(fitted.seconds, 1),
             "device": s.torch_device(),
         },
-        metrics={k: float(v) for k, v in ev.metrics.items() if isinstance(v, float | int)},
+        metrics=finite_metrics(ev.metrics),
     )
+
+
+def finite_metrics(metrics: dict[str, object]) -> dict[str, float]:
+    """The numbers of `metrics` the manifest can hold: it refuses NaN, which a metric of a class the
+    data lacks would be."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, float | int) and math.isfinite(v)}
 
 
 def evaluate_bundle(bundle: Path, data_dir: Path) -> tuple[ModelManifest, Evaluation]:

@@ -15,14 +15,11 @@ from training.core.figures import save_figure  # also selects matplotlib's file-
 def reconstructions(
     normal: np.ndarray, normal_rec: np.ndarray, anomal: np.ndarray, anomal_rec: np.ndarray, path: Path
 ) -> str:
-    n = min(len(normal), len(anomal), 10)
-    fig, axes = plt.subplots(4, n, figsize=(n * 1.1, 4.8))
-    rows = [
-        (normal, "normal"),
-        (normal_rec, "reconstructed"),
-        (anomal, "anomaly"),
-        (anomal_rec, "reconstructed"),
-    ]
+    rows = [(normal, "normal"), (normal_rec, "reconstructed")]
+    if len(anomal):  # a data set without anomalies shows its normals alone
+        rows += [(anomal, "anomaly"), (anomal_rec, "reconstructed")]
+    n = min(10, *(len(imgs) for imgs, _ in rows))
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, 1.2 * len(rows)), squeeze=False)
     for r, (imgs, label) in enumerate(rows):
         for c in range(n):
             ax = axes[r, c]
