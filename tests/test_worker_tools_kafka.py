@@ -11,7 +11,7 @@ import sys
 import uuid
 
 import pytest
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from schemas import image_message
 from tests.test_worker_exactly_once_kafka import digits
@@ -90,3 +90,60 @@ def test_send_puts_a_csv_of_series_on_a_topic_keyed_by_series_in_time_order(
         assert [p["ts"] for p in mine] == sorted(p["ts"] for p in mine) and len(mine) == 5
     bad = tool("send", str(tmp_path / "none.csv"), "--topic", topic, "--bootstrap-servers", kafka_bootstrap)
     assert bad.returncode == 1 and "no such file or folder" in bad.stderr
+
+
+def test_follow_refuses_topics_none_of_which_exist_and_waits_for_one_missing_among_others(
+    kafka_bootstrap, new_topic
+) -> None:
+    there, typo = new_topic(), f"alert-{uuid.uuid4().hex[:8]}"
+    none = tool("follow", "--topics", typo, "--idle-exit-s", "1", "--bootstrap-servers", kafka_bootstrap)
+    [line] = none.stderr.strip().splitlines()  # one line, no traceback
+    assert none.returncode == 2 and line.startswith(f"worker follow: no topic {typo} on this cluster (its "
+                                                    "topics: "), none.stderr  # fmt: skip
+    with admin(kafka_bootstrap) as client:
+        assert typo not in client.list_topics(), "follow must not create the topic it looks for"
+
+    # One there, one not yet: it follows the first, and the second once it is created.
+    later = f"later-{uuid.uuid4().hex[:8]}"
+    produce(kafka_bootstrap, there, [b'{"first": 1}'])
+    args = ["follow", "--topics", f"{there},{later}", "--from-beginning", "--idle-exit-s", "20",
+            "--bootstrap-servers", kafka_bootstrap]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "worker", *args], cwd=PACKAGE_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        said = proc.stderr.readline()  # the topic is created only once follow has seen it missing
+        assert said.startswith(f"worker follow: no topic {later} (yet); following the others"), said
+        with admin(kafka_bootstrap) as client:
+            client.create_topics([NewTopic(later, 1, 1)])
+        produce(kafka_bootstrap, later, [b'{"second": 2}'])
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    assert f"worker follow: topic {later} created; following it too" in stderr
+    assert stdout.splitlines() == [f'{there}: {{"first": 1}}', f'{later}: {{"second": 2}}'], stdout
+
+
+def test_send_refuses_a_topic_that_does_not_exist_unless_told_to_create_it(kafka_bootstrap, tmp_path) -> None:
+    csv, jsonl = tmp_path / "mine.csv", tmp_path / "mine.jsonl"
+    rows = [f"cpu,2026-01-01T00:0{m}:00Z,{m},a" for m in range(2)]
+    csv.write_text("\n".join(["series,timestamp,value,host", *rows]) + "\n")
+    jsonl.write_text(json.dumps({"kind": "metric", "series": "cpu", "labels": {"host": "a"},
+                                 "ts": "2026-01-01T00:00:00Z", "value": 1}) + "\n")  # fmt: skip
+    typo = f"metricz-{uuid.uuid4().hex[:8]}"
+    at = ("--bootstrap-servers", kafka_bootstrap)
+    for file in (csv, jsonl):  # every kind of input
+        refused = tool("send", str(file), "--topic", typo, *at)
+        assert refused.returncode == 2 and "sent" not in refused.stdout, refused
+        [line] = [x for x in refused.stderr.splitlines() if "warning" not in x]
+        hint = f"create it with `python -m worker topics create {typo}` (or pass --create-topic)"
+        assert line.startswith(f"worker send: no topic {typo} on Kafka at {kafka_bootstrap}; {hint}"), line
+    with admin(kafka_bootstrap) as client:
+        assert typo not in client.list_topics(), "a refused send must not create the topic"
+
+    done = tool("send", str(csv), "--topic", typo, "--create-topic", *at)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith(f"created {typo}: 3 partitions, 1 replicas"), done.stdout
+    assert done.stdout.splitlines()[1].startswith(f"sent 2 records from {csv} to {typo}"), done.stdout
+    assert "column(s) host not read" in done.stderr  # the CSV's extra column is said, not dropped unseen
+    assert len(read_topic(kafka_bootstrap, typo, expect=2)) == 2

@@ -21,7 +21,10 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from worker.tools.common import connection, run_tool, tool_config
+from worker.tools.common import Refused, connection, listed, run_tool, tool_config, user_topics
+
+# How often a topic not there yet is looked for (one metadata request).
+LOOK_AGAIN_S = 5.0
 
 
 class FollowSettings(BaseSettings):
@@ -64,20 +67,18 @@ def describe(topic: str, out: dict) -> str:
 
 
 def follow(s: FollowSettings, out=sys.stdout) -> int:
-    """Print until interrupted (or idle for --idle-exit-s); the number of messages printed."""
+    """Print until interrupted (or idle for --idle-exit-s); the number of messages printed. A topic
+    not created yet is followed once it is; Refused when none of them is there."""
     topics = [t.strip() for t in s.topics.split(",") if t.strip()]
     consumer = KafkaConsumer(**connection(s.bootstrap_servers), group_id=None, enable_auto_commit=False,
-                             isolation_level=s.isolation, receive_message_max_bytes=8 << 20)  # fmt: skip
+                             isolation_level=s.isolation, receive_message_max_bytes=8 << 20,
+                             allow_auto_create_topics=False)  # fmt: skip
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        missing = [t for t in topics if not any(tp.topic == t for tp in parts)]
-        if missing:
-            print(f"worker follow: no topic {', '.join(missing)} (yet); following the others",
-                  file=sys.stderr)  # fmt: skip
-        consumer.assign(parts)
-        (consumer.seek_to_beginning if s.from_beginning else consumer.seek_to_end)()
-        printed, last = 0, time.monotonic()
+        missing = _start(consumer, topics, s.from_beginning)
+        printed, last, looked = 0, time.monotonic(), time.monotonic()
         while not s.idle_exit_s or time.monotonic() - last < s.idle_exit_s:
+            if missing and time.monotonic() - looked >= LOOK_AGAIN_S:
+                missing, looked = _add_created(consumer, missing), time.monotonic()
             for records in consumer.poll(timeout_ms=500).values():
                 for m in records:
                     last = time.monotonic()
@@ -87,6 +88,43 @@ def follow(s: FollowSettings, out=sys.stdout) -> int:
         return printed
     finally:
         consumer.close()
+
+
+def _partitions(consumer: KafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of those topics the cluster has (none for a topic it does not have)."""
+    there = consumer.topics()  # one metadata request, fresh: partitions_for_topic answers from it
+    return [TopicPartition(t, p) for t in topics if t in there
+            for p in sorted(consumer.partitions_for_topic(t))]  # fmt: skip
+
+
+def _start(consumer: KafkaConsumer, topics: list[str], from_beginning: bool) -> list[str]:
+    """Assign the partitions of the topics there are, at their ends (or beginnings); the topics that
+    are not there yet. Refused if none is: a typo, or a worker that has not created its outputs yet."""
+    parts = _partitions(consumer, topics)
+    missing = [t for t in topics if not any(tp.topic == t for tp in parts)]
+    if not parts:
+        there = user_topics(consumer.topics())
+        raise Refused(f"no topic {', '.join(missing)} on this cluster (its topics: {listed(there)}); check "
+                      "--topics (the worker creates its output topics when it starts)")  # fmt: skip
+    if missing:
+        print(f"worker follow: no topic {', '.join(missing)} (yet); following the others, and "
+              f"{'it' if len(missing) == 1 else 'those'} once created", file=sys.stderr)  # fmt: skip
+    consumer.assign(parts)
+    (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*parts)
+    return missing
+
+
+def _add_created(consumer: KafkaConsumer, missing: list[str]) -> list[str]:
+    """Follow those of the missing topics that now exist, from their beginnings (everything in them
+    was written since this started); the topics still missing."""
+    new = _partitions(consumer, missing)
+    if not new:
+        return missing
+    consumer.assign([*consumer.assignment(), *new])
+    consumer.seek_to_beginning(*new)
+    found = sorted({tp.topic for tp in new})
+    print(f"worker follow: topic {', '.join(found)} created; following it too", file=sys.stderr)
+    return [t for t in missing if t not in found]
 
 
 def _line(topic: str, text: str) -> str:

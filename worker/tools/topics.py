@@ -73,9 +73,29 @@ def _existing(admin: KafkaAdminClient, name: str) -> str:
             f"(kafka-configs.sh --alter --entity-type topics --entity-name {name} {fix})")  # fmt: skip
 
 
+# Each sub-command and its usage line (its own --help has the full text).
+SUB_COMMANDS = {
+    "create": ("create NAMES [--partitions N] [--replication-factor R] [--bootstrap-servers HOST:PORT]",
+               "create input topics as advised; one that exists is left as it is, with how it differs"),
+}  # fmt: skip
+
+
+def usage() -> str:
+    """What `python -m worker topics --help` prints: the sub-commands, and how to see their options."""
+    lines = [f"usage: python -m worker topics {{{','.join(SUB_COMMANDS)}}} ...", ""]
+    lines += ["Input topics for the worker, as docs/worker.md#topics advises.", "", "sub-commands:"]
+    for name, (line, what) in SUB_COMMANDS.items():
+        lines += [f"  {line}", f"      {what}", f"      python -m worker topics {name} --help: every option"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] != "create":
-        print("usage: python -m worker topics create NAMES [--partitions N] [--replication-factor R] "
-              "[--bootstrap-servers HOST:PORT]  (--help for more)", file=sys.stderr)  # fmt: skip
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if not argv or argv[0] not in SUB_COMMANDS:
+        said = f"no sub-command {argv[0]!r}" if argv else "name a sub-command"
+        print(f"worker topics: {said}; one of: {', '.join(SUB_COMMANDS)} (--help for more)\n"
+              f"usage: python -m worker topics {SUB_COMMANDS['create'][0]}", file=sys.stderr)  # fmt: skip
         return 2
     return run_tool("topics", TopicSettings, argv[1:], lambda s: print("\n".join(create(s))))
