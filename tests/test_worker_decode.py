@@ -30,3 +30,13 @@ def test_decode_gives_the_default_model_and_a_default_id(tiny_models) -> None:
 def test_decode_rejections(tiny_models, raw: bytes, reason: Reason) -> None:
     result = decoded(raw, tiny_models)
     assert isinstance(result, Rejection) and result.reason is reason and result.error
+
+
+def test_a_record_of_a_kind_no_model_here_scores_is_told_what_to_do(tiny_models) -> None:
+    result = decoded(metric_message("cpu", 1.0)[1], tiny_models)
+    assert isinstance(result, Rejection) and result.error == (
+        "no model here scores metric records by default (served: tiny-vae:1); name one in the record's "
+        '"model" or serve a metric model (--models, --default-model)'
+    )
+    named = decoded(image_message(np.zeros((28, 28), np.uint8), model="other"), tiny_models)
+    assert named.error == "model other is not served here; served: tiny-vae:1"

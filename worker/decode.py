@@ -36,10 +36,14 @@ def decode_message(
         return record
     model = models.resolve_for(record.model, record.kind)
     if model is None:
-        wanted = record.model or f"(a default model for {record.kind} records)"
-        return Rejection(
-            Reason.UNKNOWN_MODEL, f"model {wanted} is not served here; served: {', '.join(models.names())}"
-        )
+        served = ", ".join(models.names())
+        if record.model:
+            why = f"model {record.model} is not served here; served: {served}"
+        else:  # no name, and no default for its kind: which model would have to be named, or started
+            kind = record.kind
+            why = (f"no model here scores {kind} records by default (served: {served}); name one in the "
+                   f"record's \"model\" or serve a {kind} model (--models, --default-model)")  # fmt: skip
+        return Rejection(Reason.UNKNOWN_MODEL, why)
     if model.manifest.kind != record.kind:
         return Rejection(
             Reason.UNKNOWN_MODEL,

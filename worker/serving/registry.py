@@ -216,13 +216,16 @@ class ModelRegistry:
             )
         providers = choose_providers(device, cuda)  # logs which it took
         try:
-            folders = selected_folders(bundle_folders(repository), wanted)
+            every = bundle_folders(repository)
+            folders = selected_folders(every, wanted)
         except RepositoryError as exc:
             raise BundleError(str(exc)) from None
         if not folders:
+            there = sorted({f.parent.name for f in every})
             raise BundleError(
                 f"no model bundles (<name>/<version>/{MANIFEST_FILE}) under {repository}"
                 + (f" matching --models {wanted}" if wanted else "")
+                + (f"; models there: {', '.join(there)}" if wanted and there else "")
             )
         policy = policy or {}
         chosen = chosen_folders(folders, policy)
