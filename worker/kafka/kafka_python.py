@@ -85,7 +85,7 @@ logging.getLogger("kafka.producer").addHandler(_PRODUCER_WARNINGS)
 
 
 @contextmanager
-def _connection_errors_said_once() -> Iterator[None]:
+def connection_errors_said_once() -> Iterator[None]:
     """kafka-python logs each failed connection attempt at ERROR while it looks for a broker (a
     dozen lines for a wrong address); the start-up error says it once. Shown at --log-level DEBUG."""
     logger = logging.getLogger("kafka")
@@ -104,7 +104,7 @@ def build(s: WorkerSettings) -> tuple[KafkaPythonSource, KafkaPythonSink]:
     read_header_keys_leniently()
     unpack_within_limits()
     read_batches_whole()
-    with _connection_errors_said_once():
+    with connection_errors_said_once():
         return _build(s)
 
 

@@ -11,7 +11,7 @@ from kafka.errors import KafkaError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.settings import SettingsError, load_settings
-from worker.kafka.kafka_python import _connection_errors_said_once, check_connection, connection_options
+from worker.kafka.kafka_python import check_connection, connection_errors_said_once, connection_options
 from worker.kafka.protocol import KafkaConfigError, StartupError
 from worker.settings import WorkerSettings
 
@@ -68,7 +68,7 @@ def connection(bootstrap_servers: str | None) -> dict[str, object]:
     worker's own StartupError ("cannot reach Kafka at ...; check --bootstrap-servers / ...") where
     kafka-python would say only NoBrokersAvailable."""
     s = WorkerSettings(**({"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}))
-    with _connection_errors_said_once():  # kafka-python logs each failed attempt at ERROR
+    with connection_errors_said_once():  # kafka-python logs each failed attempt at ERROR
         check_connection(s)
     return connection_options(s.connection())
 
