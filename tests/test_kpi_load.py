@@ -88,6 +88,30 @@ def test_each_bad_input_names_the_file_row_and_fix(tmp_path: Path, text: str, me
         load_csv(p)
 
 
+@pytest.mark.parametrize("label", ["yes", "no", "2", "-1", "nan", "anomaly", "0.5"])
+def test_every_label_that_is_not_0_or_1_stops_with_the_row_and_what_is_allowed(
+    tmp_path: Path, label: str
+) -> None:
+    # "yes" used to be read as 1 while "2" stopped: one rule for every value a label cell may hold.
+    p = write(tmp_path / "s.csv", f"timestamp,value,label\n0,1,0\n60,2,{label}\n")
+    message = rf"s\.csv, row 3: label '{label}' is not 0 or 1; write 1 \(or 1\.0, true\).*0 \(or 0\.0, false"
+    with pytest.raises(CsvError, match=message):
+        load_csv(p)
+
+
+def test_a_bad_label_stops_on_a_row_whose_value_is_missing_too(tmp_path: Path) -> None:
+    p = write(tmp_path / "s.csv", "timestamp,value,label\n0,1,0\n60,,yes\n")
+    with pytest.raises(CsvError, match=r"row 3: label 'yes' is not 0 or 1"):
+        load_csv(p)
+
+
+def test_labels_read_as_0_1_true_false_in_any_case_and_empty_as_normal(tmp_path: Path) -> None:
+    rows = ["1", "0", "1.0", "0.0", "TRUE", "False", "true", ""]
+    text = "timestamp,value,label\n" + "".join(f"{60 * i},1,{x}\n" for i, x in enumerate(rows))
+    data = load_csv(write(tmp_path / "s.csv", text))
+    assert data.series["s"].labels.tolist() == [1, 0, 1, 0, 1, 0, 1, 0]
+
+
 def test_missing_path_and_empty_folder_and_duplicate_series(tmp_path: Path) -> None:
     with pytest.raises(CsvError, match="no such file or folder"):
         load_csv(tmp_path / "nope.csv")

@@ -114,3 +114,34 @@ def test_the_graphs_reconstruction_goes_out_in_the_series_units(metric_kind) -> 
     assert features.scale[0] > 0 and fields["reconstructed"] != fields["value"]
     no_value = metric_kind.decide([item], np.array([0.1]), features, np.array([np.inf], np.float32))
     assert "reconstructed" not in metric_kind.output_fields(item, no_value, 0)  # not finite: left out
+
+
+def test_series_at_another_interval_than_the_grid_are_logged_once_each_and_the_log_is_bounded(
+    tmp_path, caplog
+) -> None:
+    from worker.kinds.metric import MAX_INTERVAL_WARNINGS, interval_warning
+    from worker.windows import INTERVAL_GAPS, IntervalMismatch
+
+    write_last_point_bundle(tmp_path / "kpi-test" / "1", window=8)  # a 60 s grid, reset_gap 8
+    registry = ModelRegistry.load(tmp_path, "cpu", None, None)
+    [kind] = kinds_for(registry, WorkerSettings(metrics_port=0)).values()
+    t0 = T0.timestamp()
+    caplog.set_level("WARNING", logger="worker.kinds.metric")
+    for n in range(MAX_INTERVAL_WARNINGS + 5):
+        for i in range(INTERVAL_GAPS + 3):
+            kind.windows.push(f"s{n}", t0 + 300.0 * i, 1.0, ("in", 0))
+        kind.warn_intervals()  # once per poll, as report() calls it
+    kind.warn_intervals()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == MAX_INTERVAL_WARNINGS + 1  # one per series named, one for the rest
+    assert lines[0] == (
+        "kpi-test:1: series 's0': points arrive every 300 s (median gap of its first points), but the "
+        "model's grid for it is 60 s: about 4 of every 5 slots are filled by interpolation, and each "
+        "window spans 5x the time the model learnt, so expect false or missed alerts. Train a model on "
+        "data at 300 s (python -m training train --dataset csv --data <a CSV of these series>) and serve "
+        "that one for these series"
+    )
+    assert "they are not named (the first 20 are above)" in lines[-1]
+    hourly = interval_warning(IntervalMismatch("h", 3600.0, 60.0), reset_gap=8)
+    assert "gaps of 59 slots (reset_gap 8 or more) restart its window at every point" in hourly
+    assert kind.windows.interval_mismatched == MAX_INTERVAL_WARNINGS + 5

@@ -8,7 +8,14 @@ from schemas.detect import PARTS, PointInputs, SeriesPoints, bytes_per_row, repl
 from schemas.manifest import MetricPreprocessing, SeriesStats
 from schemas.timeseries import scoreable, to_grid, windows_ending_at
 from worker.kinds.metric import decide_windows
-from worker.windows import PointOutcome, SeriesWindows, Window
+from worker.windows import (
+    INTERVAL_GAPS,
+    IntervalMismatch,
+    PointOutcome,
+    SeriesWindows,
+    Window,
+    interval_mismatch,
+)
 
 TP = ("kpi", 0)
 
@@ -211,3 +218,49 @@ def test_worker_decisions_equal_the_offline_detector_point_for_point():
     assert [d.alert for d in streamed] == offline.alert.tolist()
     assert [d.part for d in streamed] == [PARTS[k] for k in offline.part]
     assert any(d.alert and d.part == "flat" for d in streamed)  # the stuck value is found, and named
+
+
+# -- a series at another interval than its grid's --------------------------------------------------
+
+
+def _mismatches(store: SeriesWindows, key: str, times: np.ndarray) -> list:
+    for t in times:
+        store.push(key, float(t), 1.0, TP)
+    return store.interval_mismatches
+
+
+def test_a_five_minute_series_on_a_one_minute_grid_is_found_once_from_its_first_gaps():
+    store = SeriesWindows(prep(window=32, reset_gap=32, series={"known": SeriesStats(interval_s=60.0)}), 10)
+    t0 = 1_767_225_600.0
+    found = _mismatches(store, "known", t0 + 300.0 * np.arange(INTERVAL_GAPS + 1))
+    assert found == [IntervalMismatch("known", 300.0, 60.0)]
+    _mismatches(store, "known", t0 + 300.0 * np.arange(INTERVAL_GAPS + 1, 200))
+    assert len(store.interval_mismatches) == 1 and store.interval_mismatched == 1  # judged once
+    # A series the bundle does not know is on the bundle's grid (60 s here) and is judged the same.
+    assert _mismatches(store, "new", t0 + 300.0 * np.arange(INTERVAL_GAPS + 1))[-1].key == "new"
+
+
+def test_points_finer_than_the_grid_are_found_too_though_they_are_duplicates_of_their_slot():
+    store = SeriesWindows(prep(window=8, reset_gap=8), 10)  # grid 60 s
+    found = _mismatches(store, "fine", 12.0 * np.arange(INTERVAL_GAPS + 1))
+    assert found == [IntervalMismatch("fine", 12.0, 60.0)]
+
+
+def test_jitter_missing_late_and_redelivered_points_at_the_grid_interval_are_not_a_mismatch():
+    store = SeriesWindows(prep(window=8, reset_gap=8), 10)
+    rng = np.random.default_rng(7)
+    times = 60.0 * np.arange(40) + rng.uniform(-15, 15, 40)  # +-25 % jitter
+    times = np.delete(times, [3, 9, 10, 21])  # missing points: gaps of 2 and 3 slots
+    times = np.insert(times, 12, times[11])  # a redelivery
+    times = np.insert(times, 8, times[2])  # a late point
+    assert _mismatches(store, "jittery", times) == [] and store.interval_mismatched == 0
+
+
+def test_a_series_without_timestamps_is_not_judged_and_the_rule_is_the_median_either_way():
+    store = SeriesWindows(prep(window=8, reset_gap=8), 10)
+    for i in range(3 * INTERVAL_GAPS):
+        store.push("untimed", None, float(i), TP, fallback_ts=1_767_225_600.0 + i)
+    assert store.interval_mismatches == []
+    assert interval_mismatch([60.0] * 9 + [600.0] * 7, 60.0) is None  # 7 of 16 off: still 60 s
+    assert interval_mismatch([89.0] * 16, 60.0) is None and interval_mismatch([90.0] * 16, 60.0) == 90.0
+    assert interval_mismatch([41.0] * 16, 60.0) is None and interval_mismatch([40.0] * 16, 60.0) == 40.0

@@ -19,6 +19,12 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 - without a timestamp: it takes the slot after the series' last point (a new series starts
   at the slot of `fallback_ts`, the message's Kafka timestamp).
 
+A series' first INTERVAL_GAPS gaps between timestamps are checked against its grid interval: a
+median gap 1.5 times the grid interval or more (or 1.5 times less) means its points are put on a
+grid of another interval than they come at (a 5-minute series on a 1-minute model's grid: four
+of five slots interpolated, each window a fifth of the time the model learnt). Such a series is
+recorded once in `interval_mismatches`, which the metric kind logs, then never checked again.
+
 Each full window is scaled by its own past (schemas/detect/), so nothing about a series is
 fixed at training time but its grid interval. Beside the ring row, each series keeps its
 detector state in the same row of the detector's state matrices (schemas/detect/state.py: 38
@@ -45,6 +51,15 @@ from schemas.detect import StateFile, StateMatrices, bytes_per_row
 from schemas.manifest import MetricPreprocessing
 from schemas.timeseries import interpolate_gap, slot_of
 
+# Gaps judged per series: enough that a median shrugs off jitter and a few missing or late points
+# (up to 7 of 16 gaps may be off), few enough that the list is gone after a series' first points.
+INTERVAL_GAPS = 16
+# A median gap this many times the grid interval, or this many times less, is another interval:
+# jitter and the odd missing point never move the median that far, a 2x coarser series always does.
+INTERVAL_MISMATCH_RATIO = 1.5
+# Mismatches held until the metric kind logs them (once per poll): a bound for a store nobody drains.
+MAX_PENDING_MISMATCHES = 100
+
 
 class PointOutcome(enum.StrEnum):
     SCORED = "scored"
@@ -61,6 +76,25 @@ class _Series:
     head: int  # ring position the next point goes to
     interval_s: float
     partition: tuple[str, int]
+    last_ts: float | None = None  # the last point's own timestamp, while its gaps are judged
+    gaps: list[float] | None = None  # seconds between its first timestamps; None once judged
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalMismatch:
+    """A series whose points come at another interval than its grid's (see the module's docstring)."""
+
+    key: str
+    observed_s: float  # the median of its first INTERVAL_GAPS gaps
+    grid_s: float  # its grid interval: the bundle's for the series, or the bundle's grid's
+
+
+def interval_mismatch(gaps: list[float], grid_s: float) -> float | None:
+    """The median of `gaps` (seconds) where it is clearly another interval than `grid_s`, else None."""
+    observed = float(np.median(gaps))
+    if grid_s / INTERVAL_MISMATCH_RATIO < observed < grid_s * INTERVAL_MISMATCH_RATIO:
+        return None
+    return observed
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +127,8 @@ class SeriesWindows:
         self.evicted = 0
         self.resets = 0
         self.warming = 0  # series holding fewer than W points
+        self.interval_mismatches: list[IntervalMismatch] = []  # for the metric kind to log, then clear
+        self.interval_mismatched = 0  # series found at another interval than their grid's, in all
 
     def __len__(self) -> int:
         return len(self._series)
@@ -124,10 +160,13 @@ class SeriesWindows:
         s = self._series.get(key)
         if s is None:
             s = self._new(key, ts_s if ts_s is not None else fallback_ts, partition)
+            s.last_ts = ts_s  # its own, not the fallback: the gaps judged are between its timestamps
             self._append(s, value)
             return self._complete(s)
         self._series.move_to_end(key)
         s.partition = partition
+        if s.gaps is not None and ts_s is not None:  # before the duplicate test: finer points are
+            self._observe_gap(key, s, ts_s)  # duplicates of their slot, and their gaps count too
         slot = s.last_slot + 1 if ts_s is None else slot_of(ts_s, s.interval_s)
         if slot == s.last_slot:
             return PointOutcome.DUPLICATE
@@ -185,7 +224,8 @@ class SeriesWindows:
         interval = known.interval_s if known else self.prep.interval_s
         slot = 0 if ts_s is None else slot_of(ts_s, interval)
         row = self._row()
-        s = _Series(row=row, last_slot=slot, filled=0, head=0, interval_s=interval, partition=partition)
+        s = _Series(row=row, last_slot=slot, filled=0, head=0, interval_s=interval, partition=partition,
+                    gaps=[])  # fmt: skip
         primed = self.primed.index.get(key) if self.primed is not None else None
         if primed is not None and self.primed.interval(key) == interval:
             self.states.start(s.row, self.prep.detector, interval, self.primed.states, primed)
@@ -194,6 +234,21 @@ class SeriesWindows:
         self._series[key] = s
         self.warming += 1
         return s
+
+    def _observe_gap(self, key: str, s: _Series, ts_s: float) -> None:
+        """Note the gap since the series' last timestamp; after INTERVAL_GAPS of them, judge once."""
+        if s.last_ts is not None and ts_s > s.last_ts:  # a redelivery (0) or a late point is no gap
+            s.gaps.append(ts_s - s.last_ts)
+        s.last_ts = ts_s
+        if len(s.gaps) < INTERVAL_GAPS:
+            return
+        observed = interval_mismatch(s.gaps, s.interval_s)
+        s.gaps = s.last_ts = None  # judged: nothing more per point for this series
+        if observed is None:
+            return
+        self.interval_mismatched += 1
+        if len(self.interval_mismatches) < MAX_PENDING_MISMATCHES:
+            self.interval_mismatches.append(IntervalMismatch(key, observed, s.interval_s))
 
     def _append(self, s: _Series, value: float) -> None:
         self._values[s.row, s.head] = value

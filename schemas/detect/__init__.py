@@ -30,8 +30,9 @@ A point is scored when it ends a full window of W raw values (oldest first). Thr
    reaches the threshold early while a single noisy point does not; a value more than `spike_ratio`
    times the series' recent range away from its window's median always alerts (`spike`); a score of
    `event_level` (3) or more is an event: the bar rises to twice its score and halves back every
-   `cooldown_halflife` points, so one anomaly raises one alert, not one per point. An alert needs
-   `threshold` (4: a tail probability of 1 in 10,000) times that bar / event_level.
+   `cooldown_halflife` points, so a lasting anomaly raises an alert about once a half-life, not one
+   per point. An alert needs `threshold` (4: a tail probability of 1 in 10,000) times that bar /
+   event_level.
 
 The state of a series is a row of bounded matrices (state.py): 38 floats and two profiles of 624
 phase bins (float32), 5.3 KB; training primes the rows of the series it saw (`StateFile`), so a

@@ -30,9 +30,13 @@ class BandCoverage:
         return self.windows_outside / self.windows if self.windows else float("nan")
 
     def line(self) -> str:
-        text = (f"normal band: holds {self.inside_share:.1%} of {self.normal_points:,} normal points; "
-                f"{self.windows_outside} of {self.windows} labelled windows ({self.outside_share:.0%}) have "
-                "a point outside it")  # fmt: skip
+        held = f"normal band: holds {self.inside_share:.1%} of {self.normal_points:,}"
+        if not self.windows:
+            # Unlabelled data (or no anomaly where the band was judged): every point counts as normal,
+            # and there is no window to find outside the band, so no share of windows (it would be 0/0).
+            return f"{held} points (none labelled anomalous); no labelled anomaly windows to check against it"
+        outside = f"{self.windows_outside} of {self.windows} labelled windows ({self.outside_share:.0%})"
+        text = f"{held} normal points; {outside} have a point outside it"
         if len(self.per_kind) > 1:
             text += " (" + ", ".join(f"{k} {o}/{n}" for k, (o, n) in sorted(self.per_kind.items())) + ")"
         return text

@@ -200,14 +200,27 @@ def window_timing(
     return found, total, float(np.mean(positions)) if positions else float("nan")
 
 
+def nothing_to_compare(reports: list[DetectorReport]) -> bool:
+    """No labelled anomaly window in what was evaluated, so no detection figure means anything (NAB's
+    would be nan, F1 0/0). NAB's windows decide, not the default figures' segments: the windows leave
+    out NAB's probationary part, as the scores do, and every printed line must agree on this."""
+    return all(r.windows == 0 for r in reports)
+
+
+def _cell(value: float, spec: str) -> str:
+    """A table cell; '-' where a figure does not exist (e.g. where in a window the first alert falls,
+    when no window has an alert), rather than a bare nan."""
+    return f"{value:>12{spec}}" if np.isfinite(value) else f"{'-':>12}"
+
+
 def format_comparison(reports: list[DetectorReport], what: str) -> str:
     """Detectors side by side: NAB (standard, low FP, low FN), best PA-F1, then at default thresholds."""
     head = f"{'':<22}" + "".join(f"{r.name:>12}" for r in reports)
-    if all(r.default.segments == 0 for r in reports):
+    if nothing_to_compare(reports):
         # Without labelled anomalies there is nothing to detect: report alert rates, not a 0/0 table.
         return "\n".join(
             [
-                f"{what}: no labelled anomalies there, so no detection figures; alert rates only",
+                f"{what}: {_no_windows(reports)}, so no detection figures; alert rates only",
                 head,
                 f"{'alerts / series-day':<22}"
                 + "".join(f"{r.default.false_alarms_per_day:>12.2f}" for r in reports),
@@ -217,7 +230,7 @@ def format_comparison(reports: list[DetectorReport], what: str) -> str:
         f"{what}",
         head,
         *(
-            f"{'NAB ' + label:<22}" + "".join(f"{r.nab[p]:>12.1f}" for r in reports)
+            f"{'NAB ' + label:<22}" + "".join(_cell(r.nab[p], ".1f") for r in reports)
             for p, label in zip(NAB_PROFILES, ("standard", "low FP", "low FN"), strict=True)
         ),
         f"{'PA-F1, best threshold':<22}" + "".join(f"{r.best_f1:>12.3f}" for r in reports),
@@ -230,7 +243,7 @@ def format_comparison(reports: list[DetectorReport], what: str) -> str:
         f"{'  segments detected':<22}"
         + "".join(f"{f'{r.default.detected}/{r.default.segments}':>12}" for r in reports),
         f"{'  NAB windows found':<22}" + "".join(f"{f'{r.windows_found}/{r.windows}':>12}" for r in reports),
-        f"{'  first alert in win.':<22}" + "".join(f"{r.earliness:>12.2f}" for r in reports),
+        f"{'  first alert in win.':<22}" + "".join(_cell(r.earliness, ".2f") for r in reports),
     ]
     kinds = sorted({k for r in reports for k in r.default.per_kind})
     if kinds:
@@ -247,3 +260,14 @@ def format_comparison(reports: list[DetectorReport], what: str) -> str:
         "in a NAB window its first alert falls (0 = its start, 1 = its end)"
     )
     return "\n".join(rows)
+
+
+def _no_windows(reports: list[DetectorReport]) -> str:
+    """Why there are no labelled windows: none at all, or only in the part NAB does not score."""
+    earlier = max(r.default.segments for r in reports)
+    if not earlier:
+        return "no labelled anomalies there"
+    # The default figures count segments from each series' first point; NAB's windows start after
+    # its probationary part: say where the labels are, so "0/1 detected" is not left to contradict.
+    return (f"no labelled anomaly windows there ({earlier} labelled segment(s) lie in or next to NAB's "
+            "probationary first part, whose windows are not scored)")  # fmt: skip

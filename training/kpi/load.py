@@ -13,6 +13,10 @@ or numbers: epoch seconds, or epoch milliseconds when the file's largest number 
 >= 1e11. Small integers (0, 1, 2, ...) are therefore read as seconds since the epoch:
 an index at steps of 1 s. One file uses one format (decided by its first row).
 
+Labels: 1 (or 1.0, true) marks an anomalous point; 0 (or 0.0, false, an empty cell) a normal one;
+true and false in any case. Anything else (yes, 2, -1, nan) is an error that names the file, the
+row and these values: a label the loader guessed at would silently change what is evaluated.
+
 Values: a number. An empty cell or "nan" is a missing point (the row is skipped and
 counted; the grid fills it later); anything else that is not a finite number is an error
 that names the file and the row.
@@ -37,8 +41,11 @@ ALIASES = {
 }
 EPOCH_MS_FROM = 1e11  # a numeric timestamp this large is in milliseconds (1e11 s is the year 5138)
 MISSING_VALUES = {"", "nan", "NaN", "NAN", "null", "NULL", "None", "NA"}
-LABEL_TRUE = {"1", "1.0", "true", "True", "TRUE", "yes"}
-LABEL_FALSE = {"0", "0.0", "false", "False", "FALSE", "no", ""}
+# Compared lower-cased. Only what label columns are written as (0/1, pandas' 1.0 and True/False):
+# a word such as "yes" or "anomalous" is refused rather than guessed at.
+LABEL_TRUE = {"1", "1.0", "true"}
+LABEL_FALSE = {"0", "0.0", "false", ""}  # an empty cell: a point nobody marked, i.e. normal
+LABELS_ALLOWED = "1 (or 1.0, true) for an anomalous point, 0 (or 0.0, false, an empty cell) for a normal one"
 
 
 class CsvError(ValueError):
@@ -145,6 +152,9 @@ def _read_file(path: Path, data: LoadedData) -> dict[str, RawSeries]:
             if numeric is None:
                 numeric = _is_number(raw_ts)
             ts = _parse_timestamp(raw_ts, numeric, path, line)
+            # Before the missing-value skip: a bad label stops the load on every row, not only on
+            # rows that have a value.
+            label = _parse_label(row[cols["label"]].strip(), path, line) if "label" in cols else 0
             raw_v = row[cols["value"]].strip()
             if raw_v in MISSING_VALUES:
                 data.missing_values += 1
@@ -154,7 +164,7 @@ def _read_file(path: Path, data: LoadedData) -> dict[str, RawSeries]:
             a.ts.append(ts)
             a.values.append(value)
             if "label" in cols:
-                a.labels.append(_parse_label(row[cols["label"]].strip(), path, line))
+                a.labels.append(label)
             if "kind" in cols:
                 a.kinds.append(row[cols["kind"]].strip())
     out = {}
@@ -219,8 +229,12 @@ def _parse_value(text: str, path: Path, line: int) -> float:
 
 
 def _parse_label(text: str, path: Path, line: int) -> int:
-    if text in LABEL_TRUE:
+    lowered = text.lower()
+    if lowered in LABEL_TRUE:
         return 1
-    if text in LABEL_FALSE:
+    if lowered in LABEL_FALSE:
         return 0
-    raise CsvError(f"{path}, row {line}: label {text!r} is not 0 or 1 (1 = anomaly)")
+    raise CsvError(
+        f"{path}, row {line}: label {text!r} is not 0 or 1; write {LABELS_ALLOWED}, "
+        "or drop the label column to score without labels"
+    )

@@ -24,6 +24,7 @@ from schemas import (
 )
 from schemas.detect import DetectorParams, StateFile
 from schemas.repository import refuse_existing
+from schemas.timeseries import detect_interval
 from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import score_summary
 from training.core.onnx_scoring import cpu_session
@@ -34,9 +35,10 @@ from training.kpi.evaluate import (
     DetectorReport,
     evaluate,
     format_comparison,
+    nothing_to_compare,
     report,
 )
-from training.kpi.load import LoadedData, load_csv
+from training.kpi.load import LoadedData, RawSeries, load_csv
 from training.kpi.scoring import (
     RawScores,
     Scored,
@@ -87,7 +89,7 @@ class KpiEvaluation:
 
     def _comparison(self) -> str:
         ours, others = self.reports[0], [r for r in self.reports[1:] if r.name in BASELINES]
-        if not np.isfinite(ours.nab["standard"]):  # no labelled anomaly in what was evaluated
+        if nothing_to_compare(self.reports):  # the table's test, so the two lines agree
             return (f"no labelled anomalies in {self.what}: nothing to compare the detectors on (a "
                     "label column with 1 for anomalous points gives NAB scores and F1; the alerts "
                     "above are what the worker would raise)")  # fmt: skip
@@ -413,6 +415,8 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
         known = pre.series.get(key)
         if test_only and known is None:
             continue
+        if (warning := interval_warning(raw, pre)) is not None:
+            print(warning)
         try:
             series.append(prepare_series(raw, cfg, known.interval_s if known else None))
         except ValueError as exc:  # one timestamp, or one far off: skip, say why
@@ -427,6 +431,46 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     ev = evaluate_series(series, raws, pre.detector, cfg, delay, test_only, primed)
     store_reevaluation(bundle, ev.as_json())
     return manifest, ev
+
+
+# A series whose median gap is this many times the model's grid interval or more (or as many times
+# less) is not what the model learnt: the worker warns at the same ratio (worker/windows.py). Jitter
+# and a few missing points do not move a median that far.
+INTERVAL_MISMATCH_RATIO = 1.5
+
+
+def interval_warning(raw: RawSeries, pre: MetricPreprocessing) -> str | None:
+    """A warning when the series' points come at an interval clearly other than the model's grid
+    interval for it (the bundle's for a series it knows, else the bundle's grid's); else None."""
+    known = pre.series.get(raw.key)
+    model_s = known.interval_s if known else pre.interval_s
+    try:
+        observed = detect_interval(raw.timestamps)
+    except ValueError:  # one timestamp: prepare_series says why it is skipped
+        return None
+    if model_s / INTERVAL_MISMATCH_RATIO < observed < model_s * INTERVAL_MISMATCH_RATIO:
+        return None
+    if known is not None:
+        how = f"the bundle knows it at {model_s:g} s, so here, as in the worker, it is put on that grid"
+    else:
+        span = f"each window spanning {observed / model_s:.2g}x the time the model learnt"
+        how = f"here it is scored on its own grid, {span}; the worker puts it on the {model_s:g} s grid"
+    effect = regrid_effect(observed, model_s, pre.reset_gap)
+    return (f"warning: series {raw.key!r}: points every {observed:g} s (median gap), but the model learnt "
+            f"windows of {model_s:g} s points; {how} ({effect}), so expect false "
+            f"or missed alerts. Train a model on data at {observed:g} s (python -m training train "
+            "--dataset csv --data CSV-of-these-series) and serve that one for these series")  # fmt: skip
+
+
+def regrid_effect(observed_s: float, grid_s: float, reset_gap: int) -> str:
+    """What putting points of one interval on a grid of another does, in words."""
+    ratio = observed_s / grid_s
+    if ratio - 1 >= reset_gap:  # every gap restarts the window (schemas/timeseries.py)
+        return (f"gaps of {ratio - 1:.2g} slots (reset_gap {reset_gap} or more) restart the window at every "
+                "point, so none is scored")  # fmt: skip
+    if ratio > 1:
+        return f"about {ratio - 1:.2g} of every {ratio:.2g} slots filled by interpolation"
+    return f"about {1 / ratio - 1:.2g} of every {1 / ratio:.2g} points dropped as a second point in a slot"
 
 
 def primed_states(bundle: Path, pre: MetricPreprocessing) -> StateFile | None:

@@ -29,9 +29,13 @@ from worker.metrics import Metrics
 from worker.series_export import SeriesExport
 from worker.serving.registry import LoadedModel
 from worker.settings import WorkerSettings
-from worker.windows import PointOutcome, SeriesWindows, Window
+from worker.windows import IntervalMismatch, PointOutcome, SeriesWindows, Window
 
 log = logging.getLogger(__name__)
+
+# Series named in interval warnings per model version: one line each, then one line that says the
+# rest are not named, so a topic of thousands of mis-sampled series cannot flood the log.
+MAX_INTERVAL_WARNINGS = 20
 
 
 class MetricKind(RecordKind):
@@ -47,6 +51,8 @@ class MetricKind(RecordKind):
         self.max_key_bytes = settings.max_series_key_bytes
         self._reported: Counter[str] = Counter()  # the windows' running totals, as last reported
         self._evidence_failed = False
+        self._interval_warned: set[str] = set()  # series named in an interval warning (bounded)
+        self._interval_capped = False  # whether the line for the series past the cap was said
         self.export = SeriesExport(settings.export_series, settings.export_series_max, model.manifest.name)
 
     def prepare(self, message: Consumed, point: MetricPoint, record_id: str) -> Item | Held | Rejection:
@@ -126,6 +132,8 @@ class MetricKind(RecordKind):
         self.windows.prep = self.model.manifest.preprocessing  # new series start from its priors
         self.windows.primed = self.model.primed  # or from its primed states
         self._reported = previous._reported  # the totals so far were reported under the old key
+        # The same grid: a series said once is said.
+        self._interval_warned, self._interval_capped = previous._interval_warned, previous._interval_capped
         return None
 
     def keep_partitions(self, kept: set[tuple[str, int]]) -> None:
@@ -140,6 +148,7 @@ class MetricKind(RecordKind):
     def report(self, metrics: Metrics) -> None:
         """The windows' running totals into the Prometheus metrics: what changed since the last report."""
         key, store = self.model.key, self.windows
+        self.warn_intervals()
         # Made at 0 before the first eviction or reset: a dashboard shows 0, not "no data", and an
         # increase() sees the first one.
         metrics.series_evicted.labels(model=key)
@@ -160,6 +169,45 @@ class MetricKind(RecordKind):
                 metrics.series_resets.labels(model=key).inc(delta)
             else:
                 metrics.metric_points.labels(model=key, outcome=name).inc(delta)
+
+    def warn_intervals(self) -> None:
+        """Log the series the windows found at another interval than their grid's: each named once,
+        at most MAX_INTERVAL_WARNINGS of them, then one line for the rest."""
+        found, self.windows.interval_mismatches = self.windows.interval_mismatches, []
+        reset_gap = self.model.manifest.preprocessing.reset_gap
+        for m in found:
+            if m.key in self._interval_warned:
+                continue
+            if len(self._interval_warned) >= MAX_INTERVAL_WARNINGS:
+                self._say_interval_cap()
+                return
+            self._interval_warned.add(m.key)
+            log.warning("%s: %s", self.model.key, interval_warning(m, reset_gap))
+
+    def _say_interval_cap(self) -> None:
+        if self._interval_capped:
+            return
+        self._interval_capped = True
+        log.warning("%s: more series arrive at another interval than the model's grid; they are not "
+                    "named (the first %d are above)", self.model.key, MAX_INTERVAL_WARNINGS)  # fmt: skip
+
+
+def interval_warning(m: IntervalMismatch, reset_gap: int) -> str:
+    """What a series at another interval than its grid's does to its windows, and what to do."""
+    ratio = m.observed_s / m.grid_s
+    if ratio - 1 >= reset_gap:  # every gap restarts the window (worker/windows.py)
+        effect = (f"gaps of {ratio - 1:.2g} slots (reset_gap {reset_gap} or more) restart its window at "
+                  "every point, so none is scored")  # fmt: skip
+    elif ratio > 1:
+        effect = (f"about {ratio - 1:.2g} of every {ratio:.2g} slots are filled by interpolation, and each "
+                  f"window spans {ratio:.2g}x the time the model learnt")  # fmt: skip
+    else:
+        effect = (f"about {1 / ratio - 1:.2g} of every {1 / ratio:.2g} points are dropped as duplicates of "
+                  "their slot")  # fmt: skip
+    return (f"series {m.key!r}: points arrive every {m.observed_s:g} s (median gap of its first points), "
+            f"but the model's grid for it is {m.grid_s:g} s: {effect}, so expect false or missed alerts. "
+            f"Train a model on data at {m.observed_s:g} s (python -m training train --dataset csv --data "
+            "<a CSV of these series>) and serve that one for these series")  # fmt: skip
 
 
 # Every other preprocessing field makes a window mean something else; a field added later counts
