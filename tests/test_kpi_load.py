@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +174,67 @@ def test_a_few_duplicate_slots_are_counted_and_said_not_hidden(tmp_path: Path) -
     assert [s.key for s in prepare_all(data, cfg, log=said.append)] == ["x"]
     assert said == ["warning: 1 of 201 points (0.5%) were dropped as a second point in their grid slot "
                     "(most in series 'x': 1)"]  # fmt: skip
+
+
+# --- NAB's layout: data/<category>/<file>.csv, labels in a JSON file beside ------------------------
+
+
+def nab_tree(root: Path) -> Path:
+    """Two categories of timestamp,value files, as NAB lays its data out (5-minute points)."""
+    rows = "\n".join(f"2014-04-01 {h:02d}:{m:02d}:00,{h * 60 + m}" for h in range(3) for m in range(0, 60, 5))
+    for name in ("realKnownCause/machine_temp.csv", "artificialWithAnomaly/art_flat.csv"):
+        (root / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        write(root / "data" / name, f"timestamp,value\n{rows}\n")
+    return root / "data"
+
+
+def test_a_folder_of_folders_names_each_series_by_its_file_below_it(tmp_path: Path) -> None:
+    data = load_csv(nab_tree(tmp_path))
+    assert sorted(data.series) == ["artificialWithAnomaly/art_flat", "realKnownCause/machine_temp"]
+    assert not data.has_labels
+
+
+def test_nab_windows_label_every_point_inside_them_ends_included(tmp_path: Path) -> None:
+    window = ["2014-04-01 01:00:00.000000", "2014-04-01 01:20:00.000000"]
+    windows = {"realKnownCause/machine_temp.csv": [window], "artificialWithAnomaly/art_flat.csv": []}
+    labels = write(tmp_path / "combined_windows.json", json.dumps(windows))
+    data = load_csv(nab_tree(tmp_path), labels)
+    temp = data.series["realKnownCause/machine_temp"]
+    assert temp.labels.sum() == 5  # 01:00, :05, :10, :15, :20
+    assert temp.values[temp.labels == 1].tolist() == [60, 65, 70, 75, 80]
+    assert data.series["artificialWithAnomaly/art_flat"].labels.sum() == 0  # named, no window: all normal
+
+
+def test_nab_point_labels_and_a_folder_given_one_level_down(tmp_path: Path, capsys) -> None:
+    points = {"realKnownCause/machine_temp.csv": ["2014-04-01 02:30:00"]}
+    labels = write(tmp_path / "combined_labels.json", json.dumps(points))
+    data = load_csv(nab_tree(tmp_path) / "realKnownCause", labels)  # its series: "machine_temp"
+    marked = data.series["machine_temp"].labels
+    assert marked.tolist().index(1) == 30 and marked.sum() == 1  # 02:30, the 31st point
+    nab_tree(tmp_path)
+    load_csv(tmp_path / "data", labels)
+    assert "labels 1 of the 2 series" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"other/file.csv": []}', "labels none of the 2 series (its entries name files such as 'other/fi"),
+        ("[1, 2]", "a label file is a JSON object"),
+        ("{", "not a readable JSON label file"),
+        ('{"realKnownCause/machine_temp.csv": [["soon", "later"]]}', "time 'soon' in the entry of"),
+    ],
+)
+def test_a_label_file_that_does_not_fit_says_why(tmp_path: Path, content: str, message: str) -> None:
+    labels = write(tmp_path / "labels.json", content)
+    with pytest.raises(CsvError, match=re.escape(message)):
+        load_csv(nab_tree(tmp_path), labels)
+
+
+def test_a_series_labelled_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    rows = "2014-04-01 00:00:00,1,0\n2014-04-01 00:05:00,2,1\n"
+    csv = write(tmp_path / "data" / "s.csv", f"timestamp,value,label\n{rows}")
+    labels = write(tmp_path / "l.json", '{"s.csv": []}')
+    with pytest.raises(CsvError, match=r"has a label column, and .* labels series 's' too; use one"):
+        load_csv(csv.parent, labels)

@@ -117,7 +117,7 @@ def evaluate(argv: list[str]) -> int:
     if json.loads((bundle / MANIFEST_FILE).read_text()).get("kind") == "metric":
         from training.kpi.pipeline import evaluate_kpi_bundle
 
-        manifest, kev = evaluate_kpi_bundle(bundle, settings.data)
+        manifest, kev = evaluate_kpi_bundle(bundle, settings.data, settings.labels)
         print(f"{manifest.name} version {manifest.version}, scored by onnxruntime as the worker scores:\n")
         print(kev.table())
         print(f"\n{kev.verdict()}")

@@ -127,6 +127,12 @@ class KpiTrainSettings(TrainSettings):
         "per-series CSV files timestamp,value[,label] (series name = file name); labels are used "
         "for evaluation only",
     )
+    labels: Path | None = Field(
+        None,
+        description="a JSON label file in NAB's layout for --data's series (combined_windows.json: "
+        '{"<folder>/<file>.csv": [[start, end], ...]}, or combined_labels.json: times), for series without '
+        "a label column; evaluation only",
+    )
     window: int = Field(32, ge=4, le=10_000, description="W: points per window the model sees")
     hidden: str = Field("100,100", description="hidden layer widths of the dense encoder (and decoder)")
     score_points: int = Field(
@@ -265,6 +271,11 @@ class EvaluateSettings(BaseSettings):
     data_dir: Path = Field(BUNDLED_DIR, description="image bundles: folder with the four MNIST IDX .gz files")
     data: Path | None = Field(
         None, description="metric bundles: the CSV to score (default: the one the manifest names)"
+    )
+    labels: Path | None = Field(
+        None,
+        description="metric bundles: a JSON label file in NAB's layout for --data's series "
+        "(combined_windows.json or combined_labels.json: see python -m training train --dataset csv --help)",
     )
 
 

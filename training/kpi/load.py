@@ -25,6 +25,7 @@ that names the file and the row.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,26 +81,97 @@ class LoadedData:
         return any(s.kinds is not None for s in self.series.values())
 
 
-def load_csv(path: Path) -> LoadedData:
-    """A long CSV file, or a folder whose *.csv files each hold one series (or several, long format)."""
+def load_csv(path: Path, labels: Path | None = None) -> LoadedData:
+    """A long CSV file, or a folder whose *.csv files (in subfolders too) each hold one series (or
+    several, long format); `labels`: a NAB-style label file for series without a label column."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        # In subfolders too (NAB's data/<category>/<file>.csv); a file's series is named by its path
+        # below the folder, without .csv ("realKnownCause/nyc_taxi"; a file at the top: its stem).
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".csv" and p.is_file())
         if not files:
-            raise CsvError(f"{path}: no *.csv files in this folder; pass a CSV file or a folder of them")
+            raise CsvError(f"{path}: no *.csv files in this folder or its subfolders; pass a CSV file or a "
+                           "folder of them")  # fmt: skip
     elif path.is_file():
         files = [path]
     else:
         raise CsvError(f"{path}: no such file or folder; pass a long CSV file or a folder of per-series CSVs")
     data = LoadedData(series={}, files=[str(f) for f in files])
     for f in files:
-        for key, s in _read_file(f, data).items():
+        name = f.relative_to(path).with_suffix("").as_posix() if path.is_dir() else None
+        for key, s in _read_file(f, data, name).items():
             if key in data.series:
                 raise CsvError(f"{f}: series {key!r} also appears in {data.series[key].source}; rename one")
             data.series[key] = s
     if not data.series:
         raise CsvError(f"{path}: no data rows")
+    if labels is not None:
+        label_from_file(data, Path(labels))
     return data
+
+
+def label_from_file(data: LoadedData, path: Path) -> None:
+    """Label the series from a JSON file in NAB's layout, keyed by each series' file below the data
+    folder ("realKnownCause/nyc_taxi.csv"; the file name alone where that is unique):
+
+    - combined_windows.json: {"<file>.csv": [[start, end], ...]}: every point in a window is anomalous;
+    - combined_labels.json: {"<file>.csv": [timestamp, ...]}: those points are.
+
+    Times as in a CSV (ISO 8601, no offset = UTC). Series it does not name keep their own labels or
+    none; a series with a label column of its own and an entry here is an error (which to believe?)."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CsvError(f"{path}: not a readable JSON label file: {exc}") from None
+    if not isinstance(entries, dict):
+        raise CsvError(f"{path}: a label file is a JSON object {{\"<file>.csv\": [[start, end], ...]}}")
+    named = {str(k).removesuffix(".csv"): v for k, v in entries.items()}
+    tails: dict[str, list[str]] = {}  # "nyc_taxi" -> the entries whose file is named so
+    for k in named:
+        tails.setdefault(k.rsplit("/", 1)[-1], []).append(k)
+    matched = 0
+    for key, s in data.series.items():
+        found = named.get(key)
+        if found is None and len(tails.get(key.rsplit("/", 1)[-1], [])) == 1:
+            found = named[tails[key.rsplit("/", 1)[-1]][0]]
+        if found is None:
+            continue
+        if s.labels is not None:
+            raise CsvError(f"{s.source} has a label column, and {path} labels series {key!r} too; use one")
+        s.labels = _labels_of(found, s.timestamps, path, key)
+        matched += 1
+    if not matched:
+        raise CsvError(f"{path} labels none of the {len(data.series)} series (its entries name files such as "
+                       f"{next(iter(entries), 'none')!r}; the series are named such as "
+                       f"{next(iter(data.series))!r}, by their file below the data folder)")  # fmt: skip
+    if matched < len(data.series):
+        print(f"warning: {path} labels {matched} of the {len(data.series)} series; the others have no "
+              "labels of their own there")  # fmt: skip
+
+
+def _labels_of(marks: object, ts: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Per-point labels of a series from its entry: windows [start, end] (ends included) or times."""
+    if not isinstance(marks, list):
+        raise CsvError(f"{path}: the entry of {key!r} is not a list of windows or times")
+    labels = np.zeros(len(ts), dtype=np.int8)
+    for mark in marks:
+        if isinstance(mark, list) and len(mark) == 2:
+            start, end = (_label_time(t, path, key) for t in mark)
+            labels[(ts >= start) & (ts <= end)] = 1
+        elif isinstance(mark, str | int | float):
+            labels[np.abs(ts - _label_time(mark, path, key)) < 0.5] = 1
+        else:
+            raise CsvError(f"{path}: {mark!r} in the entry of {key!r} is neither [start, end] nor a time")
+    return labels
+
+
+def _label_time(text: object, path: Path, key: str) -> float:
+    try:
+        return _parse_timestamp(str(text), isinstance(text, int | float), path, 0)
+    except CsvError:
+        raise CsvError(
+            f"{path}: time {text!r} in the entry of {key!r} is not ISO 8601 or epoch seconds"
+        ) from None
 
 
 def _columns(header: list[str], path: Path) -> dict[str, int]:
@@ -127,7 +199,8 @@ class _Accumulator:
         self.kinds: list[str] = []
 
 
-def _read_file(path: Path, data: LoadedData) -> dict[str, RawSeries]:
+def _read_file(path: Path, data: LoadedData, name: str | None = None) -> dict[str, RawSeries]:
+    """The series of one file; `name`: a one-series file's series name (default: the file's stem)."""
     with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -145,7 +218,7 @@ def _read_file(path: Path, data: LoadedData) -> dict[str, RawSeries]:
                 continue
             if len(row) <= max(cols.values()):
                 raise CsvError(f"{path}, row {line}: {len(row)} fields but the header has {len(header)}")
-            key = row[cols["series"]].strip() if "series" in cols else path.stem
+            key = row[cols["series"]].strip() if "series" in cols else name or path.stem
             if not key:
                 raise CsvError(f"{path}, row {line}: empty series name")
             raw_ts = row[cols["timestamp"]].strip()

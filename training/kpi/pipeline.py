@@ -218,7 +218,7 @@ def train_kpi_bundle(s: KpiTrainSettings) -> KpiBundle:
     out = s.out_dir()
     refuse_existing(out)  # before training, not after
     t0 = time.monotonic()
-    data = load_csv(s.data)
+    data = load_csv(s.data, s.labels)
     series = prepare_all(data, cfg, max_duplicates=s.max_duplicate_percent / 100)
     train = training_windows(series, cfg, "train")
     val = training_windows(series, cfg, "val")
@@ -357,6 +357,7 @@ def build_manifest(
         training={
             "dataset": "csv",
             "data": str(Path(s.data).resolve()),
+            **({"labels": str(Path(s.labels).resolve())} if s.labels else {}),
             "files": len(data.files),
             "series": len(series),
             "series_skipped": len(data.series) - len(series),
@@ -390,7 +391,9 @@ def build_manifest(
 
 
 
-def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelManifest, KpiEvaluation]:
+def evaluate_kpi_bundle(
+    bundle: Path, data: Path | None = None, labels: Path | None = None
+) -> tuple[ModelManifest, KpiEvaluation]:
     """Re-score a metric bundle with onnxruntime, through the worker's detector, beside the classic ones.
 
     Without `data`: the CSV the manifest names, on the test parts of the bundle's series (the
@@ -403,7 +406,9 @@ def evaluate_kpi_bundle(bundle: Path, data: Path | None = None) -> tuple[ModelMa
     if not isinstance(pre, MetricPreprocessing):
         raise ValueError(f"{bundle} is an {manifest.kind} bundle; evaluate --data needs a metric bundle")
     test_only = data is None
-    loaded = load_csv(Path(data or str(manifest.training["data"])))
+    if data is None:  # the training data, labelled as it was
+        labels = manifest.training.get("labels")
+    loaded = load_csv(Path(data or str(manifest.training["data"])), Path(labels) if labels else None)
     if test_only:
         train, val, _ = manifest.training["split"]  # type: ignore[misc]
         fractions = float(train), float(val)  # type: ignore[arg-type]
@@ -505,5 +510,5 @@ def benchmark_kpi(s: BenchmarkSettings) -> tuple[KpiBundle, KpiEvaluation]:
         trained = train_kpi_bundle(s.model_copy(update={"data": learn, "out": out}))
     finally:
         learn.unlink(missing_ok=True)
-    _, ev = evaluate_kpi_bundle(out, s.data)
+    _, ev = evaluate_kpi_bundle(out, s.data, s.labels)
     return trained, ev
