@@ -238,3 +238,9 @@ def test_a_series_labelled_twice_is_refused(tmp_path: Path) -> None:
     labels = write(tmp_path / "l.json", '{"s.csv": []}')
     with pytest.raises(CsvError, match=r"has a label column, and .* labels series 's' too; use one"):
         load_csv(csv.parent, labels)
+
+
+def test_a_file_with_another_separator_is_told_to_use_commas(tmp_path: Path) -> None:
+    semi = write(tmp_path / "s.csv", "timestamp;value\n2014-04-01 00:00:00;1\n")
+    with pytest.raises(CsvError, match="separate its columns with ';': use commas"):
+        load_csv(semi)

@@ -184,9 +184,12 @@ def _columns(header: list[str], path: Path) -> dict[str, int]:
                 break
     for role in ("timestamp", "value"):
         if role not in found:
+            # A file of another separator reads as one column holding the whole header.
+            other = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
+            hint = f"; the file seems to separate its columns with {other!r}: use commas" if other else ""
             raise CsvError(
                 f"{path}: no {role} column in the header {header}; "
-                f"name one of: {', '.join(ALIASES[role])} (case-insensitive)"
+                f"name one of: {', '.join(ALIASES[role])} (case-insensitive){hint}"
             )
     return found
 
