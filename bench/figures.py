@@ -77,7 +77,7 @@ class Figures:
             worse = -change if now.higher_is_better else change
             mark = "   DROP" if worse > DROP else ""
             machines = _speeds(now, before)
-            if machines is not None and abs(machines - 1) > DROP and not now.relative:
+            if worse > DROP and machines is not None and abs(machines - 1) > DROP and not now.relative:
                 mark = f"   (not marked: a machine {machines:.2f} x as fast as the baseline's)"
             lines.append(f"{line}   was {_value(before)}, {change:+.0%}{mark}")
         return lines

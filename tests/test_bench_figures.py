@@ -86,4 +86,4 @@ def test_the_speed_is_kept_with_each_figure_a_partial_run_saves(tmp_path: Path) 
 def test_the_machines_python_speed_is_measured() -> None:
     from bench.machine import python_speed
 
-    assert python_speed(steps=20_000, runs=2) > 0
+    assert 0.01 < python_speed(steps=20_000, runs=2) < 10_000  # M steps/s: some machine's, not a fluke

@@ -244,3 +244,14 @@ def test_a_file_with_another_separator_is_told_to_use_commas(tmp_path: Path) -> 
     semi = write(tmp_path / "s.csv", "timestamp;value\n2014-04-01 00:00:00;1\n")
     with pytest.raises(CsvError, match="separate its columns with ';': use commas"):
         load_csv(semi)
+
+
+def test_a_file_name_in_two_folders_takes_only_its_own_entry(tmp_path: Path) -> None:
+    rows = "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n"
+    for folder in ("A", "B"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        write(tmp_path / "data" / folder / "x.csv", rows)
+    labels = write(tmp_path / "l.json", '{"B/x.csv": [["2014-04-01 00:05:00", "2014-04-01 00:05:00"]]}')
+    data = load_csv(tmp_path / "data", labels)
+    assert data.series["B/x"].labels.tolist() == [0, 1]
+    assert data.series["A/x"].labels is None  # not B/x's windows by its file name

@@ -136,8 +136,9 @@ def test_series_at_another_interval_than_the_grid_are_logged_once_each_and_the_l
     assert len(lines) == MAX_INTERVAL_WARNINGS + 1  # one per series named, one for the rest
     assert lines[0] == (
         "kpi-test:1: series 's0': points arrive every 300 s (median gap of its first points), but the "
-        "model's grid for it is 60 s: about 4 of every 5 slots are filled by interpolation, and each "
-        "window spans 5x the time the model learnt, so expect false or missed alerts. Train a model on "
+        "model's grid for it is 60 s: about 4 of every 5 slots are filled by interpolation, so each "
+        "window holds about 1/5 of the real points the model learnt from, so expect false or missed "
+        "alerts. Train a model on "
         "data at 300 s (python -m training train --dataset csv --data <a CSV of these series>) and serve "
         "that one for these series"
     )

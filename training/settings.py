@@ -124,8 +124,8 @@ class KpiTrainSettings(TrainSettings):
     data: Path | None = Field(
         None,
         description="a long CSV file series,timestamp,value[,label[,kind]] or a folder of "
-        "per-series CSV files timestamp,value[,label] (series name = file name); labels are used "
-        "for evaluation only",
+        "per-series CSV files timestamp,value[,label], subfolders included (series name = the file's "
+        "path below the folder, without .csv); labels are used for evaluation only",
     )
     labels: Path | None = Field(
         None,

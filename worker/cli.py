@@ -84,11 +84,11 @@ def run(s: WorkerSettings) -> int:
     except StopDuringStartup as exc:
         log.info("%s while starting: stopped before consuming anything", exc)
         return 0
+    install_signals(worker)  # at once: from here a stop is the worker's own (the freeze below takes a while)
     interval_ms = gil_switch_interval_ms(s.gil_switch_interval_ms, {m.manifest.kind for m in worker.models})
     sys.setswitchinterval(interval_ms / 1000)
     log.info("GIL switch interval %g ms", interval_ms)
     freeze_startup_objects()
-    install_signals(worker)
     log.info("consuming %s as group %s; alerts to %s", ",".join(s.topics), s.group_id, s.alerts_topic)
     worker.run()
     if worker.committed_at_stop:

@@ -22,8 +22,9 @@ What a point does (same rules as schemas/timeseries.py applies to a CSV in train
 A series' first INTERVAL_GAPS gaps between timestamps are checked against its grid interval: a
 median gap 1.5 times the grid interval or more (or 1.5 times less) means its points are put on a
 grid of another interval than they come at (a 5-minute series on a 1-minute model's grid: four
-of five slots interpolated, each window a fifth of the time the model learnt). Such a series is
-recorded once in `interval_mismatches`, which the metric kind logs, then never checked again.
+of five slots interpolated, each window holding a fifth of the real points the model learnt
+from). Such a series is recorded once in `interval_mismatches`, which the metric kind logs, then
+never checked again.
 
 Each full window is scaled by its own past (schemas/detect/), so nothing about a series is
 fixed at training time but its grid interval. Beside the ring row, each series keeps its
@@ -239,7 +240,7 @@ class SeriesWindows:
         """Note the gap since the series' last timestamp; after INTERVAL_GAPS of them, judge once."""
         if s.last_ts is not None and ts_s > s.last_ts:  # a redelivery (0) or a late point is no gap
             s.gaps.append(ts_s - s.last_ts)
-        s.last_ts = ts_s
+        s.last_ts = ts_s if s.last_ts is None else max(s.last_ts, ts_s)  # from the latest, not a late one
         if len(s.gaps) < INTERVAL_GAPS:
             return
         observed = interval_mismatch(s.gaps, s.interval_s)

@@ -42,7 +42,7 @@ PUBLISHED_PROTOCOL = ((1, 4), (5,), (28, 28))
 
 def on_published_protocol(normal: tuple[int, ...], anomaly: tuple[int, ...], shape: tuple[int, ...]) -> bool:
     """Whether the published result and this project's bar apply (not to a user's own images or labels)."""
-    return (tuple(normal), tuple(anomaly), tuple(shape)) == PUBLISHED_PROTOCOL
+    return (tuple(sorted(normal)), tuple(sorted(anomaly)), tuple(shape)) == PUBLISHED_PROTOCOL
 
 
 def detection_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, object]:
@@ -124,7 +124,8 @@ def meets_targets(metrics: dict[str, object]) -> bool:
 def verdict(metrics: dict[str, object], published: bool, anomaly: tuple[int, ...]) -> str:
     """The line under the table: the bar on the published protocol; else what was and was not measured."""
     if not detects(metrics):
-        return (f"no test images of the --anomaly label(s) {list(anomaly)} in the data: detection is not "
+        return (f"no images (training or test) of the --anomaly label(s) {list(anomaly)} in the data: "
+                "detection is not "
                 "measured, only the false-alarm rate on normal images at the calibrated threshold (give "
                 "--anomaly labels your images have to measure it)")  # fmt: skip
     if published:

@@ -132,8 +132,8 @@ def label_from_file(data: LoadedData, path: Path) -> None:
     matched = 0
     for key, s in data.series.items():
         found = named.get(key)
-        if found is None and len(tails.get(key.rsplit("/", 1)[-1], [])) == 1:
-            found = named[tails[key.rsplit("/", 1)[-1]][0]]
+        if found is None and "/" not in key and len(tails.get(key, [])) == 1:  # a folder one level down
+            found = named[tails[key][0]]
         if found is None:
             continue
         if s.labels is not None:

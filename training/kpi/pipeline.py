@@ -406,7 +406,7 @@ def evaluate_kpi_bundle(
     if not isinstance(pre, MetricPreprocessing):
         raise ValueError(f"{bundle} is an {manifest.kind} bundle; evaluate --data needs a metric bundle")
     test_only = data is None
-    if data is None:  # the training data, labelled as it was
+    if data is None and labels is None:  # the training data, labelled as it was
         labels = manifest.training.get("labels")
     loaded = load_csv(Path(data or str(manifest.training["data"])), Path(labels) if labels else None)
     if test_only:

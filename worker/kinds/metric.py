@@ -33,8 +33,8 @@ from worker.windows import IntervalMismatch, PointOutcome, SeriesWindows, Window
 
 log = logging.getLogger(__name__)
 
-# Series named in interval warnings per model version: one line each, then one line that says the
-# rest are not named, so a topic of thousands of mis-sampled series cannot flood the log.
+# Series named in interval warnings per model (its versions share the count): one line each, then one
+# line that says the rest are not named, so a topic of thousands of mis-sampled series cannot flood the log.
 MAX_INTERVAL_WARNINGS = 20
 
 
@@ -199,8 +199,8 @@ def interval_warning(m: IntervalMismatch, reset_gap: int) -> str:
         effect = (f"gaps of {ratio - 1:.2g} slots (reset_gap {reset_gap} or more) restart its window at "
                   "every point, so none is scored")  # fmt: skip
     elif ratio > 1:
-        effect = (f"about {ratio - 1:.2g} of every {ratio:.2g} slots are filled by interpolation, and each "
-                  f"window spans {ratio:.2g}x the time the model learnt")  # fmt: skip
+        effect = (f"about {ratio - 1:.2g} of every {ratio:.2g} slots are filled by interpolation, so each "
+                  f"window holds about 1/{ratio:.2g} of the real points the model learnt from")  # fmt: skip
     else:
         effect = (f"about {1 / ratio - 1:.2g} of every {1 / ratio:.2g} points are dropped as duplicates of "
                   "their slot")  # fmt: skip
