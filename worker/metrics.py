@@ -109,7 +109,6 @@ class Metrics(NamedTuple):
     series_active: Gauge
     series_warming: Gauge
     series_evicted: Counter
-    series_interval_mismatched: Counter
     series_resets: Counter
     series_value: Gauge
     series_expected: Gauge
@@ -240,13 +239,6 @@ class Metrics(NamedTuple):
             series_evicted=Counter(
                 p + "series_evicted_total",
                 "Series evicted to stay within --max-series (least recently updated first)",
-                ["model"],
-                registry=registry,
-            ),
-            series_interval_mismatched=Counter(
-                p + "series_interval_mismatched_total",
-                "Series whose first points came at another interval than the model's grid for them (each "
-                "is logged once, at most 20 named per model): worker/windows.py",
                 ["model"],
                 registry=registry,
             ),

@@ -153,12 +153,11 @@ class MetricKind(RecordKind):
         # increase() sees the first one.
         metrics.series_evicted.labels(model=key)
         metrics.series_resets.labels(model=key)
-        metrics.series_interval_mismatched.labels(model=key)
         metrics.series_active.labels(model=key).set(len(store))
         metrics.series_warming.labels(model=key).set(store.warming)
         self.after_publish(metrics)
         now = Counter({o.value: n for o, n in store.outcomes.items()})
-        now.update(evicted=store.evicted, resets=store.resets, mismatched=store.interval_mismatched)
+        now.update(evicted=store.evicted, resets=store.resets)
         before, self._reported = self._reported, now
         for name, total in now.items():
             delta = total - before[name]
@@ -168,8 +167,6 @@ class MetricKind(RecordKind):
                 metrics.series_evicted.labels(model=key).inc(delta)
             elif name == "resets":
                 metrics.series_resets.labels(model=key).inc(delta)
-            elif name == "mismatched":
-                metrics.series_interval_mismatched.labels(model=key).inc(delta)
             else:
                 metrics.metric_points.labels(model=key, outcome=name).inc(delta)
 

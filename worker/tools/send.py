@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -60,8 +61,7 @@ def records(s: SendSettings, warn=print_warning) -> Iterator[tuple[bytes | None,
     """(key, value) of every record the file holds, in the order they are sent. The file is opened (a
     .jsonl) or read (a CSV) here, before anything is sent, so a file that cannot be read says so first."""
     if s.file.suffix.lower() == ".jsonl":
-        s.file.open("rb").close()  # unreadable: said now; read (and closed) as it is sent
-        return _lines(s.file)
+        return _lines(s.file.open("rb"))
     from training.kpi.load import load_csv  # numpy only: no torch
 
     data = load_csv(s.file)
@@ -81,8 +81,8 @@ def unread_columns(path: str, names: list[str]) -> str:
             "metric points with \"labels\" (docs/wire-format.md#input-metric-point)")  # fmt: skip
 
 
-def _lines(path: Path) -> Iterator[tuple[bytes | None, bytes]]:
-    with path.open("rb") as fh:
+def _lines(fh: BinaryIO) -> Iterator[tuple[bytes | None, bytes]]:
+    with fh:
         for line in fh:
             line = line.strip()
             if line:
