@@ -45,6 +45,17 @@ def detect_interval(timestamps_s: np.ndarray) -> float:
     return float(round(estimate)) if estimate >= 10 else estimate
 
 
+# A series whose median gap is this many times its grid interval or more (or as many times less) comes
+# at another interval than the grid's: jitter and a few missing points never move a median that far,
+# a 2x coarser series always does. The worker (worker/windows.py) and training's evaluate warn by it.
+OFF_GRID_RATIO = 1.5
+
+
+def off_grid(observed_s: float, grid_s: float) -> bool:
+    """Whether points `observed_s` apart (a median gap) come at another interval than `grid_s`."""
+    return not grid_s / OFF_GRID_RATIO < observed_s < grid_s * OFF_GRID_RATIO
+
+
 def slot_of(timestamp_s: float | np.ndarray, interval_s: float) -> int | np.ndarray:
     """Grid slot(s) of timestamp(s): round(t / interval), halves to even, anchored at the Unix epoch.
 

@@ -50,14 +50,11 @@ import numpy as np
 
 from schemas.detect import StateFile, StateMatrices, bytes_per_row
 from schemas.manifest import MetricPreprocessing
-from schemas.timeseries import interpolate_gap, slot_of
+from schemas.timeseries import interpolate_gap, off_grid, slot_of
 
 # Gaps judged per series: enough that a median shrugs off jitter and a few missing or late points
 # (up to 7 of 16 gaps may be off), few enough that the list is gone after a series' first points.
 INTERVAL_GAPS = 16
-# A median gap this many times the grid interval, or this many times less, is another interval:
-# jitter and the odd missing point never move the median that far, a 2x coarser series always does.
-INTERVAL_MISMATCH_RATIO = 1.5
 # Mismatches held until the metric kind logs them (once per poll): a bound for a store nobody drains.
 MAX_PENDING_MISMATCHES = 100
 
@@ -93,9 +90,7 @@ class IntervalMismatch:
 def interval_mismatch(gaps: list[float], grid_s: float) -> float | None:
     """The median of `gaps` (seconds) where it is clearly another interval than `grid_s`, else None."""
     observed = float(np.median(gaps))
-    if grid_s / INTERVAL_MISMATCH_RATIO < observed < grid_s * INTERVAL_MISMATCH_RATIO:
-        return None
-    return observed
+    return observed if off_grid(observed, grid_s) else None
 
 
 @dataclass(frozen=True, slots=True)

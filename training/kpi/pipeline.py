@@ -24,7 +24,7 @@ from schemas import (
 )
 from schemas.detect import DetectorParams, StateFile
 from schemas.repository import refuse_existing
-from schemas.timeseries import detect_interval
+from schemas.timeseries import detect_interval, off_grid
 from training.core.bundle import new_manifest, read_manifest, store_reevaluation
 from training.core.calibrate import score_summary
 from training.core.onnx_scoring import cpu_session
@@ -438,12 +438,6 @@ def evaluate_kpi_bundle(
     return manifest, ev
 
 
-# A series whose median gap is this many times the model's grid interval or more (or as many times
-# less) is not what the model learnt: the worker warns at the same ratio (worker/windows.py). Jitter
-# and a few missing points do not move a median that far.
-INTERVAL_MISMATCH_RATIO = 1.5
-
-
 def interval_warning(raw: RawSeries, pre: MetricPreprocessing) -> str | None:
     """A warning when the series' points come at an interval clearly other than the model's grid
     interval for it (the bundle's for a series it knows, else the bundle's grid's); else None."""
@@ -453,7 +447,7 @@ def interval_warning(raw: RawSeries, pre: MetricPreprocessing) -> str | None:
         observed = detect_interval(raw.timestamps)
     except ValueError:  # one timestamp: prepare_series says why it is skipped
         return None
-    if model_s / INTERVAL_MISMATCH_RATIO < observed < model_s * INTERVAL_MISMATCH_RATIO:
+    if not off_grid(observed, model_s):  # the worker's rule too (worker/windows.py)
         return None
     if known is not None:
         how = f"the bundle knows it at {model_s:g} s, so here, as in the worker, it is put on that grid"
